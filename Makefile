@@ -1,0 +1,42 @@
+# commerce-mesh: one target per job. `make run` and `make test` set everything up.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt package.json 2>/dev/null | md5sum | cut -c1-8)
+
+.PHONY: setup gen lint test run bench envoy-config clean-data
+
+$(STAMP): requirements.txt package.json
+	@echo "==> creating $(VENV) and installing pinned dependencies (first run takes a minute)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	@$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	@printf '%s\n%s\n' "$(CURDIR)" "$(CURDIR)/gen/python" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/commerce_mesh.pth"
+	@if command -v npm >/dev/null; then echo "==> installing buf (npm)"; npm install --silent --no-audit --no-fund >/dev/null; fi
+	@rm -f $(VENV)/.installed-*; touch $(STAMP)
+
+setup: $(STAMP)
+
+gen: $(STAMP)  ## regenerate gen/ from proto/
+	$(PY) scripts/gen_protos.py
+
+lint: $(STAMP)  ## ruff, mypy --strict, buf lint
+	$(VENV)/bin/ruff check services tests scripts bench
+	$(VENV)/bin/mypy services
+	npx --no-install buf lint "gen/descriptor/commerce.pb#format=binpb" --config proto/buf.yaml --path commerce
+
+test: $(STAMP)  ## the whole suite: starts its own PostgreSQL, NATS and Envoy
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+run: $(STAMP)  ## the whole mesh on this machine, with a demo tenant
+	$(PY) -m services.devmesh run
+
+bench: $(STAMP)  ## benchmarks (figures, not pass/fail)
+	$(PY) -m bench
+
+envoy-config: $(STAMP)  ## render envoy/envoy.yaml from the settings
+	$(PY) -m services.edge.render --out envoy/envoy.yaml
+
+clean-data:  ## forget the local PostgreSQL/NATS data of `make run`
+	rm -rf .data
