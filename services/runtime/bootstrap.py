@@ -1,0 +1,31 @@
+"""Wiring shared by the services' ``build()``: their database (created and
+migrated for every existing tenant) and a token verifier fed by the tenant
+service's JWKS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import structlog
+
+from services.runtime.db import Database, ensure_database
+from services.runtime.jwks_client import remote_jwks
+from services.runtime.migrations import upgrade_all
+from services.runtime.settings import Settings
+from services.runtime.tokens import KeySet, TokenVerifier
+
+log = structlog.get_logger("commerce.bootstrap")
+
+
+async def open_database(settings: Settings, service: str, script_location: Path) -> Database:
+    name = settings.database_name(service)
+    await ensure_database(settings.database_url, name)
+    db = Database(settings.database_url, name, settings.db_pool_size)
+    migrated = await upgrade_all(db, script_location)
+    log.info("database ready", database=name, tenant_schemas=migrated)
+    return db
+
+
+def remote_verifier(settings: Settings) -> TokenVerifier:
+    keys = KeySet(remote_jwks(settings.address_of("tenant")), settings.jwks_refresh_seconds)
+    return TokenVerifier(keys, settings.jwt_issuer, settings.jwt_audience)

@@ -1,0 +1,163 @@
+"""The one server interceptor every service runs: establishes who is calling
+(from the bearer token), enforces the method's declared access rule, maps
+domain errors to gRPC status with google.rpc details, and records metrics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+import grpc
+import structlog
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from prometheus_client import Counter, Histogram
+
+from services.runtime.access import AccessRule
+from services.runtime.context import ANONYMOUS, Caller, reset_caller, set_caller
+from services.runtime.errors import DomainError, InvalidArgument, PermissionDenied, Unauthenticated
+from services.runtime.tokens import TokenVerifier
+
+log = structlog.get_logger("commerce.rpc")
+ERROR_DOMAIN = "commerce-mesh"
+# Methods outside commerce.* (health, reflection) carry no access rule and need no token.
+_OPEN_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
+
+RPCS = Counter("commerce_rpc_total", "RPCs handled", ["method", "code"])
+LATENCY = Histogram("commerce_rpc_seconds", "RPC handling time", ["method"],
+                    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+
+
+def status_for(error: DomainError) -> status_pb2.Status:
+    code = getattr(code_pb2, error.code, code_pb2.UNKNOWN)
+    details = []
+    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata)
+    packed = any_pb2.Any()
+    packed.Pack(info)
+    details.append(packed)
+    if isinstance(error, InvalidArgument):
+        bad = error_details_pb2.BadRequest(field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+            for v in error.violations
+        ])
+        packed_bad = any_pb2.Any()
+        packed_bad.Pack(bad)
+        details.append(packed_bad)
+    return status_pb2.Status(code=code, message=error.message, details=details)
+
+
+async def abort_with(context: grpc.aio.ServicerContext[Any, Any], error: DomainError) -> None:
+    status = status_for(error)
+    await context.abort(
+        grpc.StatusCode[error.code],
+        status.message,
+        trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
+    )
+
+
+def _bearer(metadata: Mapping[str, str]) -> str | None:
+    value = metadata.get("authorization")
+    if value is None:
+        return None
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("authorization must be 'Bearer <token>'", reason="MALFORMED_TOKEN")
+    return token.strip()
+
+
+class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    def __init__(self, verifier: TokenVerifier, rules: Mapping[str, AccessRule]) -> None:
+        self._verifier = verifier
+        self._rules = rules
+
+    async def _caller(self, context: grpc.aio.ServicerContext[Any, Any], method: str) -> Caller:
+        metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+        token = _bearer(metadata)
+        rule = self._rules.get(method)
+        if rule is None:
+            raise PermissionDenied(f"{method} declares no access rule", reason="NO_ACCESS_RULE")
+        if token is None:
+            if rule.anonymous:
+                return ANONYMOUS
+            raise Unauthenticated("this call needs a bearer token", reason="TOKEN_REQUIRED")
+        caller = await self._verifier.verify(token, metadata.get("x-tenant-id") or None)
+        if not rule.allows(caller.roles) and not rule.anonymous:
+            raise PermissionDenied("your role may not make this call", reason="ROLE_NOT_ALLOWED",
+                                   metadata={"method": method})
+        return caller
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        method: str = details.method
+        if handler is None or method.startswith(_OPEN_PREFIXES):
+            return handler
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(handler.unary_unary, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(handler.unary_stream, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    def _wrap_unary(self, behavior: Callable[..., Awaitable[Any]], method: str) -> Callable[..., Awaitable[Any]]:
+        async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            started = time.perf_counter()
+            code = "OK"
+            try:
+                caller = await self._caller(context, method)
+                token = set_caller(caller)
+                try:
+                    return await behavior(request, context)
+                finally:
+                    reset_caller(token)
+            except DomainError as error:
+                code = error.code
+                await abort_with(context, error)
+            except grpc.aio.AbortError:
+                code = "ABORTED_BY_HANDLER"
+                raise
+            except Exception:
+                code = "INTERNAL"
+                log.exception("unhandled error", method=method)
+                await context.abort(grpc.StatusCode.INTERNAL, "internal error; it has been logged")
+            finally:
+                RPCS.labels(method, code).inc()
+                LATENCY.labels(method).observe(time.perf_counter() - started)
+
+        return wrapper
+
+    def _wrap_stream(self, behavior: Callable[..., AsyncIterator[Any]], method: str) -> Callable[..., Any]:
+        async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            code = "OK"
+            try:
+                caller = await self._caller(context, method)
+                token = set_caller(caller)
+                try:
+                    async for item in behavior(request, context):
+                        yield item
+                finally:
+                    reset_caller(token)
+            except DomainError as error:
+                code = error.code
+                await abort_with(context, error)
+            except grpc.aio.AbortError:
+                raise
+            except Exception:
+                code = "INTERNAL"
+                log.exception("unhandled error", method=method)
+                await context.abort(grpc.StatusCode.INTERNAL, "internal error; it has been logged")
+            finally:
+                RPCS.labels(method, code).inc()
+
+        return wrapper

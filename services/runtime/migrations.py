@@ -1,0 +1,54 @@
+"""Alembic migrations applied per tenant schema.
+
+Each service keeps an Alembic script folder (``services/<name>/migrations``)
+whose revisions create tables without a schema; they are run with the
+tenant's schema first on the search_path and the version table kept inside
+that schema, under an advisory lock so replicas can migrate concurrently.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, text
+
+from services.runtime.db import Database, schema_for
+
+
+def _config(script_location: Path, connection: Connection, schema: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(script_location))
+    cfg.attributes["connection"] = connection
+    cfg.attributes["schema"] = schema
+    return cfg
+
+
+def _upgrade(connection: Connection, script_location: Path, schema: str) -> str:
+    connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": schema})
+    connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    connection.execute(text(f'SET LOCAL search_path TO "{schema}"'))
+    command.upgrade(_config(script_location, connection, schema), "head")
+    ctx = MigrationContext.configure(connection, opts={"version_table_schema": schema})
+    return ctx.get_current_revision() or ""
+
+
+async def upgrade_tenant(db: Database, tenant_id: str, script_location: Path) -> tuple[str, str]:
+    """Create the tenant's schema if needed and bring it to the latest revision."""
+    schema = schema_for(tenant_id)
+    async with db.engine.begin() as conn:
+        revision = await conn.run_sync(_upgrade, script_location, schema)
+    db.remember_schema(schema)
+    return schema, revision
+
+
+async def upgrade_all(db: Database, script_location: Path) -> int:
+    """Bring every existing tenant schema to the latest revision (run at start-up)."""
+    schemas = sorted(await db.tenant_schemas())
+    for schema in schemas:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(_upgrade, script_location, schema)
+        db.remember_schema(schema)
+    return len(schemas)

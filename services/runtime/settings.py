@@ -1,0 +1,70 @@
+"""Settings, read once from the environment into one typed, immutable object.
+
+Every variable is prefixed ``COMMERCE_`` except the two that point the mesh at
+existing servers: ``DATABASE_URL`` and ``NATS_URL``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICE_PORTS = {"tenant": 50051, "catalog": 50052, "cart": 50053, "order": 50054, "payment": 50055,
+                 "meshinfo": 50050}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COMMERCE_", frozen=True, extra="ignore")
+
+    # PostgreSQL server (no database name needed); each service uses its own database on it.
+    database_url: str = Field(
+        default="postgresql://postgres@127.0.0.1:55432/postgres",
+        validation_alias=AliasChoices("DATABASE_URL", "COMMERCE_DATABASE_URL"),
+    )
+    # Prefix of each service's database name: "<prefix>_<service>".
+    database_prefix: str = "commerce"
+    db_pool_size: int = 10
+    nats_url: str = Field(
+        default="nats://127.0.0.1:54222", validation_alias=AliasChoices("NATS_URL", "COMMERCE_NATS_URL")
+    )
+
+    host: str = "127.0.0.1"
+    tenant_port: int = SERVICE_PORTS["tenant"]
+    catalog_port: int = SERVICE_PORTS["catalog"]
+    cart_port: int = SERVICE_PORTS["cart"]
+    order_port: int = SERVICE_PORTS["order"]
+    payment_port: int = SERVICE_PORTS["payment"]
+    meshinfo_port: int = SERVICE_PORTS["meshinfo"]
+    # Prometheus metrics: each service on its gRPC port + this offset; 0 turns metrics off.
+    metrics_port_offset: int = 1000
+
+    jwt_issuer: str = "commerce-mesh"
+    jwt_audience: str = "commerce-mesh"
+    access_token_ttl_seconds: int = 3600
+    guest_token_ttl_seconds: int = 86400
+    # Folder of RS256 signing keys (PEM); generated on first start when empty.
+    keys_dir: Path = Path(".data/keys")
+    # How often a service refreshes the JWKS it verifies tokens with.
+    jwks_refresh_seconds: float = 300.0
+
+    health_probe_seconds: float = 1.0
+    shutdown_grace_seconds: float = 5.0
+    log_level: str = "INFO"
+    log_format: str = "console"  # or "json"
+
+    def port_of(self, service: str) -> int:
+        return int(getattr(self, f"{service}_port"))
+
+    def address_of(self, service: str) -> str:
+        return f"{self.host}:{self.port_of(service)}"
+
+    def database_name(self, service: str) -> str:
+        return f"{self.database_prefix}_{service}"
+
+
+@lru_cache(maxsize=1)
+def load_settings() -> Settings:
+    return Settings()
