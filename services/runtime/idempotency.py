@@ -1,0 +1,91 @@
+"""Idempotent mutations (AIP-155): a retry with the same ``request_id`` returns
+the first answer instead of doing the work again.
+
+Every service that accepts request_ids creates ``idempotency_keys`` in each
+tenant schema (see its migrations). Inside the mutation's own transaction:
+
+    async with db.tenant(tenant) as conn:
+        if (previous := await replay(conn, key, Response)) is not None:
+            return previous
+        ... do the work ...
+        await remember(conn, key, response)
+
+``replay`` takes a transaction-scoped advisory lock on the key, so concurrent
+retries of one request queue behind the first and then see its answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import TypeVar
+
+from google.protobuf.message import Message
+from sqlalchemy import Column, DateTime, LargeBinary, MetaData, Table, Text, func, select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.runtime.errors import FailedPrecondition, InvalidArgument
+
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+M = TypeVar("M", bound=Message)
+
+metadata = MetaData()
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("request_id", Text, primary_key=True),
+    Column("method", Text, nullable=False),
+    Column("fingerprint", Text, nullable=False),
+    Column("response", LargeBinary, nullable=False),
+    Column("create_time", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+
+@dataclass(frozen=True)
+class IdempotencyKey:
+    request_id: str
+    method: str
+    fingerprint: str
+
+
+def key_for(method: str, request: Message, field: str = "request_id") -> IdempotencyKey | None:
+    """None when the request carries no request_id (the call is then not deduplicated)."""
+    request_id = getattr(request, field)
+    if not request_id:
+        return None
+    if not REQUEST_ID_PATTERN.fullmatch(request_id):
+        raise InvalidArgument.field(field, "1-128 of A-Z a-z 0-9 _ . : - (a UUID is a good choice)")
+    copy = type(request)()
+    copy.CopyFrom(request)
+    copy.ClearField(field)  # type: ignore[arg-type]
+    fingerprint = hashlib.sha256(copy.SerializeToString(deterministic=True)).hexdigest()
+    return IdempotencyKey(request_id, method, fingerprint)
+
+
+async def replay(conn: AsyncConnection, key: IdempotencyKey | None, response_type: type[M]) -> M | None:
+    if key is None:
+        return None
+    await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"{key.method}:{key.request_id}"})
+    row = (await conn.execute(
+        select(idempotency_keys.c.method, idempotency_keys.c.fingerprint, idempotency_keys.c.response)
+        .where(idempotency_keys.c.request_id == key.request_id)
+    )).first()
+    if row is None:
+        return None
+    if row.method != key.method or row.fingerprint != key.fingerprint:
+        raise FailedPrecondition("request_id was already used for a different request",
+                                 reason="REQUEST_ID_REUSED", metadata={"request_id": key.request_id})
+    answer = response_type()
+    answer.ParseFromString(row.response)
+    return answer
+
+
+async def remember(conn: AsyncConnection, key: IdempotencyKey | None, response: Message) -> None:
+    if key is None:
+        return
+    await conn.execute(insert(idempotency_keys).values(
+        request_id=key.request_id, method=key.method, fingerprint=key.fingerprint,
+        response=response.SerializeToString(deterministic=True),
+    ))
