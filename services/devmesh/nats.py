@@ -33,7 +33,7 @@ class Nats:
 
     def start(self, timeout: float = 15.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_file, "ab")  # noqa: SIM115 - handed to the child process
+        log = open(self.log_file, "ab")
         self.process = subprocess.Popen(
             [nats_binary(), "-js", "-sd", str(self.data_dir), "-a", self.host, "-p", str(self.port)],
             stdout=log, stderr=log, start_new_session=True,

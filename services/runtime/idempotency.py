@@ -59,7 +59,7 @@ def key_for(method: str, request: Message, field: str = "request_id") -> Idempot
         raise InvalidArgument.field(field, "1-128 of A-Z a-z 0-9 _ . : - (a UUID is a good choice)")
     copy = type(request)()
     copy.CopyFrom(request)
-    copy.ClearField(field)  # type: ignore[arg-type]
+    copy.ClearField(field)
     fingerprint = hashlib.sha256(copy.SerializeToString(deterministic=True)).hexdigest()
     return IdempotencyKey(request_id, method, fingerprint)
 

@@ -53,7 +53,7 @@ class KeySet:
                 jwks = await self._fetch()
             except Exception as exc:  # keep the old keys; the token may still verify
                 if not self._keys:
-                    raise Unauthenticated(f"cannot fetch signing keys: {exc}", reason="KEYS_UNAVAILABLE")
+                    raise Unauthenticated(f"cannot fetch signing keys: {exc}", reason="KEYS_UNAVAILABLE") from exc
                 return
             self._keys = {k["kid"]: RSAAlgorithm.from_jwk(dict(k)) for k in jwks if k.get("kty") == "RSA"}
             self._fetched_at = time.monotonic()
