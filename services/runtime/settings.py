@@ -31,7 +31,10 @@ class Settings(BaseSettings):
         default="nats://127.0.0.1:54222", validation_alias=AliasChoices("NATS_URL", "COMMERCE_NATS_URL")
     )
 
+    # Address every server binds to (0.0.0.0 in containers).
     host: str = "127.0.0.1"
+    # Where to reach other services when not on `host`, e.g. {"tenant": "tenant"} in compose.
+    service_hosts: dict[str, str] = Field(default_factory=dict)
     tenant_port: int = SERVICE_PORTS["tenant"]
     catalog_port: int = SERVICE_PORTS["catalog"]
     cart_port: int = SERVICE_PORTS["cart"]
@@ -59,7 +62,8 @@ class Settings(BaseSettings):
         return int(getattr(self, f"{service}_port"))
 
     def address_of(self, service: str) -> str:
-        return f"{self.host}:{self.port_of(service)}"
+        host = self.service_hosts.get(service, "127.0.0.1" if self.host == "0.0.0.0" else self.host)
+        return f"{host}:{self.port_of(service)}"
 
     def database_name(self, service: str) -> str:
         return f"{self.database_prefix}_{service}"
