@@ -1,0 +1,15 @@
+# One image for every commerce-mesh process; the command picks the service.
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    COMMERCE_HOST=0.0.0.0 COMMERCE_LOG_FORMAT=json
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+COPY proto ./proto
+COPY gen ./gen
+COPY services ./services
+COPY scripts ./scripts
+RUN printf '/app\n/app/gen/python\n' > "$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/commerce_mesh.pth" \
+ && useradd --uid 10001 --no-create-home commerce && mkdir -p /keys && chown commerce /keys
+USER commerce
+CMD ["python", "-m", "services.meshinfo"]
