@@ -35,11 +35,19 @@ def _upgrade(connection: Connection, script_location: Path, schema: str) -> str:
     return ctx.get_current_revision() or ""
 
 
+async def upgrade_schema(db: Database, schema: str, script_location: Path) -> str:
+    """Create ``schema`` if needed and bring it to the latest revision of the scripts
+    in ``script_location``; returns that revision. For schemas that are not a
+    tenant's (e.g. the tenant service's ``platform`` schema)."""
+    async with db.engine.begin() as conn:
+        revision: str = await conn.run_sync(_upgrade, script_location, schema)
+    return revision
+
+
 async def upgrade_tenant(db: Database, tenant_id: str, script_location: Path) -> tuple[str, str]:
     """Create the tenant's schema if needed and bring it to the latest revision."""
     schema = schema_for(tenant_id)
-    async with db.engine.begin() as conn:
-        revision = await conn.run_sync(_upgrade, script_location, schema)
+    revision = await upgrade_schema(db, schema, script_location)
     db.remember_schema(schema)
     return schema, revision
 

@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     meshinfo_port: int = SERVICE_PORTS["meshinfo"]
     # Prometheus metrics: each service on its gRPC port + this offset; 0 turns metrics off.
     metrics_port_offset: int = 1000
+    # Services whose commerce.tenant.v1.ProvisioningService the tenant service calls
+    # when a tenant is created (each at settings.address_of(name)).
+    provision_services: list[str] = ["catalog"]
+    # How often the tenant service retries provisioning tenants left PROVISIONING.
+    provision_retry_seconds: float = 5.0
+    # How often the tenant service looks for new key files in keys_dir (rotation, no restart).
+    keys_reload_seconds: float = 5.0
 
     jwt_issuer: str = "commerce-mesh"
     jwt_audience: str = "commerce-mesh"
