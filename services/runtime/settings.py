@@ -60,6 +60,24 @@ class Settings(BaseSettings):
     # How often a service refreshes the JWKS it verifies tokens with.
     jwks_refresh_seconds: float = 300.0
 
+    # Edge (Envoy): one listener (on `host`) serving REST/JSON and native gRPC.
+    envoy_port: int = 8080
+    envoy_admin_port: int = 9901
+    # Services the edge routes (and transcodes to REST); later issues add cart, order, payment.
+    edge_services: tuple[str, ...] = ("tenant", "catalog")
+    # Descriptor set of the gRPC-JSON transcoder. A relative path is resolved by Envoy
+    # from its working directory (the repository root for envoy/envoy.yaml).
+    descriptor_path: Path = Path("gen/descriptor/commerce.pb")
+    # Longest a unary call may take through the edge; server-streaming methods get no limit.
+    edge_route_timeout_seconds: float = 15.0
+    # A stream with no traffic either way for this long is closed by the edge.
+    edge_stream_idle_timeout_seconds: float = 3600.0
+    # Streams per upstream HTTP/2 connection; beyond it Envoy opens another connection,
+    # so load spreads over a service's replicas.
+    edge_upstream_max_streams: int = 100
+    # How long the edge keeps the JWKS before fetching it again (key rotation needs no restart).
+    edge_jwks_cache_seconds: int = 30
+
     health_probe_seconds: float = 1.0
     shutdown_grace_seconds: float = 5.0
     log_level: str = "INFO"
