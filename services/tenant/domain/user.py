@@ -1,0 +1,74 @@
+"""Users of a tenant: staff (owner, seller) created by an admin or the tenant's
+owner, and customers who register themselves. Emails are lower-cased."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+from services.tenant.domain.validation import Violations
+
+DISPLAY_NAME_MAX = 200
+
+
+class Role(enum.Enum):
+    OWNER = "owner"
+    SELLER = "seller"
+    CUSTOMER = "customer"
+
+
+STAFF = frozenset({Role.OWNER, Role.SELLER})
+
+
+@dataclass(frozen=True)
+class NewUser:
+    email: str
+    password: str
+    display_name: str
+    role: Role
+
+
+@dataclass(frozen=True)
+class User:
+    user_id: str
+    tenant_id: str
+    email: str
+    display_name: str
+    role: Role | None  # None for a platform admin
+    create_time: datetime
+
+
+@dataclass(frozen=True)
+class Credentials:
+    email: str
+    password: str
+
+
+def new_user(email: str, password: str, display_name: str, role: Role | None) -> NewUser:
+    """A staff user (role owner or seller) or, with Role.CUSTOMER, a self-registering customer."""
+    v = Violations()
+    clean_email = v.email("email", email)
+    v.new_password("password", password)
+    v.text("display_name", display_name, max_len=DISPLAY_NAME_MAX, required=False)
+    if role is None:
+        v.add("role", "must be USER_ROLE_OWNER or USER_ROLE_SELLER")
+    v.raise_if_any()
+    assert role is not None
+    return NewUser(clean_email, password, display_name, role)
+
+
+def new_staff(email: str, password: str, display_name: str, role: Role | None) -> NewUser:
+    return new_user(email, password, display_name, role if role in STAFF else None)
+
+
+def new_customer(email: str, password: str, display_name: str) -> NewUser:
+    return new_user(email, password, display_name, Role.CUSTOMER)
+
+
+def credentials(email: str, password: str) -> Credentials:
+    v = Violations()
+    clean_email = v.text("email", email, max_len=254)
+    v.given_password("password", password)
+    v.raise_if_any()
+    return Credentials(clean_email.lower(), password)
