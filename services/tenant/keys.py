@@ -39,6 +39,13 @@ def _b64(number: int) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
+def thumbprint(n: str, e: str) -> str:
+    """RFC 7638 JWK thumbprint (SHA-256) of an RSA public key given as base64url n and e."""
+    # The required members in lexicographic order, no white space.
+    canonical = json.dumps({"e": e, "kty": "RSA", "n": n}, separators=(",", ":"), sort_keys=True)
+    return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+
+
 @dataclass(frozen=True)
 class SigningKey:
     kid: str
@@ -50,9 +57,7 @@ class SigningKey:
     def from_private(cls, private_key: rsa.RSAPrivateKey, path: Path) -> SigningKey:
         numbers = private_key.public_key().public_numbers()
         n, e = _b64(numbers.n), _b64(numbers.e)
-        # RFC 7638: required members in lexicographic order, no white space.
-        canonical = json.dumps({"e": e, "kty": "RSA", "n": n}, separators=(",", ":"), sort_keys=True)
-        kid = base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+        kid = thumbprint(n, e)
         jwk = {"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256", "n": n, "e": e}
         return cls(kid, private_key, jwk, path)
 
