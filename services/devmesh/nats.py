@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.devmesh.processes import die_with_parent
+
 
 def nats_binary() -> str:
     found = shutil.which("nats-server") or str(Path(sys.executable).parent / "nats-server")
@@ -22,6 +24,8 @@ class Nats:
     port: int
     host: str = "127.0.0.1"
     process: subprocess.Popen[bytes] | None = None
+    # Where the server's log goes (default: beside data_dir, as <data_dir name>.log).
+    log_dir: Path | None = None
 
     @property
     def url(self) -> str:
@@ -29,14 +33,15 @@ class Nats:
 
     @property
     def log_file(self) -> Path:
-        return self.data_dir.parent / f"{self.data_dir.name}.log"
+        return (self.log_dir or self.data_dir.parent) / f"{self.data_dir.name}.log"
 
     def start(self, timeout: float = 15.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_file, "ab")
         self.process = subprocess.Popen(
             [nats_binary(), "-js", "-sd", str(self.data_dir), "-a", self.host, "-p", str(self.port)],
-            stdout=log, stderr=log, start_new_session=True,
+            stdout=log, stderr=log, start_new_session=True, preexec_fn=die_with_parent(),
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

