@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
-from commerce.tenant.v1 import provisioning_pb2, tenant_pb2, tenant_pb2_grpc
+from commerce.tenant.v1 import provisioning_pb2, provisioning_pb2_grpc, tenant_pb2, tenant_pb2_grpc
 from google.rpc import error_details_pb2, status_pb2
 from sqlalchemy import text
 
@@ -21,8 +21,9 @@ from services.runtime.jwks_client import remote_jwks
 from services.runtime.provisioning import ProvisioningServicer
 from services.runtime.server import App, Running, create_server
 from services.runtime.settings import Settings
-from services.runtime.tokens import KeySet, TokenVerifier
+from services.runtime.tokens import Jwk, KeySet, TokenVerifier
 from services.tenant.app import build, open_parts
+from services.tenant.keys import KeyStore
 from tests.conftest import free_port
 
 ADMIN_EMAIL = "root@platform.example"
@@ -82,7 +83,9 @@ class Target:
         await self.db.dispose()
 
 
-async def start_target(settings: Settings, tenant_port: int, tmp: Path) -> Target:
+async def start_target(settings: Settings, tenant_port: int | None, tmp: Path) -> Target:
+    """Verifies tokens with the JWKS of the tenant server on ``tenant_port`` (GetJwks), or,
+    without one, with the keys in settings.keys_dir."""
     scripts = tmp / "target-migrations"
     if not scripts.exists():
         (scripts / "versions").mkdir(parents=True)
@@ -91,10 +94,14 @@ async def start_target(settings: Settings, tenant_port: int, tmp: Path) -> Targe
     name = settings.database_name("catalog")
     await ensure_database(settings.database_url, name)
     db = Database(settings.database_url, name, 2)
-    verifier = TokenVerifier(KeySet(remote_jwks(f"127.0.0.1:{tenant_port}")), settings.jwt_issuer,
-                             settings.jwt_audience)
+    keys = KeyStore(settings.keys_dir, 0)
+
+    async def local_jwks() -> Sequence[Jwk]:
+        return keys.jwks()
+
+    fetch = local_jwks if tenant_port is None else remote_jwks(f"127.0.0.1:{tenant_port}")
+    verifier = TokenVerifier(KeySet(fetch), settings.jwt_issuer, settings.jwt_audience)
     servicer = ProvisioningServicer(db, scripts)
-    from commerce.tenant.v1 import provisioning_pb2_grpc
 
     app = App(name="catalog", services=[provisioning_pb2.DESCRIPTOR.services_by_name["ProvisioningService"]],
               register=lambda server: provisioning_pb2_grpc.add_ProvisioningServiceServicer_to_server(servicer, server),
