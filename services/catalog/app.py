@@ -1,0 +1,50 @@
+"""Wiring of the catalog service: its database, read cache and servicers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+from commerce.catalog.v1 import catalog_pb2_grpc
+from commerce.tenant.v1 import provisioning_pb2_grpc
+
+from services.catalog.cache import ProductCache
+from services.catalog.catalog import Catalog
+from services.catalog.invalidation import CacheInvalidator, listener_dsn
+from services.catalog.servicer import SERVICE, CatalogServicer
+from services.runtime import provisioning
+from services.runtime.bootstrap import open_database, remote_verifier
+from services.runtime.db import Database
+from services.runtime.provisioning import ProvisioningServicer
+from services.runtime.server import App
+from services.runtime.settings import Settings
+from services.runtime.tokens import TokenVerifier
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+CACHE_ENTRIES = 10_000
+
+
+def assemble(db: Database, verifier: TokenVerifier, cache_entries: int = CACHE_ENTRIES) -> App:
+    """The App around an open database; ``build`` uses it, and tests with their own verifier."""
+    cache = ProductCache(cache_entries)
+    invalidator = CacheInvalidator(listener_dsn(db), cache)
+    catalog = Catalog(db, cache)
+
+    def register(server: grpc.aio.Server) -> None:
+        catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(catalog), server)
+        provisioning_pb2_grpc.add_ProvisioningServiceServicer_to_server(ProvisioningServicer(db, MIGRATIONS), server)
+
+    return App(
+        name="catalog",
+        services=[SERVICE, provisioning.SERVICE],
+        register=register,
+        verifier=verifier,
+        probes={"database": db.ping},
+        on_start=[invalidator.start],
+        on_stop=[invalidator.stop, db.dispose],
+    )
+
+
+async def build(settings: Settings) -> App:
+    db = await open_database(settings, "catalog", MIGRATIONS)
+    return assemble(db, remote_verifier(settings))

@@ -1,0 +1,153 @@
+"""The catalog's use cases: each read or write in one tenant transaction.
+
+Writes are idempotent by request_id (AIP-155): the answer is remembered, as the
+response message, in the same transaction as the change. ``Reply`` says how a
+result becomes that response, so this layer needs no gRPC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from google.protobuf.message import Message
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.catalog.cache import ProductCache
+from services.catalog.domain import listing, product, stock
+from services.catalog.domain.ids import new_product_id, product_not_found
+from services.catalog.domain.product import Product, ProductFields, ProductInput
+from services.catalog.domain.stock import StockLevel
+from services.catalog.domain.visibility import check_visible, listed_statuses
+from services.catalog.store import products as product_store
+from services.catalog.store import stock as stock_store
+from services.runtime.context import Caller
+from services.runtime.db import Database
+from services.runtime.idempotency import IdempotencyKey, remember, replay
+
+T = TypeVar("T")
+M = TypeVar("M", bound=Message)
+
+
+@dataclass(frozen=True)
+class Reply(Generic[T, M]):
+    type: type[M]
+    render: Callable[[T], M]
+
+
+@dataclass(frozen=True)
+class ListFilters:
+    query: str
+    category: str
+    min_price_minor: int
+    max_price_minor: int
+    status: str  # ProductStatus name, or "UNSPECIFIED"
+
+
+class Catalog:
+    def __init__(self, db: Database, cache: ProductCache) -> None:
+        self._db = db
+        self._cache = cache
+
+    # --- reads -----------------------------------------------------------------------
+
+    async def get_product(self, caller: Caller, tenant_id: str, product_id: str) -> Product:
+        found = self._cache.get(tenant_id, product_id) if self._cache.online else None
+        if found is None:
+            generation = self._cache.generation
+            async with self._db.tenant_read(tenant_id) as conn:
+                found = await product_store.get(conn, product_id)
+            if found is None:
+                raise product_not_found(product_id)
+            self._cache.put(tenant_id, found, generation)
+        check_visible(caller, product_id, found.status)
+        return found
+
+    async def list_products(self, caller: Caller, tenant_id: str, filters: ListFilters, page_size: int,
+                            page_token: str) -> tuple[Sequence[Product], str]:
+        """A page of products and the token of the next page ("" on the last)."""
+        statuses = listed_statuses(caller, product.requested_status(filters.status, "status"))
+        wanted = listing.product_filter(filters.query, filters.category, filters.min_price_minor,
+                                        filters.max_price_minor, statuses)
+        query = listing.list_query(wanted, page_size, page_token)
+        async with self._db.tenant_read(tenant_id) as conn:
+            found = await product_store.list_page(conn, query)
+        page = found[:query.limit]
+        more = len(found) > query.limit
+        return page, listing.encode_token(page[-1].product_id, wanted) if more else ""
+
+    async def get_stock(self, caller: Caller, tenant_id: str, product_id: str) -> StockLevel:
+        await self.get_product(caller, tenant_id, product_id)  # same visibility as the product
+        async with self._db.tenant_read(tenant_id) as conn:
+            level = await stock_store.get(conn, product_id)
+        if level is None:
+            raise product_not_found(product_id)
+        return level
+
+    # --- writes ----------------------------------------------------------------------
+
+    async def create_product(self, tenant_id: str, fields: ProductFields, key: IdempotencyKey | None,
+                             reply: Reply[Product, M]) -> M:
+        async def work(conn: AsyncConnection) -> Product:
+            created = await product_store.insert(conn, new_product_id(), fields)
+            await stock_store.create(conn, created.product_id)
+            return created
+
+        return await self._write(tenant_id, None, key, reply, work)
+
+    async def update_product(self, tenant_id: str, product_id: str, given: ProductInput, paths: frozenset[str],
+                             key: IdempotencyKey | None, reply: Reply[Product, M]) -> M:
+        async def work(conn: AsyncConnection) -> Product:
+            current = await self._locked_product(conn, product_id)
+            return await product_store.update(conn, product_id, product.updated(current.fields, given, paths))
+
+        return await self._write(tenant_id, product_id, key, reply, work)
+
+    async def archive_product(self, tenant_id: str, product_id: str, key: IdempotencyKey | None,
+                              reply: Reply[Product, M]) -> M:
+        async def work(conn: AsyncConnection) -> Product:
+            current = await self._locked_product(conn, product_id)
+            if current.status is product.ProductStatus.ARCHIVED:
+                return current
+            return await product_store.update(conn, product_id, product.archived(current.fields))
+
+        return await self._write(tenant_id, product_id, key, reply, work)
+
+    async def set_stock(self, tenant_id: str, product_id: str, on_hand: int, key: IdempotencyKey | None,
+                        reply: Reply[StockLevel, M]) -> M:
+        stock.checked_on_hand(on_hand)
+        return await self._change_stock(tenant_id, product_id, lambda level: level.with_on_hand(on_hand), key, reply)
+
+    async def adjust_stock(self, tenant_id: str, product_id: str, delta: int, key: IdempotencyKey | None,
+                           reply: Reply[StockLevel, M]) -> M:
+        stock.checked_delta(delta)
+        return await self._change_stock(tenant_id, product_id, lambda level: level.adjusted(delta), key, reply)
+
+    async def _change_stock(self, tenant_id: str, product_id: str, change: Callable[[StockLevel], StockLevel],
+                            key: IdempotencyKey | None, reply: Reply[StockLevel, M]) -> M:
+        async def work(conn: AsyncConnection) -> StockLevel:
+            level = await stock_store.get(conn, product_id, for_update=True)
+            if level is None:
+                raise product_not_found(product_id)
+            return await stock_store.save_on_hand(conn, change(level))
+
+        return await self._write(tenant_id, None, key, reply, work)
+
+    async def _locked_product(self, conn: AsyncConnection, product_id: str) -> Product:
+        current = await product_store.get(conn, product_id, for_update=True)
+        if current is None:
+            raise product_not_found(product_id)
+        return current
+
+    async def _write(self, tenant_id: str, product_id: str | None, key: IdempotencyKey | None,
+                     reply: Reply[T, M], work: Callable[[AsyncConnection], Awaitable[T]]) -> M:
+        async with self._db.tenant(tenant_id) as conn:
+            previous = await replay(conn, key, reply.type)
+            if previous is not None:
+                return previous
+            response = reply.render(await work(conn))
+            await remember(conn, key, response)
+        if product_id is not None:  # this replica need not wait for its own notification
+            self._cache.evict(tenant_id, product_id)
+        return response

@@ -1,0 +1,46 @@
+"""Messages <-> domain objects, and nothing else."""
+
+from __future__ import annotations
+
+from commerce.catalog.v1 import catalog_pb2 as pb
+from commerce.common.v1 import money_pb2
+
+from services.catalog.domain.product import Money, Product, ProductInput
+from services.catalog.domain.stock import StockLevel
+
+_STATUS_PREFIX = "PRODUCT_STATUS_"
+_STATUS_NUMBERS = {name.removeprefix(_STATUS_PREFIX): number for name, number in pb.ProductStatus.items()}
+_STATUS_NAMES = {number: name for name, number in _STATUS_NUMBERS.items()}
+
+
+def status_name(number: int) -> str:
+    """"ACTIVE" for PRODUCT_STATUS_ACTIVE; an unknown number (open enums) as its digits."""
+    return _STATUS_NAMES.get(number, str(number))
+
+
+def product_input(message: pb.Product) -> ProductInput:
+    price = Money(message.price.currency_code, message.price.amount_minor) if message.HasField("price") else None
+    return ProductInput(
+        sku=message.sku, title=message.title, description=message.description, category=message.category,
+        attributes=dict(message.attributes), price=price, status=status_name(message.status),
+    )
+
+
+def product_pb(product: Product) -> pb.Product:
+    f = product.fields
+    message = pb.Product(
+        name=f"products/{product.product_id}", product_id=product.product_id, sku=f.sku, title=f.title,
+        description=f.description, category=f.category, attributes=f.attributes,
+        price=money_pb2.Money(currency_code=f.price.currency_code, amount_minor=f.price.amount_minor),
+        status=_STATUS_NUMBERS[f.status.value],  # type: ignore[arg-type]
+    )
+    message.create_time.FromDatetime(product.create_time)
+    message.update_time.FromDatetime(product.update_time)
+    return message
+
+
+def stock_pb(level: StockLevel) -> pb.StockLevel:
+    message = pb.StockLevel(product_id=level.product_id, on_hand=level.on_hand, reserved=level.reserved,
+                            available=level.available)
+    message.update_time.FromDatetime(level.update_time)
+    return message

@@ -1,0 +1,100 @@
+"""ListProducts: its filters, page size (AIP-158) and opaque page tokens.
+
+Products are listed in product_id order (ids are time-ordered: oldest first).
+A page token is base64url JSON holding the last id of the previous page and a
+fingerprint of the filters it was made for, so a token is only accepted with
+the same filters (page_size may change between pages).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from dataclasses import dataclass
+
+from services.catalog.domain.ids import is_product_id
+from services.catalog.domain.product import CATEGORY_MAX, PRICE_MAX, ProductStatus
+from services.catalog.domain.validation import Violations
+from services.runtime.errors import InvalidArgument
+
+DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 20, 100
+QUERY_MAX = 200
+_TOKEN_MAX = 200
+
+
+@dataclass(frozen=True)
+class ProductFilter:
+    query: str
+    category: str
+    min_price_minor: int  # 0: no lower bound
+    max_price_minor: int  # 0: no upper bound
+    statuses: frozenset[ProductStatus]
+
+    def fingerprint(self) -> str:
+        canonical = json.dumps([self.query, self.category, self.min_price_minor, self.max_price_minor,
+                                sorted(s.value for s in self.statuses)], separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    filter: ProductFilter
+    limit: int
+    after: str | None  # product_id the page starts after
+
+
+def product_filter(query: str, category: str, min_price_minor: int, max_price_minor: int,
+                   statuses: frozenset[ProductStatus]) -> ProductFilter:
+    v = Violations()
+    v.text("query", query, max_len=QUERY_MAX, required=False)
+    v.text("category", category, max_len=CATEGORY_MAX, required=False)
+    for name, bound in (("min_price_minor", min_price_minor), ("max_price_minor", max_price_minor)):
+        if bound < 0:
+            v.add(name, "must not be negative (0 means no bound)")
+        elif bound > PRICE_MAX:
+            v.add(name, f"must be at most {PRICE_MAX}")
+    if not v and min_price_minor and max_price_minor and min_price_minor > max_price_minor:
+        v.add("min_price_minor", "must not be greater than max_price_minor")
+    v.raise_if_any()
+    return ProductFilter(query, category, min_price_minor, max_price_minor, statuses)
+
+
+def page_size(value: int) -> int:
+    """0 means the default; above the maximum is clamped to it (AIP-158)."""
+    if value < 0:
+        raise InvalidArgument.field("page_size", f"must not be negative (0 means {DEFAULT_PAGE_SIZE})")
+    return min(value or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+def encode_token(after: str, made_for: ProductFilter) -> str:
+    raw = json.dumps({"a": after, "f": made_for.fingerprint()}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_token(token: str, expected: ProductFilter) -> str | None:
+    """The product_id the page starts after; None for the first page."""
+    if not token:
+        return None
+    if len(token) > _TOKEN_MAX:
+        raise _bad_token("is not a page token from a previous ListProducts response")
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise _bad_token("is not a page token from a previous ListProducts response") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("a"), str) or not is_product_id(data["a"]):
+        raise _bad_token("is not a page token from a previous ListProducts response")
+    if data.get("f") != expected.fingerprint():
+        raise _bad_token("was made for other filters; send the same filters as the first page, or no token")
+    after: str = data["a"]
+    return after
+
+
+def list_query(filter_: ProductFilter, size: int, token: str) -> ListQuery:
+    limit = page_size(size)
+    return ListQuery(filter_, limit, decode_token(token, filter_))
+
+
+def _bad_token(description: str) -> InvalidArgument:
+    return InvalidArgument.field("page_token", description)

@@ -1,0 +1,88 @@
+"""Keeps this replica's product cache correct: one dedicated asyncpg connection
+LISTENs on the channel every product write notifies (payload "<schema>:<id>")
+and evicts. The connection is pinged; when it drops, the cache goes offline
+(bypassed and emptied) until the listener is connected again."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import structlog
+from sqlalchemy.engine import make_url
+
+from services.catalog.cache import ProductCache
+from services.catalog.store.products import CHANNEL
+from services.runtime.db import Database, tenant_of
+
+log = structlog.get_logger("commerce.catalog.cache")
+
+
+def listener_dsn(db: Database) -> str:
+    url = make_url(db.server_url).set(drivername="postgresql", database=db.database)
+    return url.render_as_string(hide_password=False)
+
+
+class CacheInvalidator:
+    def __init__(self, dsn: str, cache: ProductCache, *, ping_seconds: float = 1.0,
+                 retry_seconds: float = 0.5) -> None:
+        self._dsn = dsn
+        self._cache = cache
+        self._ping_seconds = ping_seconds
+        self._retry_seconds = retry_seconds
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="catalog-cache-listener")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._cache.set_online(False)
+
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        schema, _, product_id = payload.partition(":")
+        if payload == "*" or not product_id:
+            self._cache.clear()
+        else:
+            self._cache.evict(tenant_of(schema), product_id)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._listen()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("cache listener down; reading through to the database", error=str(exc))
+            finally:
+                self._cache.set_online(False)
+            await asyncio.sleep(self._retry_seconds)
+
+    async def _listen(self) -> None:
+        conn = await asyncpg.connect(self._dsn, timeout=3, server_settings={"application_name": "catalog-cache"})
+        lost = asyncio.Event()
+
+        def on_lost(_conn: Any) -> None:
+            self._cache.set_online(False)
+            lost.set()
+
+        conn.add_termination_listener(on_lost)
+        try:
+            await conn.add_listener(CHANNEL, self._on_notify)
+            self._cache.set_online(True)
+            log.info("cache listener connected")
+            while not lost.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lost.wait(), self._ping_seconds)
+                    break
+                await conn.fetchval("SELECT 1", timeout=self._ping_seconds)
+            raise ConnectionError("listener connection closed")
+        finally:
+            self._cache.set_online(False)
+            conn.terminate()
