@@ -44,14 +44,16 @@ class Mesh:
             tenant_pb2.CreateTenantRequest(tenant=tenant_pb2.Tenant(
                 tenant_id=tenant_id, display_name=f"Shop {tenant_id}", currency_code=currency)),
             metadata=bearer(self.admin))
-        return response.tenant
+        tenant: tenant_pb2.Tenant = response.tenant
+        return tenant
 
-    async def add_user(self, tenant_id: str, email: str, role: int = tenant_pb2.USER_ROLE_OWNER,
+    async def add_user(self, tenant_id: str, email: str, role: tenant_pb2.UserRole = tenant_pb2.USER_ROLE_OWNER,
                        password: str = OWNER_PASSWORD, token: str | None = None) -> tenant_pb2.User:
         response = await self.client.stub.CreateUser(
             tenant_pb2.CreateUserRequest(tenant_id=tenant_id, email=email, password=password, role=role),
             metadata=bearer(token or self.admin))
-        return response.user
+        user: tenant_pb2.User = response.user
+        return user
 
     async def tenant_with_owner(self) -> tuple[str, str]:
         """A new ACTIVE tenant and its owner's token."""

@@ -188,9 +188,9 @@ async def failure_of(call: Awaitable[Any]) -> Failure:
     raise AssertionError("the call succeeded but was expected to fail")
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
     while not await check():
         if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout}s")
+            raise AssertionError(f"not true within {within}s")
         await asyncio.sleep(0.1)

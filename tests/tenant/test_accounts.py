@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import jwt
@@ -152,7 +152,8 @@ async def test_owner_cannot_create_users_in_another_tenant(mesh: Mesh) -> None:
 
 async def test_staff_roles_other_than_owner_and_seller_are_refused(mesh: Mesh) -> None:
     tenant_id, owner = await mesh.tenant_with_owner()
-    for role in (tenant_pb2.USER_ROLE_CUSTOMER, tenant_pb2.USER_ROLE_UNSPECIFIED, 42):
+    unknown_role = cast(tenant_pb2.UserRole, 42)
+    for role in (tenant_pb2.USER_ROLE_CUSTOMER, tenant_pb2.USER_ROLE_UNSPECIFIED, unknown_role):
         failure = await failure_of(mesh.client.stub.CreateUser(tenant_pb2.CreateUserRequest(
             tenant_id=tenant_id, email="r@shop.example", password="long-password", role=role),
             metadata=bearer(owner)))
