@@ -125,7 +125,11 @@ class Seeder:
         if done.returncode != 0:
             raise SeedError(f"creating the platform admin failed ({done.returncode}):\n{done.stdout}{done.stderr}"
                             "If .data/demo-credentials.json was lost, `make clean-data` starts afresh.")
-        return self.login(admin)
+        try:
+            return self.login(admin)
+        except grpc.RpcError as error:
+            raise SeedError(f"the platform admin {admin.email} cannot log in ({_code(error).name}): its password is "
+                            "not the one in demo-credentials.json. `make clean-data` starts afresh.") from None
 
     def _ensure_tenant(self, admin: str) -> None:
         try:

@@ -90,8 +90,8 @@ class Mesh:
     def on_free_ports(cls, data_dir: Path, settings: Settings | None = None, **kwargs: Any) -> Mesh:
         """A mesh whose every port is a free one (for tests): no clash with `make run`."""
         base = settings or Settings()
-        ports: dict[str, Any] = {f"{name}_port": free_port() for name in (*base.edge_services, "meshinfo", "envoy",
-                                                                         "envoy_admin")}
+        names = (*base.edge_services, "meshinfo", "meshinfo_check", "envoy", "envoy_admin")
+        ports: dict[str, Any] = {f"{name}_port": free_port() for name in names}
         ports["metrics_port_offset"] = 0
         if kwargs.get("embedded_postgres", True):
             ports["database_url"] = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
@@ -169,7 +169,8 @@ class Mesh:
     def _check_ports(self) -> None:
         wanted = [(f"{name} (COMMERCE_{name.upper()}_PORT)", self.settings.port_of(name))
                   for name in (*self.services, "meshinfo")]
-        wanted += [("envoy (COMMERCE_ENVOY_PORT)", self.settings.envoy_port),
+        wanted += [("meshinfo body check (COMMERCE_MESHINFO_CHECK_PORT)", self.settings.meshinfo_check_port),
+                   ("envoy (COMMERCE_ENVOY_PORT)", self.settings.envoy_port),
                    ("envoy admin (COMMERCE_ENVOY_ADMIN_PORT)", self.settings.envoy_admin_port)]
         if self.settings.metrics_port_offset:
             wanted += [(f"{name} metrics (COMMERCE_METRICS_PORT_OFFSET)",

@@ -4,8 +4,11 @@
 
 One listener serves REST/JSON and native gRPC (HTTP/1.1 and h2c). Filters, in
 order: jwt_authn (a present token must be valid, a missing one is left to the
-service), [local rate limiting: a later issue], grpc_json_transcoder (REST ->
-gRPC, errors -> JSON google.rpc.Status), router. Routes match gRPC paths: the
+service), [local rate limiting: a later issue], the body check (REST requests
+with a body only: meshinfo refuses unknown JSON fields, which the transcoder
+would silently drop), grpc_json_transcoder (REST -> gRPC, errors -> JSON
+google.rpc.Status), router. Envoy's own error replies (bad JSON, bad token,
+unknown path) are JSON google.rpc.Status too. Routes match gRPC paths: the
 transcoder rewrites REST paths and the route is chosen again afterwards.
 
 Timeouts: unary calls get ``edge_route_timeout_seconds`` (a client's shorter
@@ -30,6 +33,7 @@ JWT_PROVIDER = "commerce"
 JWKS_CLUSTER = "edge_jwks"
 JWKS_PATH = "/.well-known/jwks.json"
 MESHINFO = "meshinfo"
+BODY_CHECK_CLUSTER = "meshinfo_body_check"
 # Served by meshinfo for the whole mesh.
 MESHINFO_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 MESHINFO_STREAMS = ("/grpc.health.v1.Health/Watch",)
@@ -119,6 +123,10 @@ def _routes(settings: Settings, services: list[EdgeService]) -> list[dict[str, A
                for s in services for name in s.grpc_names]
     routes += [_route(MESHINFO, prefix=p, timeout_seconds=settings.edge_route_timeout_seconds)
                for p in MESHINFO_PREFIXES]
+    # Everything else. REST paths match this until the transcoder turns them into gRPC
+    # paths and the route is chosen again (filters before it need a route to run).
+    routes.append({"match": {"prefix": "/"},
+                   "direct_response": {"status": 404, "body": {"inline_string": "no such method or path"}}})
     return routes
 
 
@@ -147,6 +155,75 @@ def _jwt_authn(settings: Settings) -> dict[str, Any]:
             "requires": {"requires_any": {"requirements": [{"provider_name": JWT_PROVIDER}, {"allow_missing": {}}]}},
         }],
     )
+
+
+def _body_check(settings: Settings) -> dict[str, Any]:
+    """ext_authz to meshinfo's body check, skipped for gRPC and for requests without a body."""
+    host, _ = _host_port(settings.address_of(MESHINFO))
+    ext_authz = _typed(
+        "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
+        http_service={
+            "server_uri": {"uri": f"http://{host}:{settings.meshinfo_check_port}", "cluster": BODY_CHECK_CLUSTER,
+                           "timeout": "2s"},
+            "path_prefix": "/check",
+        },
+        with_request_body={"max_request_bytes": 1048576, "allow_partial_message": False},
+        failure_mode_allow=False,
+        status_on_error={"code": "ServiceUnavailable"},
+        transport_api_version="V3",
+    )
+
+    def header(name: str, match: dict[str, str]) -> dict[str, Any]:
+        return {"single_predicate": {
+            "input": {"name": name, "typed_config": _typed("envoy.type.matcher.v3.HttpRequestHeaderMatchInput",
+                                                           header_name=name)},
+            "value_match": match,
+        }}
+
+    skip = {"action": {"name": "skip",
+                       "typed_config": _typed("envoy.extensions.filters.common.matcher.action.v3.SkipFilter")}}
+    return _typed(
+        "envoy.extensions.common.matching.v3.ExtensionWithMatcher",
+        extension_config={"name": "envoy.filters.http.ext_authz", "typed_config": ext_authz},
+        xds_matcher={"matcher_list": {"matchers": [{
+            "predicate": {"or_matcher": {"predicate": [
+                header(":method", {"exact": "GET"}),
+                header(":method", {"exact": "HEAD"}),
+                header("content-type", {"prefix": "application/grpc"}),
+            ]}},
+            "on_match": skip,
+        }]}},
+    )
+
+
+# Envoy's own error replies as JSON google.rpc.Status: HTTP status -> gRPC code.
+LOCAL_REPLY_CODES = {400: 3, 401: 16, 403: 7, 404: 5, 405: 12, 408: 4, 413: 8, 429: 8, 431: 8, 503: 14, 504: 4}
+
+
+def _local_replies() -> dict[str, Any]:
+    def header(name: str, **match: Any) -> dict[str, Any]:
+        return {"header_filter": {"header": {"name": name, **match}}}
+
+    def status_is(status: int) -> dict[str, Any]:
+        return {"status_code_filter": {"comparison": {
+            "op": "EQ", "value": {"default_value": status, "runtime_key": f"edge.local_reply.{status}"}}}}
+
+    keep = [
+        # The body check's refusal is a google.rpc.Status already.
+        {"filter": {"response_flag_filter": {"flags": ["UAEX"]}}},
+        # Native gRPC calls get grpc-status and grpc-message, not a body. (A transcoded
+        # REST call has a gRPC content-type by now, but also x-envoy-original-path.)
+        {"filter": {"and_filter": {"filters": [
+            header("content-type", string_match={"prefix": "application/grpc"}),
+            header("x-envoy-original-path", present_match=False),
+        ]}}},
+    ]
+    rewrite = [{
+        "filter": status_is(status),
+        "body_format_override": {"json_format": {"code": code, "message": "%LOCAL_REPLY_BODY%"},
+                                 "content_type": "application/json"},
+    } for status, code in LOCAL_REPLY_CODES.items()]
+    return {"mappers": [*keep, *rewrite]}
 
 
 def _transcoder(settings: Settings, services: list[EdgeService]) -> dict[str, Any]:
@@ -179,6 +256,7 @@ def _connection_manager(settings: Settings, services: list[EdgeService]) -> dict
         merge_slashes=True,
         stream_idle_timeout=_seconds(settings.edge_stream_idle_timeout_seconds),
         http2_protocol_options={"max_concurrent_streams": 1024},
+        local_reply_config=_local_replies(),
         access_log=[{
             "name": "envoy.access_loggers.stdout",
             "typed_config": _typed("envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"),
@@ -190,6 +268,7 @@ def _connection_manager(settings: Settings, services: list[EdgeService]) -> dict
         http_filters=[
             {"name": "envoy.filters.http.jwt_authn", "typed_config": _jwt_authn(settings)},
             # Local rate limiting (per user, tenant, client address) goes here: a later issue.
+            {"name": "commerce.body_check", "typed_config": _body_check(settings)},
             {"name": "envoy.filters.http.grpc_json_transcoder", "typed_config": _transcoder(settings, services)},
             {"name": "envoy.filters.http.router",
              "typed_config": _typed("envoy.extensions.filters.http.router.v3.Router")},
@@ -207,9 +286,17 @@ def config(settings: Settings) -> dict[str, Any]:
     ]
     clusters.append(_cluster(MESHINFO, *_host_port(settings.address_of(MESHINFO)),
                              h2_streams=settings.edge_upstream_max_streams, health_name="grpc.health.v1.Health"))
+    clusters.append(_cluster(BODY_CHECK_CLUSTER, _host_port(settings.address_of(MESHINFO))[0],
+                             settings.meshinfo_check_port))
     clusters.append(_cluster(JWKS_CLUSTER, "127.0.0.1", settings.envoy_port))
     return {
         "admin": {"address": _address("127.0.0.1", settings.envoy_admin_port)},
+        "overload_manager": {"resource_monitors": [{
+            "name": "envoy.resource_monitors.global_downstream_max_connections",
+            "typed_config": _typed(
+                "envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig",
+                max_active_downstream_connections=50000),
+        }]},
         "static_resources": {
             "listeners": [{
                 "name": "edge",

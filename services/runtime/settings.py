@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     order_port: int = SERVICE_PORTS["order"]
     payment_port: int = SERVICE_PORTS["payment"]
     meshinfo_port: int = SERVICE_PORTS["meshinfo"]
+    # meshinfo's HTTP endpoint that the edge asks about REST request bodies (unknown fields).
+    meshinfo_check_port: int = 50049
     # Prometheus metrics: each service on its gRPC port + this offset; 0 turns metrics off.
     metrics_port_offset: int = 1000
     # Services whose commerce.tenant.v1.ProvisioningService the tenant service calls

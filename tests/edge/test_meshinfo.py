@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
+import httpx
 import pytest
 from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -127,3 +128,36 @@ async def test_reflection_describes_a_commerce_service(world: World) -> None:
              for b in reply.file_descriptor_response.file_descriptor_proto]
     methods = {m.name for f in files for s in f.service if s.name == "CatalogService" for m in s.method}
     assert {"CreateProduct", "ListProducts", "GetProduct"} <= methods
+
+
+async def _ask_body_check(port: int, method: str, path: str, body: bytes) -> tuple[int, dict[str, object]]:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        reply = await client.request(method, f"/check{path}", content=body,
+                                     headers={"content-type": "application/json"})
+    return reply.status_code, (reply.json() if reply.content else {})
+
+
+async def test_body_check_refuses_unknown_fields_naming_each_one(world: World) -> None:
+    body = b'{"product": {"sku": "A-1", "colour": "red", "price": {"amountMinor": 1, "cents": 2}}, "extra": 1}'
+    status, reply = await _ask_body_check(world.meshinfo.check_port, "POST", "/v1/products", body)
+    assert status == 400
+    assert reply["code"] == 3
+    violations = reply["details"][1]["fieldViolations"]  # type: ignore[index]
+    assert [v["field"] for v in violations] == ["product.colour", "product.price.cents", "extra"]
+
+
+async def test_body_check_reads_the_body_as_the_message_the_binding_names(world: World) -> None:
+    port = world.meshinfo.check_port
+    # PATCH /v1/products/{product.product_id} has body "product": keys are Product's fields.
+    assert (await _ask_body_check(port, "PATCH", "/v1/products/p1?updateMask=title", b'{"title": "x"}'))[0] == 200
+    status, reply = await _ask_body_check(port, "PATCH", "/v1/products/p1", b'{"title": "x", "requestId": "r"}')
+    assert status == 400 and "product.requestId" in str(reply["message"])
+
+
+async def test_body_check_lets_known_fields_and_non_json_through(world: World) -> None:
+    port = world.meshinfo.check_port
+    login = b'{"tenantId": "demo", "email": "a@b.test", "password": "secret-secret"}'
+    assert (await _ask_body_check(port, "POST", "/v1/auth/login", login))[0] == 200
+    assert (await _ask_body_check(port, "POST", "/v1/auth/login", b'{"tenant_id": "demo"}'))[0] == 200
+    # malformed JSON is the transcoder's to refuse, with its own message
+    assert (await _ask_body_check(port, "POST", "/v1/auth/login", b'{"tenantId": '))[0] == 200

@@ -62,13 +62,13 @@ def _listener(cfg: dict[str, Any]) -> dict[str, Any]:
     return manager["typed_config"]  # type: ignore[no-any-return]
 
 
-def test_filters_run_jwt_then_transcoder_then_router() -> None:
+def test_filters_run_jwt_then_body_check_then_transcoder_then_router() -> None:
     hcm = _listener(config(DefaultSettings()))
     names = [f["name"] for f in hcm["http_filters"]]
-    assert names == ["envoy.filters.http.jwt_authn", "envoy.filters.http.grpc_json_transcoder",
+    assert names == ["envoy.filters.http.jwt_authn", "commerce.body_check", "envoy.filters.http.grpc_json_transcoder",
                      "envoy.filters.http.router"]
     assert hcm["codec_type"] == "AUTO"
-    transcoder = hcm["http_filters"][1]["typed_config"]
+    transcoder = hcm["http_filters"][2]["typed_config"]
     assert transcoder["services"] == ["commerce.tenant.v1.TenantService", "commerce.catalog.v1.CatalogService"]
     assert transcoder["convert_grpc_status"] is True
 

@@ -1,0 +1,94 @@
+"""The HTTP authorization endpoint Envoy's ext_authz asks about every REST
+request with a body: 200 lets it through, 400 refuses it with a JSON
+google.rpc.Status naming the unknown fields. A minimal HTTP/1.1 server (keep-alive,
+Content-Length or chunked bodies) on asyncio: Envoy is its only client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import structlog
+
+from services.meshinfo.bodycheck import BodyChecker, Violation
+
+log = structlog.get_logger("commerce.meshinfo.bodycheck")
+# Envoy puts this before the original path of the request it asks about.
+PATH_PREFIX = "/check"
+_MAX_HEAD = 64 * 1024
+
+
+def refusal(violations: list[Violation]) -> bytes:
+    fields = ", ".join(v.field for v in violations)
+    status = {
+        "code": 3,
+        "message": f"unknown field in the request body: {fields}",
+        "details": [
+            {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "UNKNOWN_FIELD",
+             "domain": "commerce-mesh", "metadata": {"fields": fields}},
+            {"@type": "type.googleapis.com/google.rpc.BadRequest",
+             "fieldViolations": [{"field": v.field, "description": v.description} for v in violations]},
+        ],
+    }
+    return json.dumps(status).encode()
+
+
+def _response(status: str, body: bytes = b"", content_type: str = "application/json") -> bytes:
+    head = f"HTTP/1.1 {status}\r\ncontent-length: {len(body)}\r\n"
+    if body:
+        head += f"content-type: {content_type}\r\n"
+    return head.encode() + b"\r\n" + body
+
+
+async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        chunks: list[bytes] = []
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0].strip(), 16)
+            if size == 0:
+                await reader.readuntil(b"\r\n")
+                return b"".join(chunks)
+            chunks.append(await reader.readexactly(size))
+            await reader.readexactly(2)
+    length = int(headers.get("content-length", "0") or 0)
+    return await reader.readexactly(length) if length else b""
+
+
+class CheckServer:
+    def __init__(self, checker: BodyChecker) -> None:
+        self._checker = checker
+
+    def answer(self, method: str, target: str, body: bytes) -> bytes:
+        path = target[len(PATH_PREFIX):] if target.startswith(PATH_PREFIX) else target
+        violations = self._checker.check(method, path, body)
+        if not violations:
+            return _response("200 OK")
+        log.info("refused unknown fields", method=method, path=path.split("?", 1)[0],
+                 fields=[v.field for v in violations])
+        return _response("400 Bad Request", refusal(violations))
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                if len(head) > _MAX_HEAD:
+                    break
+                lines = head.decode("latin-1").split("\r\n")
+                method, target, _ = lines[0].split(" ", 2)
+                headers = {}
+                for line in lines[1:]:
+                    name, sep, value = line.partition(":")
+                    if sep:
+                        headers[name.strip().lower()] = value.strip()
+                body = await _read_body(reader, headers)
+                writer.write(self.answer(method, target, body))
+                await writer.drain()
+                if headers.get("connection", "").lower() == "close":
+                    break
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ValueError):
+            pass
+        finally:
+            writer.close()
+
+    async def start(self, host: str, port: int) -> asyncio.Server:
+        return await asyncio.start_server(self.handle, host, port, limit=_MAX_HEAD)
