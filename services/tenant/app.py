@@ -4,13 +4,11 @@ tenant), signing keys, token issuer and verifier, provisioning, servicer."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import grpc
 from commerce.tenant.v1 import tenant_pb2_grpc
 
 from services.runtime.bootstrap import open_database
-from services.runtime.db import Database
 from services.runtime.migrations import upgrade_schema
 from services.runtime.server import App
 from services.runtime.settings import Settings
@@ -28,25 +26,12 @@ from services.tenant.tenants import Tenants
 NAME = "tenant"
 
 
-@dataclass
-class Parts:
-    """The adapters build() wires, for the CLI and for tests that need one directly."""
-
-    db: Database
-    platform: PlatformStore
-    keys: KeyStore
-    issuer: TokenIssuer
-    passwords: Passwords
-
-
-async def open_parts(settings: Settings) -> Parts:
+async def open_platform(settings: Settings) -> PlatformStore:
+    """The tenant database, created if needed, with the platform schema and every
+    tenant schema at the latest revision."""
     db = await open_database(settings, NAME, migrations.TENANT)
     await upgrade_schema(db, SCHEMA, migrations.PLATFORM)
-    keys = KeyStore(settings.keys_dir, settings.keys_reload_seconds)
-    keys.ensure_key()
-    issuer = TokenIssuer(keys, settings.jwt_issuer, settings.jwt_audience,
-                         settings.access_token_ttl_seconds, settings.guest_token_ttl_seconds)
-    return Parts(db, PlatformStore(db), keys, issuer, Passwords())
+    return PlatformStore(db)
 
 
 def local_verifier(settings: Settings, keys: KeyStore) -> TokenVerifier:
@@ -59,19 +44,23 @@ def local_verifier(settings: Settings, keys: KeyStore) -> TokenVerifier:
 
 
 async def build(settings: Settings) -> App:
-    parts = await open_parts(settings)
-    await parts.passwords.prepare()
+    platform = await open_platform(settings)
+    db = platform.db
+    keys = KeyStore(settings.keys_dir, settings.keys_reload_seconds)
+    keys.ensure_key()
+    issuer = TokenIssuer(keys, settings.jwt_issuer, settings.jwt_audience,
+                         settings.access_token_ttl_seconds, settings.guest_token_ttl_seconds)
+    passwords = Passwords()
+    await passwords.prepare()
     targets = [(name, settings.address_of(name)) for name in settings.provision_services]
-    provisioner = Provisioner(parts.db, parts.platform, migrations.TENANT, targets, parts.issuer.service_token,
+    provisioner = Provisioner(db, platform, migrations.TENANT, targets, issuer.service_token,
                               settings.provision_retry_seconds)
-    servicer = TenantServicer(Tenants(parts.platform, provisioner),
-                              Accounts(parts.db, parts.platform, parts.passwords, parts.issuer), parts.keys)
+    servicer = TenantServicer(Tenants(platform, provisioner), Accounts(db, platform, passwords, issuer), keys)
 
     def register(server: grpc.aio.Server) -> None:
         tenant_pb2_grpc.add_TenantServiceServicer_to_server(servicer, server)
 
     return App(
-        name=NAME, services=[SERVICE], register=register, verifier=local_verifier(settings, parts.keys),
-        probes={"database": parts.db.ping}, on_start=[provisioner.start],
-        on_stop=[provisioner.stop, parts.db.dispose],
+        name=NAME, services=[SERVICE], register=register, verifier=local_verifier(settings, keys),
+        probes={"database": db.ping}, on_start=[provisioner.start], on_stop=[provisioner.stop, db.dispose],
     )

@@ -9,9 +9,10 @@ import os
 import sys
 
 from services.runtime.settings import load_settings
-from services.tenant.app import open_parts
+from services.tenant.app import open_platform
 from services.tenant.domain.validation import Violations
 from services.tenant.keys import KeyStore
+from services.tenant.passwords import Passwords
 
 
 def _password(env_var: str | None) -> str:
@@ -37,9 +38,9 @@ async def create_admin(email: str, password_env: str | None, display_name: str, 
     except Exception as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    parts = await open_parts(load_settings())
+    platform = await open_platform(load_settings())
     try:
-        existing = await parts.platform.admin_by_email(clean_email)
+        existing = await platform.admin_by_email(clean_email)
         if existing is not None and not reset:
             print(f"platform admin {clean_email} already exists; password unchanged (use --reset to set a new one)")
             return 0
@@ -51,18 +52,18 @@ async def create_admin(email: str, password_env: str | None, display_name: str, 
         except Exception as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        password_hash = await parts.passwords.hash(password)
+        password_hash = await Passwords().hash(password)
         if existing is not None:
-            await parts.platform.set_admin_password(existing.admin_id, password_hash)
+            await platform.set_admin_password(existing.admin_id, password_hash)
             print(f"platform admin {clean_email}: password reset")
-        elif await parts.platform.insert_admin(clean_email, display_name, password_hash) is None:
+        elif await platform.insert_admin(clean_email, display_name, password_hash) is None:
             print(f"platform admin {clean_email} was created concurrently; password unchanged", file=sys.stderr)
             return 1
         else:
             print(f"platform admin {clean_email} created; log in with tenant_id \"platform\"")
         return 0
     finally:
-        await parts.db.dispose()
+        await platform.db.dispose()
 
 
 def rotate_key() -> int:

@@ -53,7 +53,7 @@ class TenantServicer(tenant_pb2_grpc.TenantServiceServicer):
     async def ListTenants(self, request: tenant_pb2.ListTenantsRequest,
                           context: Context) -> tenant_pb2.ListTenantsResponse:
         size, cursor = paging.page_size(request.page_size), paging.decode(request.page_token)
-        page, next_token = await self._tenants.list(size, cursor)
+        page, next_token = await self._tenants.list_page(size, cursor)
         return tenant_pb2.ListTenantsResponse(tenants=[convert.tenant_message(t) for t in page],
                                               next_page_token=next_token)
 

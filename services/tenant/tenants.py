@@ -50,7 +50,7 @@ class Tenants:
             raise tenant_not_found()
         return tenant
 
-    async def list(self, size: int, cursor: paging.Cursor | None) -> tuple[Sequence[Tenant], str]:
+    async def list_page(self, size: int, cursor: paging.Cursor | None) -> tuple[Sequence[Tenant], str]:
         """A page of tenants, oldest first, and the token of the next page ("" on the last)."""
         rows = await self._store.list_tenants(cursor, size + 1)
         page = rows[:size]

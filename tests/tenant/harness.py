@@ -22,8 +22,9 @@ from services.runtime.provisioning import ProvisioningServicer
 from services.runtime.server import App, Running, create_server
 from services.runtime.settings import Settings
 from services.runtime.tokens import Jwk, KeySet, TokenVerifier
-from services.tenant.app import build, open_parts
+from services.tenant.app import build, open_platform
 from services.tenant.keys import KeyStore
+from services.tenant.passwords import Passwords
 from tests.conftest import free_port
 
 ADMIN_EMAIL = "root@platform.example"
@@ -64,11 +65,11 @@ async def start_tenant(settings: Settings) -> Running:
 
 
 async def add_admin(settings: Settings, email: str = ADMIN_EMAIL, password: str = ADMIN_PASSWORD) -> None:
-    parts = await open_parts(settings)
+    platform = await open_platform(settings)
     try:
-        await parts.platform.insert_admin(email, "Root", await parts.passwords.hash(password))
+        await platform.insert_admin(email, "Root", await Passwords().hash(password))
     finally:
-        await parts.db.dispose()
+        await platform.db.dispose()
 
 
 @dataclass
