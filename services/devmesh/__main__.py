@@ -62,9 +62,9 @@ def instructions(mesh: Mesh, credentials: Credentials | None) -> str:
             f"  TOKEN=$(curl -s http://{edge}/v1/auth/login -H 'content-type: application/json' \\",
             f"      -d '{login}' \\",
             "      | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"accessToken\"])')",
-            "  # coffee between $12 and $20, two per page (follow nextPageToken with &pageToken=...)",
+            "  # coffee up to $50, two per page (follow nextPageToken with &pageToken=...)",
             "  curl -s -H \"authorization: Bearer $TOKEN\" \\",
-            f"      'http://{edge}/v1/products?category=coffee&minPriceMinor=1200&maxPriceMinor=2000&pageSize=2'",
+            f"      'http://{edge}/v1/products?category=coffee&minPriceMinor=1000&maxPriceMinor=5000&pageSize=2'",
             "  # the same over gRPC, through Envoy",
             "  .venv/bin/grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" \\",
             "      -d '{\"category\": \"coffee\", \"page_size\": 2}' "
