@@ -36,7 +36,7 @@ def keys() -> TestKeys:
 
 @pytest.fixture(scope="session")
 def catalog_settings(postgres: Postgres) -> Settings:
-    return Settings(DATABASE_URL=postgres.url, database_prefix="cattest", db_pool_size=5)
+    return Settings(database_url=postgres.url, database_prefix="cattest", db_pool_size=5)
 
 
 async def start_catalog(settings: Settings, keys: TestKeys, probe_seconds: float = 0.2) -> tuple[Running, Database]:
@@ -92,7 +92,8 @@ class Shop:
             product=product(sku or f"SKU-{uuid.uuid4().hex[:10]}", title=title, category=category, price=price,
                             currency=currency, description=description, status=status),
             request_id=request_id), metadata=self.seller)
-        return reply.product
+        created: pb.Product = reply.product
+        return created
 
 
 def product(sku: str, *, title: str = "Trail shoe", category: str = "shoes", price: int = 4999,

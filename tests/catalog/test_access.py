@@ -40,7 +40,7 @@ async def test_customer_may_not_change_products_or_stock(shop: Shop) -> None:
 
 async def test_owner_and_admin_may_create(shop: Shop) -> None:
     await shop.stub.CreateProduct(pb.CreateProductRequest(product=product("BY-OWNER")), metadata=shop.as_("owner"))
-    admin = shop.keys.metadata(tenant="platform", roles=["admin"]) + (("x-tenant-id", shop.tenant),)
+    admin = (*shop.keys.metadata(tenant="platform", roles=["admin"]), ("x-tenant-id", shop.tenant))
     await shop.stub.CreateProduct(pb.CreateProductRequest(product=product("BY-ADMIN")), metadata=admin)
     listed = await shop.stub.ListProducts(pb.ListProductsRequest(), metadata=shop.customer)
     assert sorted(p.sku for p in listed.products) == ["BY-ADMIN", "BY-OWNER"]

@@ -14,7 +14,9 @@ from tests.catalog.conftest import Shop, error_details, violated_fields
 
 
 async def _stock(shop: Shop, product_id: str) -> pb.StockLevel:
-    return (await shop.stub.GetStock(pb.GetStockRequest(product_id=product_id), metadata=shop.customer)).stock
+    level: pb.StockLevel = (await shop.stub.GetStock(pb.GetStockRequest(product_id=product_id),
+                                                     metadata=shop.customer)).stock
+    return level
 
 
 async def test_set_then_adjust_up_and_down(shop: Shop) -> None:
@@ -89,7 +91,7 @@ async def test_bad_stock_numbers_name_the_field(shop: Shop, request_: pb.SetStoc
     request_.product_id = pid
     call = shop.stub.SetStock if isinstance(request_, pb.SetStockRequest) else shop.stub.AdjustStock
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call(request_, metadata=shop.seller)  # type: ignore[operator]
+        await call(request_, metadata=shop.seller)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert violated_fields(caught.value) == [field]
     assert (await _stock(shop, pid)).on_hand == 0
