@@ -57,7 +57,8 @@ def new_product(category: str = "grpc", price_minor: int = 1000, title: str = "A
 
 async def create(stubs: Stubs, metadata: Metadata, product: catalog_pb2.Product) -> catalog_pb2.Product:
     reply = await stubs.catalog.CreateProduct(catalog_pb2.CreateProductRequest(product=product), metadata=metadata)
-    return reply.product
+    made: catalog_pb2.Product = reply.product
+    return made
 
 
 def violations(error: grpc.aio.AioRpcError) -> list[str]:
