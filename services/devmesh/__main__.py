@@ -17,7 +17,7 @@ from pathlib import Path
 from types import FrameType
 
 from services.devmesh.demo import Credentials, SeedError, seed_demo
-from services.devmesh.mesh import ROOT, Mesh, MeshError
+from services.devmesh.mesh import ROOT, Mesh, MeshError, redact
 from services.devmesh.probes import NotReady
 from services.devmesh.progress import Progress
 from services.runtime.settings import Settings
@@ -41,8 +41,8 @@ def instructions(mesh: Mesh, credentials: Credentials | None) -> str:
         f"  Envoy admin           http://localhost:{s.envoy_admin_port}",
         *(f"  {name:<21} {mesh.address_of(name)} (gRPC, direct)" for name in mesh.services),
         f"  {'meshinfo':<21} {mesh.address_of('meshinfo')} (health and reflection of the mesh)",
-        f"  PostgreSQL            {mesh.database_url}",
-        f"  NATS                  {mesh.nats_url}",
+        f"  PostgreSQL            {redact(mesh.database_url)}",
+        f"  NATS                  {redact(mesh.nats_url)}",
         f"  logs                  {mesh.logs_dir}/<name>.log",
     ]
     if s.metrics_port_offset:

@@ -49,6 +49,15 @@ def _port_taken(host: str, port: int) -> bool:
     return False
 
 
+def redact(url: str) -> str:
+    """The URL without its password, for printing."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     """The settings as environment variables, so child processes read exactly these."""
     env: dict[str, str] = {}
@@ -82,6 +91,10 @@ class Mesh:
                                   fast_unsafe=fast_unsafe, log_dir=self.logs_dir) if embedded_postgres else None)
         self.nats = (Nats(self.data_dir / "nats", self._port(self.settings.nats_url), log_dir=self.logs_dir)
                      if embedded_nats else None)
+        # The children connect to exactly the servers started here.
+        embedded = {"database_url": self.postgres.url if self.postgres else None,
+                    "nats_url": self.nats.url if self.nats else None}
+        self.settings = self.settings.model_copy(update={k: v for k, v in embedded.items() if v is not None})
         self.processes: dict[str, Process] = {}
         self.envoy: Envoy | None = None
         self._lock: IO[bytes] | None = None
@@ -202,12 +215,12 @@ class Mesh:
             self._step(f"starting PostgreSQL on port {postgres.port}",
                        lambda: "initialised and ready" if self._start_postgres(postgres) else "ready")
         else:
-            self._step("PostgreSQL", lambda: f"using {self.settings.database_url} (DATABASE_URL)")
+            self._step("PostgreSQL", lambda: f"using {redact(self.settings.database_url)} (DATABASE_URL)")
         if self.nats is not None:
             nats = self.nats
             self._step(f"starting NATS JetStream on port {nats.port}", lambda: self._start_nats(nats))
         else:
-            self._step("NATS", lambda: f"using {self.settings.nats_url} (NATS_URL)")
+            self._step("NATS", lambda: f"using {redact(self.settings.nats_url)} (NATS_URL)")
 
     def _start_postgres(self, postgres: Postgres) -> bool:
         created = postgres.init()
