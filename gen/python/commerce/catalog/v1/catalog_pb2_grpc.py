@@ -28,6 +28,12 @@ if _version_not_supported:
 class CatalogServiceStub:
     """A tenant's products and their stock. Sellers write; everyone in the tenant
     (customers and guests included) reads active products.
+
+    What shoppers (customers, guests) see: ACTIVE products, and ARCHIVED ones when
+    they ask for them (by id, or by listing with that status) so order history
+    still resolves. DRAFT products do not exist for them (NOT_FOUND by id). Staff
+    (admin, owner, seller) and services see every status. A malformed product id
+    is simply NOT_FOUND.
     """
 
     def __init__(self, channel):
@@ -81,6 +87,12 @@ class CatalogServiceStub:
 class CatalogServiceServicer:
     """A tenant's products and their stock. Sellers write; everyone in the tenant
     (customers and guests included) reads active products.
+
+    What shoppers (customers, guests) see: ACTIVE products, and ARCHIVED ones when
+    they ask for them (by id, or by listing with that status) so order history
+    still resolves. DRAFT products do not exist for them (NOT_FOUND by id). Staff
+    (admin, owner, seller) and services see every status. A malformed product id
+    is simply NOT_FOUND.
     """
 
     def CreateProduct(self, request, context):
@@ -90,7 +102,8 @@ class CatalogServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetProduct(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Reads one product (served from a per-replica cache that every write invalidates).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -111,14 +124,17 @@ class CatalogServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ArchiveProduct(self, request, context):
-        """Archives a product: it stays readable by sellers but is no longer sold.
+        """Archives a product: it is no longer sold and leaves the default list, but stays
+        readable by id (also by shoppers, for their order history). Archiving an archived
+        product returns it unchanged.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SetStock(self, request, context):
-        """Sets the quantity on hand to an absolute value.
+        """Sets the quantity on hand to an absolute value. Refused with
+        FAILED_PRECONDITION / INSUFFICIENT_STOCK if it is below what is reserved.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -126,14 +142,16 @@ class CatalogServiceServicer:
 
     def AdjustStock(self, request, context):
         """Adds (or, with a negative delta, removes) units on hand. Refused with
-        FAILED_PRECONDITION / INSUFFICIENT_STOCK if it would go below what is reserved.
+        FAILED_PRECONDITION / INSUFFICIENT_STOCK if it would go below what is reserved
+        (or below zero), and STOCK_LIMIT_EXCEEDED above 1,000,000,000.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetStock(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Stock of one product; visible to whoever may read the product.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -192,6 +210,12 @@ def add_CatalogServiceServicer_to_server(servicer, server):
 class CatalogService:
     """A tenant's products and their stock. Sellers write; everyone in the tenant
     (customers and guests included) reads active products.
+
+    What shoppers (customers, guests) see: ACTIVE products, and ARCHIVED ones when
+    they ask for them (by id, or by listing with that status) so order history
+    still resolves. DRAFT products do not exist for them (NOT_FOUND by id). Staff
+    (admin, owner, seller) and services see every status. A malformed product id
+    is simply NOT_FOUND.
     """
 
     @staticmethod
