@@ -11,6 +11,7 @@ from typing import Any
 import grpc
 import structlog
 from google.protobuf import any_pb2
+from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from prometheus_client import Counter, Histogram
 
@@ -56,6 +57,32 @@ async def abort_with(context: grpc.aio.ServicerContext[Any, Any], error: DomainE
     )
 
 
+class _Undecodable:
+    """A request body protobuf could not parse (e.g. a string field that is not UTF-8)."""
+
+    def __init__(self, error: DecodeError) -> None:
+        self.error = error
+
+
+def _lenient(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """Lets a malformed body reach the wrapper, which answers INVALID_ARGUMENT (not UNKNOWN)."""
+    if deserializer is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except DecodeError as exc:
+            return _Undecodable(exc)
+
+    return parse
+
+
+def _check_decoded(request: Any) -> None:
+    if isinstance(request, _Undecodable):
+        raise InvalidArgument.field("request", f"is not a valid message: {request.error}")
+
+
 def _bearer(metadata: Mapping[str, str]) -> str | None:
     value = metadata.get("authorization")
     if value is None:
@@ -99,13 +126,13 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(handler.unary_unary, method),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 self._wrap_stream(handler.unary_stream, method),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return handler
@@ -116,6 +143,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             code = "OK"
             try:
                 caller = await self._caller(context, method)
+                _check_decoded(request)
                 token = set_caller(caller)
                 try:
                     return await behavior(request, context)
@@ -142,6 +170,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             code = "OK"
             try:
                 caller = await self._caller(context, method)
+                _check_decoded(request)
                 token = set_caller(caller)
                 try:
                     async for item in behavior(request, context):

@@ -148,3 +148,16 @@ async def test_sql_looking_text_is_stored_verbatim_and_harmless(shop: Shop) -> N
         assert [p.product_id for p in found.products] == [product_id]
     everything = await shop.stub.ListProducts(pb.ListProductsRequest(), metadata=shop.customer)
     assert len(everything.products) == len(SQLISH)
+
+
+async def test_body_that_is_not_utf8_is_invalid_argument_and_writes_nothing(
+        shop: Shop, channel: grpc.aio.Channel, catalog_db: Database) -> None:
+    raw_create = channel.unary_unary("/commerce.catalog.v1.CatalogService/CreateProduct",
+                                     request_serializer=lambda b: b, response_deserializer=lambda b: b)
+    body = product("UTF8-1").SerializeToString().replace(b"Trail shoe", b"Trail \xff\xfe\xfd\xfc")
+    assert len(body) < 128
+    with pytest.raises(grpc.aio.AioRpcError) as caught:  # field 1 (product), length-delimited
+        await raw_create(b"\x0a" + bytes([len(body)]) + body, metadata=shop.seller)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert violated_fields(caught.value) == ["request"]
+    assert await count_rows(catalog_db, shop.tenant, "products") == 0
