@@ -18,6 +18,7 @@ from services.catalog.store.products import CHANNEL
 from services.runtime.db import Database, tenant_of
 
 log = structlog.get_logger("commerce.catalog.cache")
+_MAX_RETRY_SECONDS = 5.0
 
 
 def listener_dsn(db: Database) -> str:
@@ -32,6 +33,7 @@ class CacheInvalidator:
         self._cache = cache
         self._ping_seconds = ping_seconds
         self._retry_seconds = retry_seconds
+        self._delay = retry_seconds
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -59,10 +61,17 @@ class CacheInvalidator:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("cache listener down; reading through to the database", error=str(exc))
+                if self._delay == self._retry_seconds:  # once per outage, not on every retry
+                    log.warning("cache listener down; reading through to the database", error=str(exc))
             finally:
                 self._cache.set_online(False)
-            await asyncio.sleep(self._retry_seconds)
+            await asyncio.sleep(self._delay)
+            self._delay = min(self._delay * 2, _MAX_RETRY_SECONDS)
+
+    def _connected(self) -> None:
+        self._cache.set_online(True)
+        self._delay = self._retry_seconds
+        log.info("cache listener connected")
 
     async def _listen(self) -> None:
         conn = await asyncpg.connect(self._dsn, timeout=3, server_settings={"application_name": "catalog-cache"})
@@ -75,8 +84,7 @@ class CacheInvalidator:
         conn.add_termination_listener(on_lost)
         try:
             await conn.add_listener(CHANNEL, self._on_notify)
-            self._cache.set_online(True)
-            log.info("cache listener connected")
+            self._connected()
             while not lost.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(lost.wait(), self._ping_seconds)
