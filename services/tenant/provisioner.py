@@ -38,14 +38,23 @@ class Provisioner:
         self._targets = list(targets)  # (service name, address)
         self._service_token = service_token
         self._retry_seconds = retry_seconds
-        self._in_flight: set[str] = set()
+        self._in_flight: dict[str, asyncio.Task[Tenant]] = {}
         self._task: asyncio.Task[None] | None = None
 
     async def provision(self, tenant: Tenant) -> Tenant:
-        """Try once; the tenant as it stands afterwards (still unprovisioned if a step failed)."""
-        if tenant.provisioned or tenant.tenant_id in self._in_flight:
+        """Try once; the tenant as it stands afterwards (still unprovisioned if a step failed).
+        Joins an attempt already under way for the same tenant; the attempt runs to its
+        end even if the caller goes away (its RPC cancelled)."""
+        if tenant.provisioned:
             return tenant
-        self._in_flight.add(tenant.tenant_id)
+        attempt = self._in_flight.get(tenant.tenant_id)
+        if attempt is None:
+            attempt = asyncio.create_task(self._attempt(tenant), name=f"provision-{tenant.tenant_id}")
+            self._in_flight[tenant.tenant_id] = attempt
+            attempt.add_done_callback(lambda _: self._in_flight.pop(tenant.tenant_id, None))
+        return await asyncio.shield(attempt)
+
+    async def _attempt(self, tenant: Tenant) -> Tenant:
         try:
             await upgrade_tenant(self._db, tenant.tenant_id, self._script_location)
             results = await asyncio.gather(*(self._call(name, address, tenant) for name, address in self._targets),
@@ -61,8 +70,6 @@ class Provisioner:
             log.warning("provisioning failed; will retry", tenant_id=tenant.tenant_id, error=_describe(exc),
                         retry_seconds=self._retry_seconds)
             return tenant
-        finally:
-            self._in_flight.discard(tenant.tenant_id)
 
     async def _call(self, name: str, address: str, tenant: Tenant) -> None:
         # A fresh channel per attempt: a cached one would sit in reconnect back-off
@@ -111,10 +118,12 @@ class Provisioner:
         self._task = asyncio.create_task(self._loop(), name="tenant-provisioning")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        tasks = [t for t in (self._task, *self._in_flight.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
 
 
 def _describe(error: BaseException) -> str:
