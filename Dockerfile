@@ -10,6 +10,8 @@ COPY gen ./gen
 COPY services ./services
 COPY scripts ./scripts
 RUN printf '/app\n/app/gen/python\n' > "$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/commerce_mesh.pth" \
- && useradd --uid 10001 --no-create-home commerce && mkdir -p /keys && chown commerce /keys
-USER commerce
+ && groupadd --gid 10001 commerce \
+ && useradd --uid 10001 --gid 10001 --no-create-home commerce && mkdir -p /keys && chown commerce /keys
+# Numeric, so Kubernetes' runAsNonRoot can check it without looking the name up.
+USER 10001:10001
 CMD ["python", "-m", "services.meshinfo"]

