@@ -14,7 +14,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Cart(_message.Message):
-    __slots__ = ("name", "cart_id", "customer_id", "lines", "subtotal", "currency_code", "item_count", "update_time")
+    __slots__ = ("name", "cart_id", "customer_id", "lines", "subtotal", "currency_code", "item_count", "update_time", "unavailable_lines")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CART_ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +23,7 @@ class Cart(_message.Message):
     CURRENCY_CODE_FIELD_NUMBER: _ClassVar[int]
     ITEM_COUNT_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UNAVAILABLE_LINES_FIELD_NUMBER: _ClassVar[int]
     name: str
     cart_id: str
     customer_id: str
@@ -31,23 +32,26 @@ class Cart(_message.Message):
     currency_code: str
     item_count: int
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., cart_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[CartLine, _Mapping]]] = ..., subtotal: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., currency_code: _Optional[str] = ..., item_count: _Optional[int] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    unavailable_lines: _containers.RepeatedCompositeFieldContainer[CartLine]
+    def __init__(self, name: _Optional[str] = ..., cart_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[CartLine, _Mapping]]] = ..., subtotal: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., currency_code: _Optional[str] = ..., item_count: _Optional[int] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., unavailable_lines: _Optional[_Iterable[_Union[CartLine, _Mapping]]] = ...) -> None: ...
 
 class CartLine(_message.Message):
-    __slots__ = ("product_id", "sku", "title", "quantity", "unit_price", "line_total")
+    __slots__ = ("product_id", "sku", "title", "quantity", "unit_price", "line_total", "unavailable_reason")
     PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
     SKU_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     QUANTITY_FIELD_NUMBER: _ClassVar[int]
     UNIT_PRICE_FIELD_NUMBER: _ClassVar[int]
     LINE_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    UNAVAILABLE_REASON_FIELD_NUMBER: _ClassVar[int]
     product_id: str
     sku: str
     title: str
     quantity: int
     unit_price: _money_pb2.Money
     line_total: _money_pb2.Money
-    def __init__(self, product_id: _Optional[str] = ..., sku: _Optional[str] = ..., title: _Optional[str] = ..., quantity: _Optional[int] = ..., unit_price: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., line_total: _Optional[_Union[_money_pb2.Money, _Mapping]] = ...) -> None: ...
+    unavailable_reason: str
+    def __init__(self, product_id: _Optional[str] = ..., sku: _Optional[str] = ..., title: _Optional[str] = ..., quantity: _Optional[int] = ..., unit_price: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., line_total: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., unavailable_reason: _Optional[str] = ...) -> None: ...
 
 class GetCartRequest(_message.Message):
     __slots__ = ()

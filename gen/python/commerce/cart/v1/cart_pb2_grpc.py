@@ -29,8 +29,12 @@ class CartServiceStub:
     """The caller's shopping cart. Each customer or guest (the subject of the
     access token) has at most one open cart in a tenant; there is no cart id in
     any request. Lines are priced from the catalog on every read, so totals
-    always show current prices. The cart does not hold stock: availability is
-    checked, and stock reserved, when the order is placed.
+    always show current prices. The cart does not hold stock: adding or raising
+    a quantity beyond what can be sold right now (the product's available
+    stock) is FAILED_PRECONDITION with reason INSUFFICIENT_STOCK (ErrorInfo
+    metadata "available"), but stock is only reserved when the order is placed.
+    Once an order placed from the cart is confirmed, the units it bought leave
+    the cart (units added since stay).
     """
 
     def __init__(self, channel):
@@ -70,8 +74,12 @@ class CartServiceServicer:
     """The caller's shopping cart. Each customer or guest (the subject of the
     access token) has at most one open cart in a tenant; there is no cart id in
     any request. Lines are priced from the catalog on every read, so totals
-    always show current prices. The cart does not hold stock: availability is
-    checked, and stock reserved, when the order is placed.
+    always show current prices. The cart does not hold stock: adding or raising
+    a quantity beyond what can be sold right now (the product's available
+    stock) is FAILED_PRECONDITION with reason INSUFFICIENT_STOCK (ErrorInfo
+    metadata "available"), but stock is only reserved when the order is placed.
+    Once an order placed from the cart is confirmed, the units it bought leave
+    the cart (units added since stay).
     """
 
     def GetCart(self, request, context):
@@ -86,9 +94,10 @@ class CartServiceServicer:
         """Adds units of an active product. Adding a product already in the cart
         raises the quantity of its line, which must stay within 1-1000
         (FAILED_PRECONDITION, reason QUANTITY_LIMIT). Errors: NOT_FOUND for an
-        unknown product; FAILED_PRECONDITION with reason PRODUCT_NOT_AVAILABLE for
-        a draft or archived one, CURRENCY_MISMATCH for a price in another currency
-        than the cart's, CART_FULL beyond 100 lines.
+        unknown product (a draft one does not exist for shoppers either);
+        FAILED_PRECONDITION with reason PRODUCT_NOT_AVAILABLE for an archived one,
+        CURRENCY_MISMATCH for a price in another currency than the cart's,
+        CART_FULL beyond 100 lines, INSUFFICIENT_STOCK beyond the available stock.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -97,6 +106,8 @@ class CartServiceServicer:
     def UpdateCartItem(self, request, context):
         """Sets the quantity of a line (the only thing a line lets you change, so
         there is no update_mask). NOT_FOUND when the product is not in the cart.
+        Lowering a quantity always succeeds; raising it is checked like
+        AddCartItem (PRODUCT_NOT_AVAILABLE, INSUFFICIENT_STOCK).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -157,8 +168,12 @@ class CartService:
     """The caller's shopping cart. Each customer or guest (the subject of the
     access token) has at most one open cart in a tenant; there is no cart id in
     any request. Lines are priced from the catalog on every read, so totals
-    always show current prices. The cart does not hold stock: availability is
-    checked, and stock reserved, when the order is placed.
+    always show current prices. The cart does not hold stock: adding or raising
+    a quantity beyond what can be sold right now (the product's available
+    stock) is FAILED_PRECONDITION with reason INSUFFICIENT_STOCK (ErrorInfo
+    metadata "available"), but stock is only reserved when the order is placed.
+    Once an order placed from the cart is confirmed, the units it bought leave
+    the cart (units added since stay).
     """
 
     @staticmethod
