@@ -1,0 +1,154 @@
+"""One mesh for a benchmark run: PostgreSQL, NATS, tenant, catalog, meshinfo and Envoy
+started the way `make run` starts them, but on free ports in a temporary folder (never
+.data/), plus a tenant with a seller. ``stop()`` ends every process it started, the
+mesh's and the benchmarks' own (``spawn``), and removes the folder; on failure the
+logs are first copied to bench/results/logs/.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import grpc
+from commerce.tenant.v1 import tenant_pb2, tenant_pb2_grpc
+
+from services.devmesh.mesh import ROOT, Mesh
+from services.devmesh.processes import Process
+from services.devmesh.progress import Progress
+from services.runtime.db import schema_for
+from services.runtime.settings import Settings
+
+RESULTS = ROOT / "bench" / "results"
+MESH_STEPS = 6  # PostgreSQL, NATS, tenant, catalog, meshinfo, Envoy
+HARNESS_STEPS = MESH_STEPS + 1  # + the tenant and its seller
+TENANT = "bench"
+ADMIN_EMAIL = "admin@bench.test"
+SELLER_EMAIL = "seller@bench.test"
+T = TypeVar("T")
+
+
+class BenchError(RuntimeError):
+    """A benchmark could not run; the message says why and where to look."""
+
+
+@dataclass(frozen=True)
+class Shop:
+    tenant_id: str
+    seller_token: str
+
+    @property
+    def schema(self) -> str:
+        return schema_for(self.tenant_id)
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self.seller_token}"),)
+
+
+class Harness:
+    def __init__(self, benchmark_steps: int) -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix="commerce-bench-"))
+        self.progress = Progress(HARNESS_STEPS + benchmark_steps)
+        settings = Settings().model_copy(update={"log_level": "WARNING"})
+        self.mesh = Mesh.on_free_ports(self.workdir / "mesh", settings, fast_unsafe=True, progress=self.progress)
+        self._spawned: list[Process] = []
+        self._shop: Shop | None = None
+
+    # -- running --------------------------------------------------------------
+
+    def start(self) -> None:
+        self.mesh.start()
+        self._shop = self.step(f"creating tenant {TENANT!r} and its seller", self._open_shop,
+                               lambda shop: "ready")
+
+    @property
+    def shop(self) -> Shop:
+        if self._shop is None:
+            raise BenchError("the harness is not started")
+        return self._shop
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.mesh.logs_dir
+
+    def step(self, label: str, action: Callable[[], T], outcome: Callable[[T], str] = lambda _: "done") -> T:
+        """One progress line: ``label ... outcome (1.2s)``."""
+        self.progress.begin(label)
+        try:
+            result = action()
+        except KeyboardInterrupt:
+            self.progress.fail("interrupted")
+            raise
+        except BaseException as error:
+            self.progress.fail(str(error) or type(error).__name__)
+            raise
+        self.progress.end(outcome(result))
+        return result
+
+    def spawn(self, name: str, args: Sequence[str]) -> Process:
+        """Starts a process of a benchmark (stopped by ``stop()``); its log is logs/<name>.log."""
+        process = Process(name, list(args), self.logs_dir / f"{name}.log", env=self.mesh.env, cwd=ROOT)
+        self._spawned.append(process)
+        process.start()
+        return process
+
+    def channel(self, service: str) -> grpc.Channel:
+        return grpc.insecure_channel(self.mesh.address_of(service))
+
+    def stop(self, failed: bool) -> None:
+        for process in reversed(self._spawned):
+            process.stop(5)
+        self.mesh.stop()
+        if failed and self.logs_dir.exists():
+            kept = RESULTS / "logs"
+            shutil.rmtree(kept, ignore_errors=True)
+            shutil.copytree(self.logs_dir, kept)
+            print(f"logs kept in {kept}", file=sys.stderr)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # -- seeding --------------------------------------------------------------
+
+    def _create_admin(self, password: str) -> None:
+        done = subprocess.run(
+            [sys.executable, "-m", "services.tenant", "create-admin", "--email", ADMIN_EMAIL,
+             "--password-env", "BENCH_ADMIN_PASSWORD"],
+            env={**self.mesh.env, "BENCH_ADMIN_PASSWORD": password}, cwd=ROOT, capture_output=True, text=True,
+            timeout=120, check=False)
+        if done.returncode != 0:
+            raise BenchError(f"creating the platform admin failed:\n{done.stdout}{done.stderr}")
+
+    def _open_shop(self) -> Shop:
+        admin_password, seller_password = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+        self._create_admin(admin_password)
+        with self.channel("tenant") as channel:
+            tenants = tenant_pb2_grpc.TenantServiceStub(channel)
+
+            def login(tenant_id: str, email: str, password: str) -> str:
+                reply = tenants.Login(tenant_pb2.LoginRequest(tenant_id=tenant_id, email=email, password=password),
+                                      timeout=10)
+                return str(reply.access_token)
+
+            admin = (("authorization", f"Bearer {login('platform', ADMIN_EMAIL, admin_password)}"),)
+            state = tenants.CreateTenant(tenant_pb2.CreateTenantRequest(
+                tenant=tenant_pb2.Tenant(tenant_id=TENANT, display_name="Benchmark shop", currency_code="USD"),
+                request_id="bench-tenant"), metadata=admin, timeout=30).tenant.state
+            deadline = time.monotonic() + 30
+            while state != tenant_pb2.TENANT_STATE_ACTIVE:
+                if time.monotonic() > deadline:
+                    raise BenchError(f"tenant {TENANT!r} is {tenant_pb2.TenantState.Name(state)} after 30s")
+                time.sleep(0.2)
+                state = tenants.GetTenant(tenant_pb2.GetTenantRequest(tenant_id=TENANT), metadata=admin,
+                                          timeout=10).tenant.state
+            tenants.CreateUser(tenant_pb2.CreateUserRequest(
+                tenant_id=TENANT, email=SELLER_EMAIL, password=seller_password, display_name="Benchmark seller",
+                role=tenant_pb2.USER_ROLE_SELLER, request_id="bench-seller"), metadata=admin, timeout=10)
+            return Shop(TENANT, login(TENANT, SELLER_EMAIL, seller_password))
