@@ -1,0 +1,46 @@
+"""Wiring of the cart service: its database, the catalog client and servicers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+from commerce.cart.v1 import cart_pb2_grpc
+from commerce.tenant.v1 import provisioning_pb2_grpc
+
+from services.cart.carts import Carts
+from services.cart.catalog_client import CatalogClient
+from services.cart.servicer import SERVICE, CartServicer
+from services.runtime import provisioning
+from services.runtime.bootstrap import open_database, remote_verifier
+from services.runtime.db import Database
+from services.runtime.provisioning import ProvisioningServicer
+from services.runtime.server import App
+from services.runtime.settings import Settings
+from services.runtime.tokens import TokenVerifier
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def assemble(db: Database, verifier: TokenVerifier, catalog_address: str) -> App:
+    """The App around an open database; ``build`` uses it, and tests with their own verifier."""
+    catalog = CatalogClient(catalog_address)
+    carts = Carts(db, catalog)
+
+    def register(server: grpc.aio.Server) -> None:
+        cart_pb2_grpc.add_CartServiceServicer_to_server(CartServicer(carts), server)
+        provisioning_pb2_grpc.add_ProvisioningServiceServicer_to_server(ProvisioningServicer(db, MIGRATIONS), server)
+
+    return App(
+        name="cart",
+        services=[SERVICE, provisioning.SERVICE],
+        register=register,
+        verifier=verifier,
+        probes={"database": db.ping},
+        on_stop=[catalog.close, db.dispose],
+    )
+
+
+async def build(settings: Settings) -> App:
+    db = await open_database(settings, "cart", MIGRATIONS)
+    return assemble(db, remote_verifier(settings), settings.address_of("catalog"))
