@@ -23,14 +23,15 @@ class Envoy:
     admin_port: int
     log_file: Path
     cwd: Path | None = None
+    # Worker threads; 0 = Envoy's default (one per core).
+    concurrency: int = 0
     process: Process = field(init=False)
 
     def __post_init__(self) -> None:
-        self.process = Process(
-            "envoy",
-            [envoy_binary(), "-c", str(self.config_file), "--disable-hot-restart", "--log-level", "warning"],
-            self.log_file, cwd=self.cwd,
-        )
+        args = [envoy_binary(), "-c", str(self.config_file), "--disable-hot-restart", "--log-level", "warning"]
+        if self.concurrency:
+            args += ["--concurrency", str(self.concurrency)]
+        self.process = Process("envoy", args, self.log_file, cwd=self.cwd)
 
     @property
     def admin_url(self) -> str:

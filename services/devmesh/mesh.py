@@ -277,7 +277,8 @@ class Mesh:
     def _start_envoy(self) -> None:
         config = self.data_dir / "envoy.yaml"
         config.write_text(render(self.settings))
-        self.envoy = Envoy(config, self.settings.envoy_admin_port, self.log_file("envoy"), cwd=ROOT)
+        self.envoy = Envoy(config, self.settings.envoy_admin_port, self.log_file("envoy"), cwd=ROOT,
+                           concurrency=self.settings.envoy_concurrency)
         self.envoy.start()
         self._step(f"starting Envoy on port {self.settings.envoy_port}", self._wait_envoy)
 
