@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     # Edge (Envoy): one listener (on `host`) serving REST/JSON and native gRPC.
     envoy_port: int = 8080
     envoy_admin_port: int = 9901
+    # Envoy worker threads (0 = one per core). On a 2-core box 1 leaves a core to the services.
+    envoy_concurrency: int = 0
     # Services the edge routes (and transcodes to REST); later issues add cart, order, payment.
     edge_services: tuple[str, ...] = ("tenant", "catalog")
     # Descriptor set of the gRPC-JSON transcoder. A relative path is resolved by Envoy
