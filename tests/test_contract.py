@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 INTERNAL_SERVICES = {
     # Called service-to-service only; never routed by the edge.
     "commerce.tenant.v1.ProvisioningService",
+    "commerce.tenant.v1.ServiceTokenService",
     "commerce.catalog.v1.InventoryService",
     "commerce.payment.v1.PaymentProcessingService",
 }

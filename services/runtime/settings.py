@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICE_PORTS = {"tenant": 50051, "catalog": 50052, "cart": 50053, "order": 50054, "payment": 50055,
@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     keys_reload_seconds: float = 5.0
 
     jwt_issuer: str = "commerce-mesh"
+    # Shared secret the mesh's services present to the tenant service for service tokens
+    # (commerce.tenant.v1.ServiceTokenService); empty = service tokens are refused.
+    service_secret: SecretStr = SecretStr("")
     jwt_audience: str = "commerce-mesh"
     access_token_ttl_seconds: int = 3600
     guest_token_ttl_seconds: int = 86400

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import grpc
-from commerce.tenant.v1 import tenant_pb2_grpc
+from commerce.tenant.v1 import service_token_pb2_grpc, tenant_pb2_grpc
 
 from services.runtime.bootstrap import open_database
 from services.runtime.migrations import upgrade_schema
@@ -19,6 +19,7 @@ from services.tenant.issuer import TokenIssuer
 from services.tenant.keys import KeyStore
 from services.tenant.passwords import Passwords
 from services.tenant.provisioner import Provisioner
+from services.tenant.service_tokens import SERVICE_DESCRIPTOR, ServiceTokenServicer
 from services.tenant.servicer import SERVICE, TenantServicer
 from services.tenant.store.platform import SCHEMA, PlatformStore
 from services.tenant.tenants import Tenants
@@ -56,11 +57,13 @@ async def build(settings: Settings) -> App:
     provisioner = Provisioner(db, platform, migrations.TENANT, targets, issuer.service_token,
                               settings.provision_retry_seconds)
     servicer = TenantServicer(Tenants(platform, provisioner), Accounts(db, platform, passwords, issuer), keys)
+    service_tokens = ServiceTokenServicer(issuer, settings.service_secret)
 
     def register(server: grpc.aio.Server) -> None:
         tenant_pb2_grpc.add_TenantServiceServicer_to_server(servicer, server)
+        service_token_pb2_grpc.add_ServiceTokenServiceServicer_to_server(service_tokens, server)
 
     return App(
-        name=NAME, services=[SERVICE], register=register, verifier=local_verifier(settings, keys),
+        name=NAME, services=[SERVICE, SERVICE_DESCRIPTOR], register=register, verifier=local_verifier(settings, keys),
         probes={"database": db.ping}, on_start=[provisioner.start], on_stop=[provisioner.stop, db.dispose],
     )

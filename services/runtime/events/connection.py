@@ -1,0 +1,129 @@
+"""One NATS connection for a service's relay or consumer: connects in the background
+(start-up never waits for NATS), reconnects forever, and makes sure the JetStream
+streams exist each time it (re)connects."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import nats
+import structlog
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import StorageType, StreamConfig
+from nats.js.errors import APIError
+from prometheus_client import Gauge
+
+from services.runtime.events import naming
+
+log = structlog.get_logger("commerce.events.nats")
+NATS_CONNECTED = Gauge("commerce_nats_connected", "1 while this process is connected to NATS", ["client"])
+_MAX_RETRY_SECONDS = 5.0
+
+
+def stream_configs() -> list[StreamConfig]:
+    return [
+        StreamConfig(name=naming.STREAM, subjects=naming.STREAM_SUBJECTS, storage=StorageType.FILE,
+                     duplicate_window=120.0),
+        StreamConfig(name=naming.DLQ_STREAM, subjects=naming.DLQ_SUBJECTS, storage=StorageType.FILE),
+    ]
+
+
+async def ensure_streams(js: JetStreamContext) -> None:
+    """Create the streams, or bring an existing one to our configuration (idempotent)."""
+    for config in stream_configs():
+        try:
+            await js.add_stream(config)
+        except APIError:  # exists with another configuration
+            await js.update_stream(config)
+
+
+class NatsConnection:
+    def __init__(self, url: str, name: str, retry_seconds: float = 0.5) -> None:
+        self.url = url
+        self.name = name
+        self._retry_seconds = retry_seconds
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._gauge = NATS_CONNECTED.labels(name)
+
+    @property
+    def connected(self) -> bool:
+        return self._nc is not None and self._nc.is_connected and self._ready.is_set()
+
+    @property
+    def js(self) -> JetStreamContext | None:
+        """The JetStream context while connected, else None."""
+        return self._js if self.connected else None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._connect_forever(), name=f"nats-connect-{self.name}")
+
+    async def wait_ready(self) -> JetStreamContext:
+        await self._ready.wait()
+        assert self._js is not None
+        return self._js
+
+    async def _on_reconnected(self) -> None:
+        self._gauge.set(1)
+        log.info("nats reconnected", client=self.name)
+        if self._js is not None:
+            try:
+                await ensure_streams(self._js)
+            except Exception as exc:
+                log.warning("could not ensure streams after reconnect", error=str(exc))
+
+    async def _on_disconnected(self) -> None:
+        self._gauge.set(0)
+        log.warning("nats disconnected; reconnecting", client=self.name)
+
+    async def _on_error(self, exc: Exception) -> None:
+        log.debug("nats error", client=self.name, error=str(exc))
+
+    async def _connect_forever(self) -> None:
+        delay = self._retry_seconds
+        warned = False
+        while True:
+            nc: Client | None = None
+            try:
+                nc = await nats.connect(
+                    self.url, name=self.name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                    connect_timeout=2, allow_reconnect=True,
+                    reconnected_cb=self._on_reconnected, disconnected_cb=self._on_disconnected,
+                    error_cb=self._on_error,
+                )
+                js = nc.jetstream()
+                await ensure_streams(js)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not warned:
+                    log.warning("nats unavailable; retrying in the background", url=self.url, error=str(exc))
+                    warned = True
+                if nc is not None:
+                    with contextlib.suppress(Exception):
+                        await nc.close()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _MAX_RETRY_SECONDS)
+                continue
+            self._nc, self._js = nc, js
+            self._gauge.set(1)
+            self._ready.set()
+            log.info("nats connected", url=self.url, client=self.name)
+            return
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._nc is not None:
+            with contextlib.suppress(Exception):
+                await self._nc.close()
+        self._nc = self._js = None
+        self._ready.clear()
+        self._gauge.set(0)

@@ -1,0 +1,246 @@
+"""Durable JetStream pull consumers that apply each event once.
+
+    consumer = EventConsumer(db, settings, durable="cart-orders",
+                             subjects=["commerce.order.v1.order_confirmed.*"], handler=on_event)
+    App(..., on_start=[consumer.start], on_stop=[consumer.stop])
+
+For each message: the event class comes from the ``Commerce-Event-Type`` header and
+the tenant from ``Commerce-Tenant``; inside ``db.tenant(tenant)`` the event id is
+inserted in the ``inbox`` and, only if it was not there yet, ``handler(conn, event,
+tenant_id)`` runs in the same transaction; the message is acked after the commit.
+A handler error naks the message with back-off; on delivery ``max_deliver`` a
+failure sends it to ``dlq.<subject>`` (stream COMMERCE_DLQ) and acks it. A message
+that cannot be decoded goes to the dead-letter subject at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import nats.errors
+import structlog
+from google.protobuf.message import Message
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import APIError, NotFoundError
+from prometheus_client import Counter, Histogram
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.runtime.db import Database
+from services.runtime.errors import NotFound
+from services.runtime.events import naming, registry, tracing
+from services.runtime.events.connection import NatsConnection
+from services.runtime.events.schema import inbox
+from services.runtime.migrations import upgrade_tenant
+from services.runtime.settings import Settings
+
+log = structlog.get_logger("commerce.events.consumer")
+Handler = Callable[[AsyncConnection, Message, str], Awaitable[None]]
+
+CONSUMED = Counter("commerce_events_consumed_total", "Events applied by a consumer", ["consumer"])
+DUPLICATES = Counter("commerce_events_duplicate_total", "Redelivered events skipped thanks to the inbox",
+                     ["consumer"])
+FAILED = Counter("commerce_events_failed_total", "Handler failures (the event is redelivered)", ["consumer"])
+DEAD = Counter("commerce_events_dead_lettered_total", "Events sent to the dead-letter subject", ["consumer"])
+LAG = Histogram("commerce_event_lag_seconds", "From the event's occur_time to its commit by a consumer",
+                ["consumer"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+
+DLQ_REASON = "Commerce-Dlq-Reason"
+DLQ_CONSUMER = "Commerce-Dlq-Consumer"
+
+
+class _Poison(Exception):
+    """The message can never be applied (undecodable, no tenant)."""
+
+
+class EventConsumer:
+    def __init__(self, db: Database, settings: Settings, *, durable: str, subjects: Sequence[str],
+                 handler: Handler, max_deliver: int = 5, ack_wait: float = 30.0, batch_size: int = 32,
+                 nak_base_seconds: float = 0.5, nak_max_seconds: float = 30.0,
+                 script_location: Path | None = None, nats_url: str | None = None) -> None:
+        """``script_location``: when given, an event of a tenant whose schema does not
+        exist yet in ``db`` creates it (Alembic upgrade) instead of failing."""
+        if not subjects:
+            raise ValueError("a consumer needs at least one subject")
+        self._db = db
+        self.durable = durable
+        self._subjects = list(subjects)
+        self._handler = handler
+        self._max_deliver = max_deliver
+        self._ack_wait = ack_wait
+        self._batch_size = batch_size
+        self._nak_base = nak_base_seconds
+        self._nak_max = nak_max_seconds
+        self._script_location = script_location
+        self.nats = NatsConnection(nats_url or settings.nats_url, f"{db.database}-{durable}")
+        self._task: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+
+    async def start(self) -> None:
+        await self.nats.start()
+        self._task = asyncio.create_task(self._run(), name=f"consumer-{self.durable}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.nats.close()
+
+    async def wait_subscribed(self) -> None:
+        """Until the durable consumer exists on the server and this process pulls from it."""
+        await self._subscribed.wait()
+
+    # -- subscription -------------------------------------------------------------
+
+    def _config(self) -> ConsumerConfig:
+        config = ConsumerConfig(
+            name=self.durable, durable_name=self.durable, ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL, ack_wait=self._ack_wait,
+            # Unbounded on the server: this consumer dead-letters after max_deliver itself,
+            # so a message is never dropped without reaching the dead-letter subject.
+            max_deliver=-1, max_ack_pending=1000,
+        )
+        if len(self._subjects) == 1:
+            config.filter_subject = self._subjects[0]
+        else:
+            config.filter_subjects = self._subjects
+        return config
+
+    async def _subscribe(self, js: JetStreamContext) -> JetStreamContext.PullSubscription:
+        try:
+            await js.add_consumer(naming.STREAM, self._config())
+        except APIError as exc:  # exists with another configuration: keep it, say so
+            log.warning("consumer exists with another configuration", consumer=self.durable, error=str(exc))
+        return await js.pull_subscribe_bind(durable=self.durable, stream=naming.STREAM)
+
+    async def _run(self) -> None:
+        delay = 0.2
+        while True:
+            js = await self.nats.wait_ready()
+            try:
+                sub = await self._subscribe(js)
+                self._subscribed.set()
+                delay = 0.2
+                try:
+                    await self._consume(js, sub)
+                finally:
+                    self._subscribed.clear()
+                    with contextlib.suppress(Exception):
+                        await sub.unsubscribe()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("consumer interrupted; subscribing again", consumer=self.durable, error=str(exc))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def _consume(self, js: JetStreamContext, sub: JetStreamContext.PullSubscription) -> None:
+        idle = 0
+        while True:
+            try:
+                messages = await sub.fetch(self._batch_size, timeout=1.0)
+            except (TimeoutError, nats.errors.TimeoutError):
+                idle += 1
+                if idle % 10 == 0 and self.nats.connected:
+                    await sub.consumer_info()  # NotFoundError when the consumer is gone: subscribe again
+                continue
+            except NotFoundError:
+                raise
+            idle = 0
+            for msg in messages:
+                await self._process(js, msg)
+
+    # -- one message --------------------------------------------------------------
+
+    async def _process(self, js: JetStreamContext, msg: Msg) -> None:
+        delivered = msg.metadata.num_delivered or 1
+        if delivered > self._max_deliver:  # failed before, e.g. the process died while handling it
+            await self._dead_letter(js, msg, f"not applied after {delivered - 1} deliveries")
+            return
+        try:
+            await self._apply(msg)
+        except _Poison as exc:
+            await self._dead_letter(js, msg, str(exc))
+            return
+        except Exception as exc:
+            FAILED.labels(self.durable).inc()
+            if delivered >= self._max_deliver:
+                log.error("event failed on its last delivery; dead-lettered", consumer=self.durable,
+                          subject=msg.subject, delivered=delivered, error=repr(exc))
+                await self._dead_letter(js, msg, f"{type(exc).__name__}: {exc}")
+            else:
+                log.warning("event handler failed; will be redelivered", consumer=self.durable,
+                            subject=msg.subject, delivered=delivered, error=repr(exc))
+                await msg.nak(delay=min(self._nak_base * 2 ** (delivered - 1), self._nak_max))
+            return
+        await self._ack(msg)
+
+    async def _ack(self, msg: Msg) -> None:
+        await msg.ack()
+
+    async def _apply(self, msg: Msg) -> None:
+        headers = msg.headers or {}
+        try:
+            event = registry.decode(headers.get(naming.EVENT_TYPE, ""), msg.data)
+        except Exception as exc:
+            raise _Poison(f"cannot decode: {type(exc).__name__}: {exc}") from exc
+        meta = event.metadata  # type: ignore[attr-defined]
+        tenant_id = headers.get(naming.TENANT) or meta.tenant_id
+        # The payload's id is authoritative: a re-published copy may carry another Nats-Msg-Id.
+        event_id = meta.event_id or headers.get(naming.MSG_ID, "")
+        if not tenant_id or not event_id:
+            raise _Poison("event without tenant or event id")
+        token = tracing.set_traceparent(headers.get(naming.TRACEPARENT) or tracing.new_traceparent())
+        try:
+            applied = await self._apply_in_tenant(event, tenant_id, event_id)
+        finally:
+            tracing.reset_traceparent(token)
+        if applied:
+            CONSUMED.labels(self.durable).inc()
+            if meta.HasField("occur_time"):
+                LAG.labels(self.durable).observe(max(0.0, time.time() - meta.occur_time.ToDatetime(UTC).timestamp()))
+        else:
+            DUPLICATES.labels(self.durable).inc()
+
+    async def _apply_in_tenant(self, event: Message, tenant_id: str, event_id: str) -> bool:
+        try:
+            return await self._apply_once(event, tenant_id, event_id)
+        except NotFound as exc:
+            if self._script_location is None or exc.reason != "TENANT_NOT_FOUND":
+                raise
+        await upgrade_tenant(self._db, tenant_id, self._script_location)
+        return await self._apply_once(event, tenant_id, event_id)
+
+    async def _apply_once(self, event: Message, tenant_id: str, event_id: str) -> bool:
+        async with self._db.tenant(tenant_id) as conn:
+            first = await conn.scalar(
+                insert(inbox).values(consumer=self.durable, event_id=event_id, processed_time=datetime.now(UTC))
+                .on_conflict_do_nothing().returning(inbox.c.event_id))
+            if first is None:
+                return False
+            await self._handler(conn, event, tenant_id)
+        return True
+
+    async def _dead_letter(self, js: JetStreamContext, msg: Msg, reason: str) -> None:
+        headers = dict(msg.headers or {})
+        event_id = headers.get(naming.MSG_ID, "")
+        headers[naming.MSG_ID] = f"{self.durable}:{event_id or msg.metadata.sequence.stream}"
+        headers[DLQ_REASON] = reason[:500]
+        headers[DLQ_CONSUMER] = self.durable
+        try:
+            await js.publish(naming.DLQ_PREFIX + msg.subject, msg.data, timeout=5.0, headers=headers)
+        except Exception as exc:  # keep it: redelivered, and dead-lettered then
+            log.warning("dead-letter publish failed; will retry", consumer=self.durable, error=str(exc))
+            await msg.nak(delay=self._nak_max)
+            return
+        DEAD.labels(self.durable).inc()
+        await self._ack(msg)

@@ -1,0 +1,202 @@
+"""Durable consumers: each event applied once (inbox in the effect's transaction),
+bounded redelivery, then the dead-letter subject. Real PostgreSQL and JetStream."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+import sqlalchemy as sa
+from google.protobuf.message import Message
+from nats.aio.msg import Msg
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.devmesh.nats import Nats
+from services.runtime.db import Database
+from services.runtime.events import naming
+from services.runtime.events.consumer import DLQ_REASON, EventConsumer
+from services.runtime.events.outbox import emit
+from services.runtime.events.relay import OutboxRelay
+from services.runtime.settings import Settings
+from tests.events.harness import connect, eventually, order_confirmed, provisioned, read_all, scalar
+
+EFFECTS = sa.Table("effects", sa.MetaData(), sa.Column("event_id", sa.Text, primary_key=True),
+                   sa.Column("consumer", sa.Text))
+Handler = Callable[[AsyncConnection, Message, str], Awaitable[None]]
+
+
+def durable() -> str:
+    return f"test-{uuid.uuid4().hex[:8]}"
+
+
+def recording(calls: list[str], fail: Callable[[str], bool] = lambda _order: False) -> Handler:
+    async def handle(conn: AsyncConnection, event: Message, tenant_id: str) -> None:
+        order_id = event.order.order_id  # type: ignore[attr-defined]
+        calls.append(order_id)
+        if fail(order_id):
+            raise RuntimeError(f"cannot handle {order_id}")
+        await conn.execute(EFFECTS.insert().values(event_id=event.metadata.event_id,  # type: ignore[attr-defined]
+                                                   consumer=order_id))
+    return handle
+
+
+@pytest.fixture
+async def consumers() -> AsyncIterator[list[EventConsumer]]:
+    started: list[EventConsumer] = []
+    yield started
+    for consumer in started:
+        await consumer.stop()
+
+
+async def effects(db: Database, tenant: str) -> int:
+    return int(await scalar(db, tenant, "SELECT count(*) FROM {schema}.effects"))
+
+
+async def test_each_committed_event_is_applied_once_with_its_inbox_entry(
+        db: Database, settings: Settings, relay: OutboxRelay, consumers: list[EventConsumer]) -> None:
+    tenant = await provisioned(db)
+    calls: list[str] = []
+    name = durable()
+    consumer = EventConsumer(db, settings, durable=name, subjects=[f"commerce.order.v1.*.{tenant}"],
+                             handler=recording(calls))
+    consumers.append(consumer)
+    await consumer.start()
+    await consumer.wait_subscribed()
+    for i in range(5):
+        async with db.tenant(tenant) as conn:
+            await emit(conn, order_confirmed(f"o{i}"), tenant_id=tenant, aggregate_id=f"o{i}")
+
+    async def applied() -> bool:
+        return await effects(db, tenant) == 5
+    await eventually(applied)
+    assert calls == [f"o{i}" for i in range(5)]  # in the order they were written
+    assert await scalar(db, tenant, "SELECT count(*) FROM {schema}.inbox WHERE consumer = :c", c=name) == 5
+
+
+class LosesFirstAck(EventConsumer):
+    """A consumer whose first ack never reaches the server (as if the process died right
+    after its commit): the server delivers the message again after ack_wait."""
+
+    lost = 0
+
+    async def _ack(self, msg: Msg) -> None:
+        if self.lost == 0:
+            self.lost += 1
+            return
+        await super()._ack(msg)
+
+
+async def test_an_event_delivered_again_after_a_lost_ack_is_not_applied_twice(
+        db: Database, settings: Settings, relay: OutboxRelay, consumers: list[EventConsumer]) -> None:
+    tenant = await provisioned(db)
+    calls: list[str] = []
+    consumer = LosesFirstAck(db, settings, durable=durable(), subjects=[f"commerce.order.v1.*.{tenant}"],
+                             handler=recording(calls), ack_wait=1.0)
+    consumers.append(consumer)
+    await consumer.start()
+    await consumer.wait_subscribed()
+    async with db.tenant(tenant) as conn:
+        await emit(conn, order_confirmed("once"), tenant_id=tenant, aggregate_id="once")
+    js = await consumer.nats.wait_ready()
+
+    async def redelivered_and_acked() -> bool:
+        info = await js.consumer_info(naming.STREAM, consumer.durable)
+        # One message, delivered twice (consumer sequence 2), and now acknowledged.
+        return info.delivered.consumer_seq == 2 and info.ack_floor.consumer_seq == 2
+    await eventually(redelivered_and_acked, within=10)
+    assert calls == ["once"]
+    assert await effects(db, tenant) == 1
+
+
+async def test_the_same_event_published_twice_is_applied_once(
+        db: Database, settings: Settings, relay: OutboxRelay, consumers: list[EventConsumer],
+        nats_server: Nats) -> None:
+    tenant = await provisioned(db)
+    calls: list[str] = []
+    consumer = EventConsumer(db, settings, durable=durable(), subjects=[f"commerce.order.v1.*.{tenant}"],
+                             handler=recording(calls))
+    consumers.append(consumer)
+    await consumer.start()
+    await consumer.wait_subscribed()
+    async with db.tenant(tenant) as conn:
+        await emit(conn, order_confirmed("dup"), tenant_id=tenant, aggregate_id="dup")
+    await eventually(lambda: _effects_are(db, tenant, 1))
+    # A copy published again later (past the stream's duplicate window: another Nats-Msg-Id).
+    nc = await connect(nats_server.url)
+    try:
+        [original] = await read_all(nc, naming.STREAM, f"commerce.*.v1.*.{tenant}")
+        headers = {**(original.headers or {}), naming.MSG_ID: "republished"}
+        await nc.jetstream().publish(original.subject, original.data, headers=headers)
+    finally:
+        await nc.close()
+    js = await consumer.nats.wait_ready()
+
+    async def both_acked() -> bool:
+        info = await js.consumer_info(naming.STREAM, consumer.durable)
+        return info.delivered.consumer_seq == 2 and info.ack_floor.consumer_seq == 2
+    await eventually(both_acked)
+    assert calls == ["dup"] and await effects(db, tenant) == 1
+
+
+async def _effects_are(db: Database, tenant: str, n: int) -> bool:
+    return await effects(db, tenant) == n
+
+
+async def test_an_event_that_keeps_failing_goes_to_the_dead_letter_subject_after_max_deliver(
+        db: Database, settings: Settings, relay: OutboxRelay, consumers: list[EventConsumer],
+        nats_server: Nats) -> None:
+    tenant = await provisioned(db)
+    calls: list[str] = []
+    consumer = EventConsumer(db, settings, durable=durable(), subjects=[f"commerce.order.v1.*.{tenant}"],
+                             handler=recording(calls, fail=lambda order: order == "poison"),
+                             max_deliver=3, nak_base_seconds=0.05)
+    consumers.append(consumer)
+    await consumer.start()
+    await consumer.wait_subscribed()
+    async with db.tenant(tenant) as conn:
+        poison = await emit(conn, order_confirmed("poison"), tenant_id=tenant, aggregate_id="poison")
+    async with db.tenant(tenant) as conn:
+        await emit(conn, order_confirmed("fine"), tenant_id=tenant, aggregate_id="fine")
+
+    nc = await connect(nats_server.url)
+    try:
+        subject = f"dlq.commerce.order.v1.order_confirmed.{tenant}"
+
+        async def dead_lettered() -> bool:
+            return len(await read_all(nc, naming.DLQ_STREAM, subject, settle=0.1)) == 1
+        await eventually(dead_lettered)
+        [dead] = await read_all(nc, naming.DLQ_STREAM, subject)
+    finally:
+        await nc.close()
+    headers = dead.headers or {}
+    assert headers[naming.EVENT_TYPE] == "commerce.order.v1.OrderConfirmed" and headers[naming.TENANT] == tenant
+    assert "cannot handle poison" in headers[DLQ_REASON]
+    assert order_confirmed().FromString(dead.data).metadata.event_id == poison
+    assert calls.count("poison") == 3 and calls.count("fine") == 1
+    assert await effects(db, tenant) == 1  # the poison event changed nothing
+    assert await scalar(db, tenant, "SELECT count(*) FROM {schema}.inbox WHERE event_id = :e", e=poison) == 0
+
+
+async def test_an_event_that_cannot_be_decoded_goes_to_the_dead_letter_subject_at_once(
+        db: Database, settings: Settings, consumers: list[EventConsumer], nats_server: Nats) -> None:
+    tenant = await provisioned(db)
+    calls: list[str] = []
+    consumer = EventConsumer(db, settings, durable=durable(), subjects=[f"commerce.order.v1.*.{tenant}"],
+                             handler=recording(calls))
+    consumers.append(consumer)
+    await consumer.start()
+    await consumer.wait_subscribed()
+    subject = f"commerce.order.v1.order_confirmed.{tenant}"
+    nc = await connect(nats_server.url)
+    try:
+        await nc.jetstream().publish(subject, b"\xff\xffnot protobuf", headers={
+            naming.MSG_ID: uuid.uuid4().hex, naming.EVENT_TYPE: "commerce.order.v1.NoSuchEvent",
+            naming.TENANT: tenant})
+
+        async def dead_lettered() -> bool:
+            return len(await read_all(nc, naming.DLQ_STREAM, "dlq." + subject, settle=0.1)) == 1
+        await eventually(dead_lettered)
+    finally:
+        await nc.close()
+    assert calls == []

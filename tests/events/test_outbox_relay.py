@@ -1,0 +1,141 @@
+"""The outbox and its relay against real PostgreSQL and NATS JetStream."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.devmesh.nats import Nats
+from services.runtime.db import Database
+from services.runtime.events import naming
+from services.runtime.events.outbox import emit
+from services.runtime.events.relay import OutboxRelay
+from services.runtime.settings import Settings
+from tests.conftest import free_port
+from tests.events.harness import connect, eventually, open_db, order_confirmed, provisioned, read_all, scalar
+
+
+async def pending(db: Database, tenant: str) -> int:
+    return int(await scalar(db, tenant, "SELECT count(*) FROM {schema}.outbox WHERE state = 'pending'"))
+
+
+async def test_committed_events_are_published_once_with_their_subject_and_headers(
+        db: Database, relay: OutboxRelay, nats_server: Nats) -> None:
+    tenant = await provisioned(db)
+    async with db.tenant(tenant) as conn:
+        first = await emit(conn, order_confirmed("ord-1"), tenant_id=tenant, aggregate_id="ord-1")
+        second = await emit(conn, order_confirmed("ord-2"), tenant_id=tenant, aggregate_id="ord-2")
+
+    async def all_sent() -> bool:
+        return await pending(db, tenant) == 0
+    await eventually(all_sent)
+
+    nc = await connect(nats_server.url)
+    try:
+        messages = await read_all(nc, naming.STREAM, f"commerce.*.v1.*.{tenant}")
+    finally:
+        await nc.close()
+    assert [m.subject for m in messages] == [f"commerce.order.v1.order_confirmed.{tenant}"] * 2
+    assert [m.headers[naming.MSG_ID] for m in messages if m.headers] == [first, second]
+    headers = messages[0].headers or {}
+    assert headers[naming.EVENT_TYPE] == "commerce.order.v1.OrderConfirmed"
+    assert headers[naming.TENANT] == tenant
+    assert headers[naming.TRACEPARENT].startswith("00-") and len(headers[naming.TRACEPARENT]) == 55
+    event = order_confirmed()
+    event.ParseFromString(messages[0].data)
+    assert (event.metadata.event_id, event.metadata.tenant_id, event.metadata.aggregate_id) == (first, tenant, "ord-1")
+    assert event.metadata.event_type == "commerce.order.v1.OrderConfirmed"
+    assert event.metadata.occur_time.seconds > 0 and event.order.order_id == "ord-1"
+
+
+async def test_an_event_emitted_in_a_rolled_back_transaction_is_never_published(
+        db: Database, relay: OutboxRelay, nats_server: Nats) -> None:
+    tenant = await provisioned(db)
+    with pytest.raises(RuntimeError):
+        async with db.tenant(tenant) as conn:
+            await emit(conn, order_confirmed("ord-lost"), tenant_id=tenant, aggregate_id="ord-lost")
+            raise RuntimeError("the state change failed")
+    async with db.tenant(tenant) as conn:
+        await emit(conn, order_confirmed("ord-kept"), tenant_id=tenant, aggregate_id="ord-kept")
+
+    async def sent() -> bool:
+        return await pending(db, tenant) == 0
+    await eventually(sent)
+    nc = await connect(nats_server.url)
+    try:
+        messages = await read_all(nc, naming.STREAM, f"commerce.*.v1.*.{tenant}")
+    finally:
+        await nc.close()
+    assert [order_confirmed().FromString(m.data).order.order_id for m in messages] == ["ord-kept"]
+    assert await scalar(db, tenant, "SELECT count(*) FROM {schema}.outbox") == 1
+
+
+async def test_events_written_while_nats_is_down_are_all_published_once_it_returns(
+        settings: Settings, tmp_path: Path) -> None:
+    db = await open_db(settings, "events_own_nats")  # a database no other relay of this module reads
+    own = Nats(tmp_path / "nats", free_port())
+    own.start()
+    relay = OutboxRelay(db, settings, nats_url=own.url, publish_timeout=0.5)
+    await relay.start()
+    tenant = await provisioned(db)
+    try:
+        await relay.nats.wait_ready()
+        async with db.tenant(tenant) as conn:
+            await emit(conn, order_confirmed("before"), tenant_id=tenant, aggregate_id="before")
+
+        async def drained() -> bool:
+            return await pending(db, tenant) == 0
+        await eventually(drained)
+
+        own.stop()
+        written = []
+        for i in range(20):  # checkout goes on: each write commits, events wait in the outbox
+            async with db.tenant(tenant) as conn:
+                written.append(await emit(conn, order_confirmed(f"down-{i}"), tenant_id=tenant,
+                                          aggregate_id=f"down-{i}"))
+
+        async def disconnected() -> bool:
+            return not relay.nats.connected
+        await eventually(disconnected, within=5)
+        assert await pending(db, tenant) > 0
+
+        own.start()
+        await eventually(drained, within=20)
+        nc = await connect(own.url)
+        try:
+            messages = await read_all(nc, naming.STREAM, f"commerce.*.v1.*.{tenant}")
+        finally:
+            await nc.close()
+        ids = [m.headers[naming.MSG_ID] for m in messages if m.headers]
+        assert len(ids) == 21 and len(set(ids)) == 21
+        assert set(written) <= set(ids)
+    finally:
+        await relay.stop()
+        own.stop()
+        await db.dispose()
+
+
+async def test_an_outbox_row_that_failed_to_publish_records_the_attempt(
+        settings: Settings, tmp_path: Path) -> None:
+    db = await open_db(settings, "events_own_nats")
+    own = Nats(tmp_path / "nats", free_port())
+    own.start()
+    relay = OutboxRelay(db, settings, nats_url=own.url, publish_timeout=0.3)
+    await relay.start()
+    tenant = await provisioned(db)
+    try:
+        js = await relay.nats.wait_ready()
+        await js.delete_stream(naming.STREAM)  # connected, but nowhere to publish
+        async with db.tenant(tenant) as conn:
+            event_id = await emit(conn, order_confirmed("x"), tenant_id=tenant, aggregate_id="x")
+
+        async def attempted() -> bool:
+            return int(await scalar(db, tenant, "SELECT attempts FROM {schema}.outbox")) >= 1
+        await eventually(attempted)
+        assert await pending(db, tenant) == 1
+        assert await scalar(db, tenant, "SELECT last_error FROM {schema}.outbox WHERE event_id = :e", e=event_id)
+    finally:
+        await relay.stop()
+        own.stop()
+        await db.dispose()
