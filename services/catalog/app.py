@@ -5,13 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import grpc
-from commerce.catalog.v1 import catalog_pb2_grpc
+from commerce.catalog.v1 import catalog_pb2_grpc, inventory_pb2_grpc
 from commerce.tenant.v1 import provisioning_pb2_grpc
 
+from services.catalog import inventory_servicer
 from services.catalog.cache import ProductCache
 from services.catalog.catalog import Catalog
 from services.catalog.invalidation import CacheInvalidator, listener_dsn
+from services.catalog.inventory import Inventory
+from services.catalog.inventory_servicer import InventoryServicer
 from services.catalog.servicer import SERVICE, CatalogServicer
+from services.catalog.sweeper import ReservationSweeper
 from services.runtime import provisioning
 from services.runtime.bootstrap import open_database, remote_verifier
 from services.runtime.db import Database
@@ -22,26 +26,31 @@ from services.runtime.tokens import TokenVerifier
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 CACHE_ENTRIES = 10_000
+SWEEP_SECONDS = 2.0
 
 
-def assemble(db: Database, verifier: TokenVerifier, cache_entries: int = CACHE_ENTRIES) -> App:
+def assemble(db: Database, verifier: TokenVerifier, cache_entries: int = CACHE_ENTRIES,
+             sweep_seconds: float = SWEEP_SECONDS) -> App:
     """The App around an open database; ``build`` uses it, and tests with their own verifier."""
     cache = ProductCache(cache_entries)
     invalidator = CacheInvalidator(listener_dsn(db), cache)
     catalog = Catalog(db, cache)
+    inventory = Inventory(db)
+    sweeper = ReservationSweeper(db, inventory, sweep_seconds)
 
     def register(server: grpc.aio.Server) -> None:
         catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(catalog), server)
+        inventory_pb2_grpc.add_InventoryServiceServicer_to_server(InventoryServicer(inventory), server)
         provisioning_pb2_grpc.add_ProvisioningServiceServicer_to_server(ProvisioningServicer(db, MIGRATIONS), server)
 
     return App(
         name="catalog",
-        services=[SERVICE, provisioning.SERVICE],
+        services=[SERVICE, inventory_servicer.SERVICE, provisioning.SERVICE],
         register=register,
         verifier=verifier,
         probes={"database": db.ping},
-        on_start=[invalidator.start],
-        on_stop=[invalidator.stop, db.dispose],
+        on_start=[invalidator.start, sweeper.start],
+        on_stop=[sweeper.stop, invalidator.stop, db.dispose],
     )
 
 

@@ -14,10 +14,12 @@ from typing import Generic, TypeVar
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.catalog import events
 from services.catalog.cache import ProductCache
 from services.catalog.domain import listing, product, stock
 from services.catalog.domain.ids import new_product_id, product_not_found
 from services.catalog.domain.product import Product, ProductFields, ProductInput
+from services.catalog.domain.reservation import crossed_low_stock
 from services.catalog.domain.stock import StockLevel
 from services.catalog.domain.visibility import check_visible, listed_statuses
 from services.catalog.store import products as product_store
@@ -130,7 +132,11 @@ class Catalog:
             level = await stock_store.get(conn, product_id, for_update=True)
             if level is None:
                 raise product_not_found(product_id)
-            return await stock_store.save_on_hand(conn, change(level))
+            saved = await stock_store.save_on_hand(conn, change(level))
+            if crossed_low_stock(level.available, saved.available):
+                found = await product_store.get(conn, product_id)
+                await events.low_stock(conn, tenant_id, product_id, found.fields.sku if found else "", saved.available)
+            return saved
 
         return await self._write(tenant_id, None, key, reply, work)
 

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from commerce.catalog.v1 import catalog_pb2 as pb
+from commerce.catalog.v1 import inventory_pb2
 from commerce.common.v1 import money_pb2
 
 from services.catalog.domain.product import Money, Product, ProductInput
+from services.catalog.domain.reservation import Line, Reservation, ReservationState
 from services.catalog.domain.stock import StockLevel
 
 _STATUS_PREFIX = "PRODUCT_STATUS_"
 _STATUS_NUMBERS = {name.removeprefix(_STATUS_PREFIX): number for name, number in pb.ProductStatus.items()}
 _STATUS_NAMES = {number: name for name, number in _STATUS_NUMBERS.items()}
+_RESERVATION_STATES = {
+    ReservationState.HELD: inventory_pb2.RESERVATION_STATE_HELD,
+    ReservationState.COMMITTED: inventory_pb2.RESERVATION_STATE_COMMITTED,
+    ReservationState.RELEASED: inventory_pb2.RESERVATION_STATE_RELEASED,
+    ReservationState.EXPIRED: inventory_pb2.RESERVATION_STATE_EXPIRED,
+}
 
 
 def status_name(number: int) -> str:
@@ -43,4 +51,20 @@ def stock_pb(level: StockLevel) -> pb.StockLevel:
     message = pb.StockLevel(product_id=level.product_id, on_hand=level.on_hand, reserved=level.reserved,
                             available=level.available)
     message.update_time.FromDatetime(level.update_time)
+    return message
+
+
+def line_pb(line: Line) -> inventory_pb2.ReservationLine:
+    return inventory_pb2.ReservationLine(product_id=line.product_id, quantity=line.quantity)
+
+
+def reservation_state_pb(state: ReservationState) -> inventory_pb2.ReservationState:
+    return _RESERVATION_STATES[state]
+
+
+def reservation_pb(reservation: Reservation) -> inventory_pb2.Reservation:
+    message = inventory_pb2.Reservation(reservation_id=reservation.reservation_id,
+                                        lines=[line_pb(line) for line in reservation.lines],
+                                        state=reservation_state_pb(reservation.state))
+    message.expire_time.FromDatetime(reservation.expire_time)
     return message

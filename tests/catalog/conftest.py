@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import grpc
 import pytest
 from commerce.catalog.v1 import catalog_pb2 as pb
-from commerce.catalog.v1 import catalog_pb2_grpc
+from commerce.catalog.v1 import catalog_pb2_grpc, inventory_pb2, inventory_pb2_grpc
 from commerce.common.v1 import money_pb2
 from commerce.tenant.v1 import provisioning_pb2, provisioning_pb2_grpc
 from google.protobuf import any_pb2
@@ -150,3 +150,53 @@ def error_details(error: grpc.aio.AioRpcError) -> tuple[error_details_pb2.ErrorI
 
 def violated_fields(error: grpc.aio.AioRpcError) -> Sequence[str]:
     return [v.field for v in error_details(error)[1].field_violations]
+
+
+@dataclass
+class Stockroom:
+    """A tenant's InventoryService as the order service calls it (a service token)."""
+
+    shop: Shop
+    stub: inventory_pb2_grpc.InventoryServiceStub
+
+    @property
+    def service(self) -> Metadata:
+        return (*self.shop.keys.metadata(tenant="platform", roles=["service"]), ("x-tenant-id", self.shop.tenant))
+
+    async def product(self, on_hand: int, *, status: int = pb.PRODUCT_STATUS_UNSPECIFIED) -> str:
+        """A new product with ``on_hand`` units."""
+        pid = (await self.shop.create(status=status)).product_id
+        if on_hand:
+            await self.shop.stub.SetStock(pb.SetStockRequest(product_id=pid, on_hand=on_hand),
+                                          metadata=self.shop.seller)
+        return pid
+
+    async def reserve(self, reservation_id: str, *lines: tuple[str, int], ttl: int = 0) -> inventory_pb2.Reservation:
+        reply = await self.stub.ReserveStock(inventory_pb2.ReserveStockRequest(
+            reservation_id=reservation_id, ttl_seconds=ttl,
+            lines=[inventory_pb2.ReservationLine(product_id=p, quantity=q) for p, q in lines]), metadata=self.service)
+        reservation: inventory_pb2.Reservation = reply.reservation
+        return reservation
+
+    async def commit(self, reservation_id: str) -> inventory_pb2.Reservation:
+        reply = await self.stub.CommitReservation(
+            inventory_pb2.CommitReservationRequest(reservation_id=reservation_id), metadata=self.service)
+        reservation: inventory_pb2.Reservation = reply.reservation
+        return reservation
+
+    async def release(self, reservation_id: str) -> inventory_pb2.Reservation:
+        reply = await self.stub.ReleaseReservation(
+            inventory_pb2.ReleaseReservationRequest(reservation_id=reservation_id), metadata=self.service)
+        reservation: inventory_pb2.Reservation = reply.reservation
+        return reservation
+
+    async def stock(self, product_id: str) -> tuple[int, int, int]:
+        """(on_hand, reserved, available) as GetStock reports them."""
+        level = (await self.shop.stub.GetStock(pb.GetStockRequest(product_id=product_id),
+                                               metadata=self.shop.seller)).stock
+        return level.on_hand, level.reserved, level.available
+
+
+@pytest.fixture
+def stockroom(shop: Shop, channel: grpc.aio.Channel) -> Stockroom:
+    return Stockroom(shop, inventory_pb2_grpc.InventoryServiceStub(channel))

@@ -30,3 +30,19 @@ stock = Table(
     Column("reserved", BigInteger, nullable=False),
     Column("update_time", DateTime(timezone=True), nullable=False),
 )
+
+reservations = Table(
+    "reservations", metadata,
+    Column("reservation_id", Text(collation="C"), primary_key=True),
+    Column("state", Text, nullable=False),
+    Column("expire_time", DateTime(timezone=True), nullable=False),
+    Column("create_time", DateTime(timezone=True), nullable=False),
+    Column("update_time", DateTime(timezone=True), nullable=False),
+)
+
+reservation_lines = Table(
+    "reservation_lines", metadata,
+    Column("reservation_id", Text(collation="C"), ForeignKey("reservations.reservation_id"), primary_key=True),
+    Column("product_id", Text(collation="C"), primary_key=True),
+    Column("quantity", BigInteger, nullable=False),
+)

@@ -144,6 +144,8 @@ class CatalogServiceServicer:
         """Adds (or, with a negative delta, removes) units on hand. Refused with
         FAILED_PRECONDITION / INSUFFICIENT_STOCK if it would go below what is reserved
         (or below zero), and STOCK_LIMIT_EXCEEDED above 1,000,000,000.
+        The order service calls it too (service token, with a request_id) to restock
+        units of a committed reservation that came back (returns after delivery).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

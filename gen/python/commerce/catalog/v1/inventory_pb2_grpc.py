@@ -60,21 +60,33 @@ class InventoryServiceServicer:
 
     def ReserveStock(self, request, context):
         """Atomically reserves every line or none; never lets available stock go below
-        zero (FAILED_PRECONDITION with ErrorInfo reason OUT_OF_STOCK).
+        zero (FAILED_PRECONDITION with ErrorInfo reason OUT_OF_STOCK, metadata
+        product_id, requested, available). A product that does not exist or is not
+        ACTIVE: FAILED_PRECONDITION reason PRODUCT_UNAVAILABLE (metadata product_id).
+        The same reservation_id again returns that reservation in its current state
+        (the same lines are required: other lines -> FAILED_PRECONDITION
+        REQUEST_ID_REUSED). Invalid fields -> INVALID_ARGUMENT naming them, e.g.
+        "lines[2].quantity".
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CommitReservation(self, request, context):
-        """Turns a reservation into a sale: on_hand and reserved both drop.
+        """Turns a reservation into a sale: on_hand and reserved both drop. Committing
+        a committed reservation returns it. A released or expired one (or one held
+        past its expire_time) -> FAILED_PRECONDITION reason RESERVATION_EXPIRED;
+        an unknown id -> NOT_FOUND reason RESERVATION_NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ReleaseReservation(self, request, context):
-        """Gives reserved units back. Releasing twice, or after expiry, is a no-op.
+        """Gives reserved units back. Releasing twice, or after expiry, is a no-op that
+        returns the reservation. A committed one -> FAILED_PRECONDITION reason
+        RESERVATION_COMMITTED (sold units come back with CatalogService.AdjustStock);
+        an unknown id -> NOT_FOUND reason RESERVATION_NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1,0 +1,64 @@
+"""Reservations under concurrency: the last units go to exactly as many buyers as
+there are units, and a retried reservation holds its units once."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+
+from services.runtime.db import Database
+from tests.catalog.conftest import Stockroom, count_rows, error_details
+
+
+async def test_twenty_buyers_for_the_last_seven_units_exactly_seven_get_one(stockroom: Stockroom,
+                                                                            catalog_db: Database) -> None:
+    pid = await stockroom.product(7)
+    results = await asyncio.gather(*(stockroom.reserve(f"ord-{n}", (pid, 1)) for n in range(20)),
+                                   return_exceptions=True)
+    won = [r for r in results if not isinstance(r, BaseException)]
+    lost = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert (len(won), len(lost)) == (7, 13)
+    for error in lost:
+        assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+        info = error_details(error)[0]
+        assert (info.reason, info.metadata["product_id"], info.metadata["available"]) == ("OUT_OF_STOCK", pid, "0")
+    assert await stockroom.stock(pid) == (7, 7, 0)
+    assert await count_rows(catalog_db, stockroom.shop.tenant, "reservations") == 7
+    await asyncio.gather(*(stockroom.commit(r.reservation_id) for r in won))
+    assert await stockroom.stock(pid) == (0, 0, 0)
+
+
+async def test_overlapping_multi_line_reservations_neither_deadlock_nor_oversell(stockroom: Stockroom) -> None:
+    a, b, c = await stockroom.product(5), await stockroom.product(5), await stockroom.product(5)
+    orders = [((a, 1), (b, 1)), ((b, 1), (c, 1)), ((c, 1), (a, 1)), ((a, 1), (b, 1), (c, 1))] * 3
+    results = await asyncio.wait_for(asyncio.gather(
+        *(stockroom.reserve(f"ord-{n}", *lines) for n, lines in enumerate(orders)), return_exceptions=True), 30)
+    won = [orders[n] for n, r in enumerate(results) if not isinstance(r, BaseException)]
+    assert all(isinstance(r, grpc.aio.AioRpcError) and error_details(r)[0].reason == "OUT_OF_STOCK"
+               for r in results if isinstance(r, BaseException))
+    for pid in (a, b, c):
+        held = sum(q for lines in won for p, q in lines if p == pid)
+        assert await stockroom.stock(pid) == (5, held, 5 - held)
+        assert held <= 5
+
+
+async def test_the_same_reservation_sent_concurrently_is_held_once(stockroom: Stockroom,
+                                                                   catalog_db: Database) -> None:
+    pid = await stockroom.product(10)
+    results = await asyncio.gather(*(stockroom.reserve("ord-1", (pid, 3)) for _ in range(10)))
+    assert len({r.SerializeToString(deterministic=True) for r in results}) == 1
+    assert await stockroom.stock(pid) == (10, 3, 7)
+    assert await count_rows(catalog_db, stockroom.shop.tenant, "reservations") == 1
+
+
+async def test_concurrent_commit_and_release_end_in_one_consistent_state(stockroom: Stockroom) -> None:
+    pid = await stockroom.product(10)
+    await stockroom.reserve("ord-1", (pid, 4))
+    results = await asyncio.gather(stockroom.commit("ord-1"), stockroom.release("ord-1"), stockroom.commit("ord-1"),
+                                   return_exceptions=True)
+    if isinstance(results[1], BaseException):  # commit won: the release is refused, the units are sold
+        assert await stockroom.stock(pid) == (6, 0, 6)
+    else:  # release won: the commits are refused, the units are back
+        assert all(isinstance(r, grpc.aio.AioRpcError) for r in (results[0], results[2]))
+        assert await stockroom.stock(pid) == (10, 0, 10)

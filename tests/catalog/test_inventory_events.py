@@ -1,0 +1,120 @@
+"""Reservations that lapse, and the stock events every change writes to the
+outbox in its own transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import grpc
+import pytest
+from commerce.catalog.v1 import catalog_events_pb2 as ev
+from commerce.catalog.v1 import catalog_pb2 as pb
+from commerce.catalog.v1 import inventory_pb2 as inv
+from sqlalchemy import text
+
+from services.runtime.db import Database, schema_for
+from tests.catalog.conftest import Stockroom, error_details
+
+
+async def outbox(db: Database, tenant: str) -> list[tuple[str, str, bytes]]:
+    """(event_type, subject, payload) of every outbox row, oldest first."""
+    async with db.engine.connect() as conn:
+        rows = await conn.execute(text(
+            f'SELECT event_type, subject, payload FROM "{schema_for(tenant)}".outbox ORDER BY position'))
+        return [(r.event_type, r.subject, bytes(r.payload)) for r in rows]
+
+
+async def wait_for_state(stockroom: Stockroom, reservation_id: str, pid: str, state: int,
+                         within: float = 8.0) -> inv.Reservation:
+    """The reservation once the sweeper has moved it to ``state`` (reserving it again reads it)."""
+    deadline = time.monotonic() + within
+    while True:
+        current = await stockroom.reserve(reservation_id, (pid, 2))
+        if current.state == state or time.monotonic() > deadline:
+            return current
+        await asyncio.sleep(0.2)
+
+
+async def test_a_lapsed_reservation_is_expired_by_the_sweeper_and_its_units_come_back(
+        stockroom: Stockroom, catalog_db: Database) -> None:
+    pid = await stockroom.product(3)
+    await stockroom.reserve("ord-1", (pid, 2), ttl=1)
+    assert await stockroom.stock(pid) == (3, 2, 1)
+    expired = await wait_for_state(stockroom, "ord-1", pid, inv.RESERVATION_STATE_EXPIRED)
+    assert expired.state == inv.RESERVATION_STATE_EXPIRED
+    assert await stockroom.stock(pid) == (3, 0, 3)
+    error = await _refused(stockroom.commit("ord-1"))  # the order came back too late
+    assert (error.code(), error_details(error)[0].reason) == (grpc.StatusCode.FAILED_PRECONDITION,
+                                                              "RESERVATION_EXPIRED")
+    assert (await stockroom.release("ord-1")).state == inv.RESERVATION_STATE_EXPIRED  # a no-op
+    assert await stockroom.stock(pid) == (3, 0, 3)
+    released = ev.StockReleased.FromString((await outbox(catalog_db, stockroom.shop.tenant))[-1][2])
+    assert (released.reservation_id, released.state) == ("ord-1", inv.RESERVATION_STATE_EXPIRED)
+
+
+async def test_committing_past_expiry_is_refused_even_before_the_sweeper_runs(stockroom: Stockroom,
+                                                                             catalog_db: Database) -> None:
+    pid = await stockroom.product(3)
+    await stockroom.reserve("ord-1", (pid, 2), ttl=1)
+    async with catalog_db.engine.begin() as conn:  # lapse it now, whatever the sweeper's timing
+        await conn.execute(text(f'UPDATE "{schema_for(stockroom.shop.tenant)}".reservations '
+                                "SET expire_time = now() - interval '1 second'"))
+    error = await _refused(stockroom.commit("ord-1"))
+    assert error_details(error)[0].reason == "RESERVATION_EXPIRED"
+    assert await stockroom.stock(pid) == (3, 0, 3)
+
+
+async def test_each_change_writes_its_event_to_the_outbox(stockroom: Stockroom, catalog_db: Database) -> None:
+    pid = await stockroom.product(20)
+    tenant = stockroom.shop.tenant
+    before = len(await outbox(catalog_db, tenant))
+    await stockroom.reserve("ord-1", (pid, 2))
+    await stockroom.reserve("ord-1", (pid, 2))  # a retry writes nothing more
+    await stockroom.commit("ord-1")
+    await stockroom.commit("ord-1")
+    await stockroom.reserve("ord-2", (pid, 1))
+    await stockroom.release("ord-2")
+    await stockroom.release("ord-2")
+    rows = (await outbox(catalog_db, tenant))[before:]
+    assert [(t.rsplit(".", 1)[1], s) for t, s, _ in rows] == [
+        ("StockReserved", f"commerce.catalog.v1.stock_reserved.{tenant}"),
+        ("StockCommitted", f"commerce.catalog.v1.stock_committed.{tenant}"),
+        ("StockReserved", f"commerce.catalog.v1.stock_reserved.{tenant}"),
+        ("StockReleased", f"commerce.catalog.v1.stock_released.{tenant}"),
+    ]
+    reserved = ev.StockReserved.FromString(rows[0][2])
+    assert (reserved.reservation_id, [(x.product_id, x.quantity) for x in reserved.lines]) == ("ord-1", [(pid, 2)])
+    assert (reserved.metadata.tenant_id, reserved.metadata.aggregate_id) == (tenant, "ord-1")
+    assert reserved.metadata.event_type == "commerce.catalog.v1.StockReserved"
+    assert ev.StockReleased.FromString(rows[3][2]).state == inv.RESERVATION_STATE_RELEASED
+
+
+async def test_a_refused_reservation_writes_no_event(stockroom: Stockroom, catalog_db: Database) -> None:
+    plenty, scarce = await stockroom.product(10), await stockroom.product(1)
+    before = len(await outbox(catalog_db, stockroom.shop.tenant))
+    await _refused(stockroom.reserve("ord-1", (plenty, 1), (scarce, 2)))
+    assert len(await outbox(catalog_db, stockroom.shop.tenant)) == before
+
+
+async def test_low_stock_is_published_once_when_available_crosses_the_threshold(stockroom: Stockroom,
+                                                                                 catalog_db: Database) -> None:
+    pid = await stockroom.product(8)
+    tenant = stockroom.shop.tenant
+    await stockroom.reserve("ord-1", (pid, 2))  # 6 left: above the threshold of 5
+    await stockroom.reserve("ord-2", (pid, 2))  # 4 left: crossed
+    await stockroom.reserve("ord-3", (pid, 1))  # 3 left: still below, no second event
+    await stockroom.release("ord-2")  # back to 5... and up to 5 is not a crossing downwards
+    await stockroom.shop.stub.AdjustStock(pb.AdjustStockRequest(product_id=pid, delta=10),
+                                          metadata=stockroom.shop.seller)  # 15 available
+    await stockroom.shop.stub.SetStock(pb.SetStockRequest(product_id=pid, on_hand=6),
+                                       metadata=stockroom.shop.seller)  # 3 available: crossed again
+    low = [ev.LowStock.FromString(p) for t, _, p in await outbox(catalog_db, tenant) if t.endswith(".LowStock")]
+    assert [(e.product_id, e.available, e.threshold) for e in low] == [(pid, 4, 5), (pid, 3, 5)]
+    assert all(e.sku for e in low)
+
+
+async def _refused(call: object) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call  # type: ignore[misc]
+    return caught.value
