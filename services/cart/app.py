@@ -1,4 +1,5 @@
-"""Wiring of the cart service: its database, the catalog client and servicers."""
+"""Wiring of the cart service: its database, the catalog client, the consumer of
+confirmed orders, and the servicers."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import grpc
 from commerce.cart.v1 import cart_pb2_grpc
 from commerce.tenant.v1 import provisioning_pb2_grpc
 
+from services.cart import checkout
 from services.cart.carts import Carts
 from services.cart.catalog_client import CatalogClient
 from services.cart.servicer import SERVICE, CartServicer
 from services.runtime import provisioning
 from services.runtime.bootstrap import open_database, remote_verifier
 from services.runtime.db import Database
+from services.runtime.events.consumer import EventConsumer
+from services.runtime.events.naming import subject_pattern
 from services.runtime.provisioning import ProvisioningServicer
 from services.runtime.server import App
 from services.runtime.settings import Settings
@@ -22,10 +26,15 @@ from services.runtime.tokens import TokenVerifier
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-def assemble(db: Database, verifier: TokenVerifier, catalog_address: str) -> App:
-    """The App around an open database; ``build`` uses it, and tests with their own verifier."""
-    catalog = CatalogClient(catalog_address)
+def assemble(db: Database, verifier: TokenVerifier, settings: Settings, catalog_address: str | None = None) -> App:
+    """The App around an open database; ``build`` uses it, and tests with their own
+    verifier and catalog. Carts do not need NATS to serve: confirmed orders that
+    arrive while it is away are applied when it returns, so it is no health probe."""
+    catalog = CatalogClient(catalog_address or settings.address_of("catalog"))
     carts = Carts(db, catalog)
+    orders = EventConsumer(db, settings, durable=checkout.DURABLE,
+                           subjects=[subject_pattern(checkout.EVENT.DESCRIPTOR)],
+                           handler=checkout.on_order_confirmed, script_location=MIGRATIONS)
 
     def register(server: grpc.aio.Server) -> None:
         cart_pb2_grpc.add_CartServiceServicer_to_server(CartServicer(carts), server)
@@ -37,10 +46,11 @@ def assemble(db: Database, verifier: TokenVerifier, catalog_address: str) -> App
         register=register,
         verifier=verifier,
         probes={"database": db.ping},
-        on_stop=[catalog.close, db.dispose],
+        on_start=[orders.start],
+        on_stop=[orders.stop, catalog.close, db.dispose],
     )
 
 
 async def build(settings: Settings) -> App:
     db = await open_database(settings, "cart", MIGRATIONS)
-    return assemble(db, remote_verifier(settings), settings.address_of("catalog"))
+    return assemble(db, remote_verifier(settings), settings)

@@ -24,6 +24,7 @@ from services.cart.app import MIGRATIONS as CART_MIGRATIONS
 from services.cart.app import assemble as assemble_cart
 from services.catalog.app import MIGRATIONS as CATALOG_MIGRATIONS
 from services.catalog.app import assemble as assemble_catalog
+from services.devmesh.nats import Nats
 from services.devmesh.postgres import Postgres
 from services.runtime.bootstrap import open_database
 from services.runtime.db import Database, schema_for
@@ -40,8 +41,8 @@ def cart_keys() -> TestKeys:
 
 
 @pytest.fixture(scope="session")
-def cart_settings(postgres: Postgres) -> Settings:
-    return Settings(database_url=postgres.url, database_prefix="carttest", db_pool_size=5)
+def cart_settings(postgres: Postgres, nats_server: Nats) -> Settings:
+    return Settings(database_url=postgres.url, nats_url=nats_server.url, database_prefix="carttest", db_pool_size=5)
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +56,7 @@ async def catalog_server(cart_settings: Settings, cart_keys: TestKeys) -> AsyncI
 @pytest.fixture(scope="session")
 async def cart_server(cart_settings: Settings, cart_keys: TestKeys, catalog_server: Running) -> AsyncIterator[Running]:
     db = await open_database(cart_settings, "cart", CART_MIGRATIONS)
-    app = assemble_cart(db, cart_keys.verifier(), f"127.0.0.1:{catalog_server.port}")
+    app = assemble_cart(db, cart_keys.verifier(), cart_settings, f"127.0.0.1:{catalog_server.port}")
     running = await create_server(app, "127.0.0.1:0", 0.2)
     yield running
     await running.stop(0)

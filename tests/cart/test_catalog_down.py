@@ -21,7 +21,8 @@ from tests.tokens import TestKeys
 async def blind_cart(cart_settings: Settings, cart_keys: TestKeys, cart_server: Running) -> AsyncIterator[Running]:
     """A second cart replica on the same database, whose catalog address answers nothing."""
     db = Database(cart_settings.database_url, cart_settings.database_name("cart"), 2)
-    running = await create_server(assemble(db, cart_keys.verifier(), f"127.0.0.1:{free_port()}"), "127.0.0.1:0")
+    app = assemble(db, cart_keys.verifier(), cart_settings, f"127.0.0.1:{free_port()}")
+    running = await create_server(app, "127.0.0.1:0")
     yield running
     await running.stop(0)
 
