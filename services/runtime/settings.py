@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: str = "console"  # or "json"
 
+    # Payment: HMAC-SHA256 secret the sandbox provider signs its webhooks with; empty = webhooks refused.
+    payment_webhook_secret: SecretStr = SecretStr("")
+    # Longest the payment service waits for its provider before answering UNAVAILABLE.
+    payment_provider_timeout_seconds: float = 5.0
+
     def port_of(self, service: str) -> int:
         return int(getattr(self, f"{service}_port"))
 

@@ -1,0 +1,223 @@
+"""The order service's use cases. Checkout creates the order (idempotent by the
+customer's request_id) and runs its saga in a task that a disconnecting client
+cannot cancel; lifecycle changes are guarded by the status machine, and those
+that move money or stock hand a saga step to the same runner."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from commerce.cart.v1 import cart_pb2
+
+from services.order import events
+from services.order.domain import listing, validation
+from services.order.domain.ids import new_order_id, order_not_found
+from services.order.domain.order import Order, OrderLine, ReturnInfo, ReturnLine, Shipment, returned_value
+from services.order.domain.saga import CHECKOUT_STEPS, SagaState, Step
+from services.order.domain.status import CANCELLABLE, OrderStatus, check_move, invalid_status
+from services.order.domain.totals import WEIGHT, totals
+from services.order.peers import Peers
+from services.order.saga import SagaRunner
+from services.order.store import orders as store
+from services.runtime.context import Caller
+from services.runtime.db import Database
+from services.runtime.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+
+SETTLE_SECONDS = 20.0
+_POLL_SECONDS = 0.05
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def can_see(caller: Caller, order: Order) -> bool:
+    return caller.is_staff or "service" in caller.roles or order.customer_id == caller.subject
+
+
+def _lines(cart: cart_pb2.Cart) -> tuple[OrderLine, ...]:
+    return tuple(OrderLine(line.product_id, line.sku, line.title, line.quantity, line.unit_price.amount_minor)
+                 for line in cart.lines)
+
+
+class Orders:
+    def __init__(self, db: Database, peers: Peers, runner: SagaRunner) -> None:
+        self._db = db
+        self._peers = peers
+        self._runner = runner
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def close(self) -> None:
+        """Lets running sagas finish their current step (the recovery worker resumes the rest)."""
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    def _spawn(self, tenant_id: str, order_id: str, token: str | None = None) -> asyncio.Task[None]:
+        task = asyncio.create_task(self._runner.run(tenant_id, order_id, token), name=f"saga-{order_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # --- checkout -------------------------------------------------------------------------
+
+    async def place(self, caller: Caller, tenant_id: str, checkout: validation.Checkout) -> Order:
+        async with self._db.tenant_read(tenant_id) as conn:
+            order_id = await store.order_of_request(conn, caller.subject, checkout.request_id)
+        if order_id is None:
+            order_id = await self._create(caller, tenant_id, checkout)
+        order = await self._settled(tenant_id, order_id)
+        if order.customer_id != caller.subject:  # cannot happen: the key includes the customer
+            raise order_not_found(order_id)
+        if order.status is OrderStatus.FAILED:
+            raise FailedPrecondition(f"checkout failed ({order.failure_reason}); order {order_id} is FAILED and "
+                                     "nothing was charged", reason=order.failure_reason,
+                                     metadata={"order_id": order_id})
+        return order
+
+    async def _create(self, caller: Caller, tenant_id: str, checkout: validation.Checkout) -> str:
+        cart = await self._peers.cart(caller.token)
+        if not cart.lines:
+            raise FailedPrecondition("the cart is empty", reason="CART_EMPTY")
+        lines = _lines(cart)
+        async with self._db.tenant_read(tenant_id) as conn:
+            rules = await store.rules(conn)
+        grams = await self._peers.weights(tenant_id, lines) if rules.shipping.mode == WEIGHT else {}
+        a = checkout.address
+        now = _now()
+        order = Order(order_id=new_order_id(), request_id=checkout.request_id, customer_id=caller.subject,
+                      email=checkout.email, status=OrderStatus.PENDING, lines=lines, address=a,
+                      totals=totals(cart.currency_code, lines, grams, rules, a.country_code, a.region),
+                      create_time=now, update_time=now)
+        async with self._db.tenant(tenant_id) as conn:
+            order_id = await store.claim_request(conn, caller.subject, checkout.request_id, order.order_id)
+            if order_id == order.order_id:
+                await store.insert_order(conn, tenant_id, order, SagaState(Step.RESERVE), self._runner.lease_seconds)
+                await events.status_changed(conn, tenant_id, order)
+        if order_id == order.order_id:
+            # Shielded: a client that goes away does not stop the saga half-way.
+            await asyncio.shield(self._spawn(tenant_id, order_id, checkout.payment_token))
+        return order_id
+
+    async def _settled(self, tenant_id: str, order_id: str, limit: float = SETTLE_SECONDS) -> Order:
+        """The order once its saga is done (or as it is after ``limit`` seconds)."""
+        deadline = asyncio.get_running_loop().time() + limit
+        while True:
+            async with self._db.tenant_read(tenant_id) as conn:
+                found = await store.get(conn, order_id)
+            if found is None:
+                raise order_not_found(order_id)
+            order, saga = found
+            if saga.step is Step.DONE or asyncio.get_running_loop().time() > deadline:
+                return order
+            await asyncio.sleep(_POLL_SECONDS)
+
+    # --- reads ----------------------------------------------------------------------------
+
+    async def get(self, caller: Caller, tenant_id: str, order_id: str) -> Order:
+        async with self._db.tenant_read(tenant_id) as conn:
+            found = await store.get(conn, order_id)
+        if found is None or not can_see(caller, found[0]):
+            raise order_not_found(order_id)
+        return found[0]
+
+    async def list_orders(self, caller: Caller, tenant_id: str, size: int, token: str, status: str,
+                   customer_id: str) -> tuple[list[Order], str]:
+        if not caller.is_staff:
+            if customer_id and customer_id != caller.subject:
+                raise PermissionDenied("customers see only their own orders", reason="NOT_YOUR_ORDERS")
+            customer_id = caller.subject
+        wanted: OrderStatus | None = None
+        if status != "UNSPECIFIED":
+            try:
+                wanted = OrderStatus(status)
+            except ValueError as exc:
+                raise InvalidArgument.field("status", "is not an order status") from exc
+        limit = listing.page_size(size)
+        made_for = listing.fingerprint(customer_id, status)
+        before = listing.decode_token(token, made_for)
+        async with self._db.tenant_read(tenant_id) as conn:
+            found = await store.list_page(conn, customer_id or None, wanted, before, limit + 1)
+        page = found[:limit]
+        more = len(found) > limit
+        return page, listing.encode_token(page[-1].order_id, made_for) if more else ""
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def _change(self, caller: Caller, tenant_id: str, order_id: str,
+                      change: Callable[[Order, SagaState], tuple[Order, SagaState]], *,
+                      own_only: bool = False) -> tuple[Order, SagaState]:
+        async with self._db.tenant(tenant_id) as conn:
+            found = await store.get(conn, order_id, for_update=True)
+            if found is None or not can_see(caller, found[0]) or (own_only and found[0].customer_id != caller.subject):
+                raise order_not_found(order_id)
+            before, saga_before = found
+            order, saga = change(before, saga_before)
+            lease = self._runner.lease_seconds if saga.step is not Step.DONE else None
+            order = await store.save(conn, tenant_id, order, saga, lease)
+            if order.status is not before.status:
+                await events.status_changed(conn, tenant_id, order, saga.cancelled_by)
+        return order, saga
+
+    async def cancel(self, caller: Caller, tenant_id: str, order_id: str, reason: str) -> Order:
+        def change(order: Order, saga: SagaState) -> tuple[Order, SagaState]:
+            if order.status not in CANCELLABLE:
+                raise invalid_status(order.status, OrderStatus.CANCELLED.value)
+            if saga.step is not Step.DONE and saga.step not in CHECKOUT_STEPS:
+                raise FailedPrecondition("the order is already being cancelled", reason="INVALID_ORDER_STATUS",
+                                         metadata={"status": order.status.value})
+            cancelled = replace(order, cancel_reason=reason)
+            if saga.step is Step.DONE:  # CONFIRMED: refund and restock
+                return cancelled, SagaState(Step.CANCEL, 0, True, caller.subject)
+            return cancelled, replace(saga, cancel_requested=True, cancelled_by=caller.subject)
+
+        _, saga = await self._change(caller, tenant_id, order_id, change)
+        if saga.step is Step.CANCEL:
+            await self._run_now(tenant_id, order_id)
+        return await self._settled(tenant_id, order_id)
+
+    async def _run_now(self, tenant_id: str, order_id: str) -> None:
+        await asyncio.shield(self._spawn(tenant_id, order_id))
+
+    async def ship(self, caller: Caller, tenant_id: str, order_id: str, carrier: str, tracking: str) -> Order:
+        def change(order: Order, saga: SagaState) -> tuple[Order, SagaState]:
+            if saga.step is not Step.DONE:
+                raise invalid_status(order.status, OrderStatus.SHIPPED.value)
+            return order.moved(OrderStatus.SHIPPED, shipment=Shipment(carrier, tracking, _now())), saga
+
+        return (await self._change(caller, tenant_id, order_id, change))[0]
+
+    async def deliver(self, caller: Caller, tenant_id: str, order_id: str) -> Order:
+        def change(order: Order, saga: SagaState) -> tuple[Order, SagaState]:
+            check_move(order.status, OrderStatus.DELIVERED)
+            assert order.shipment is not None
+            return order.moved(OrderStatus.DELIVERED, shipment=replace(order.shipment, deliver_time=_now())), saga
+
+        return (await self._change(caller, tenant_id, order_id, change))[0]
+
+    async def request_return(self, caller: Caller, tenant_id: str, order_id: str, reason: str,
+                             lines: list[ReturnLine], request_id: str) -> Order:
+        def change(order: Order, saga: SagaState) -> tuple[Order, SagaState]:
+            returned = validation.return_request(reason, lines, order.lines, request_id)
+            check_move(order.status, OrderStatus.RETURN_REQUESTED)
+            info = ReturnInfo(reason, returned, returned_value(order.lines, returned), _now())
+            return order.moved(OrderStatus.RETURN_REQUESTED, return_info=info), saga
+
+        return (await self._change(caller, tenant_id, order_id, change, own_only=True))[0]
+
+    async def receive_return(self, caller: Caller, tenant_id: str, order_id: str) -> Order:
+        def change(order: Order, saga: SagaState) -> tuple[Order, SagaState]:
+            check_move(order.status, OrderStatus.RETURNED)
+            assert order.return_info is not None
+            info = replace(order.return_info, receive_time=_now())
+            return order.moved(OrderStatus.RETURNED, return_info=info), SagaState(Step.RETURN)
+
+        await self._change(caller, tenant_id, order_id, change)
+        await self._run_now(tenant_id, order_id)
+        return await self._settled(tenant_id, order_id)

@@ -1,0 +1,306 @@
+"""Runs an order's saga step by step (see domain/saga.py).
+
+One runner at a time holds an order's saga by its lease (``lease_until``); each
+step's outcome is persisted, with the event it implies and a renewed lease,
+before the next step starts. A remote call whose outcome is unknown (timeout,
+unreachable) is retried with the same idempotency key, ``max_attempts`` times;
+then checkout steps compensate, while COMMIT, COMPENSATE, CANCEL and RETURN
+(which must finish) are left to the recovery worker, which resumes them once
+the lease has run out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import structlog
+from commerce.payment.v1 import payment_pb2
+
+from services.order import events
+from services.order.domain import saga as s
+from services.order.domain.order import Order
+from services.order.domain.saga import SagaState, Step
+from services.order.domain.status import OrderStatus
+from services.order.peers import Peers, RemoteError, money
+from services.order.store import orders as store
+from services.runtime.db import Database
+
+log = structlog.get_logger("commerce.order.saga")
+AfterStep = Callable[[str, Step], Awaitable[None]]
+_PAYMENT_STATUS = {number: name.removeprefix("PAYMENT_STATUS_")
+                   for name, number in payment_pb2.PaymentStatus.items()}
+
+
+class Stalled(Exception):
+    """A step that must finish could not reach its service; the recovery worker resumes it."""
+
+
+def _payment_status(payment: payment_pb2.Payment) -> str:
+    return _PAYMENT_STATUS.get(payment.status, "UNSPECIFIED")
+
+
+class SagaRunner:
+    def __init__(self, db: Database, peers: Peers, *, lease_seconds: float = 30.0, max_attempts: int = 4,
+                 retry_seconds: float = 0.2, after_step: AfterStep | None = None) -> None:
+        self._db = db
+        self._peers = peers
+        self.lease_seconds = lease_seconds
+        self._max_attempts = max_attempts
+        self._retry_seconds = retry_seconds
+        self._after_step = after_step
+
+    async def run(self, tenant_id: str, order_id: str, payment_token: str | None = None) -> None:
+        """Drives the saga until DONE (or a stall); the caller must hold its lease."""
+        while True:
+            async with self._db.tenant_read(tenant_id) as conn:
+                found = await store.get(conn, order_id)
+            if found is None:
+                return
+            order, saga = found
+            if saga.step is Step.DONE:
+                return
+            try:
+                await self._step(tenant_id, order, saga, payment_token)
+            except Stalled as stall:
+                log.warning("saga stalled; the recovery worker resumes it", order_id=order_id, step=saga.step,
+                            error=str(stall))
+                return
+            if self._after_step is not None:
+                await self._after_step(order_id, saga.step)
+
+    # --- persistence ----------------------------------------------------------------------
+
+    async def _persist(self, tenant_id: str, order_id: str, expected: Step,
+                       change: Callable[[Order, SagaState], tuple[Order, SagaState]],
+                       refunded_minor: int = 0) -> None:
+        """Applies ``change`` if the saga is still at ``expected``, with the event of the new status."""
+        async with self._db.tenant(tenant_id) as conn:
+            found = await store.get(conn, order_id, for_update=True)
+            if found is None or found[1].step is not expected:
+                return
+            before, saga_before = found
+            order, saga = change(before, saga_before)
+            done = saga.step is Step.DONE
+            order = await store.save(conn, tenant_id, order, saga, None if done else self.lease_seconds)
+            if order.status is not before.status:
+                await events.status_changed(conn, tenant_id, order, saga.cancelled_by)
+            if refunded_minor:
+                await events.refunded(conn, tenant_id, order, refunded_minor)
+
+    async def _to_compensation(self, tenant_id: str, order_id: str, expected: Step, reason: str,
+                               payment_id: str = "") -> None:
+        def change(order: Order, saga: SagaState) -> tuple[Order, SagaState]:
+            return (replace(order, failure_reason=reason, payment_id=payment_id or order.payment_id),
+                    replace(saga, step=Step.COMPENSATE, attempts=0))
+
+        await self._persist(tenant_id, order_id, expected, change)
+
+    async def _retrying(self, tenant_id: str, order_id: str, step: Step,
+                        call: Callable[[], Awaitable[object]]) -> object:
+        """The call's answer; retried with the same key while its outcome is unknown.
+        Raises RemoteError for a refusal, Stalled when attempts run out."""
+        attempt = 0
+        while True:
+            try:
+                return await call()
+            except RemoteError as error:
+                if not error.retryable:
+                    raise
+                attempt += 1
+                async with self._db.tenant(tenant_id) as conn:  # record the attempt, keep the lease
+                    found = await store.get(conn, order_id, for_update=True)
+                    if found is not None and found[1].step is step:
+                        await store.save(conn, tenant_id, found[0], replace(found[1], attempts=found[1].attempts + 1),
+                                         self.lease_seconds)
+                if attempt >= self._max_attempts:
+                    raise Stalled(str(error)) from error
+                await asyncio.sleep(self._retry_seconds * 2 ** (attempt - 1))
+
+    # --- steps ----------------------------------------------------------------------------
+
+    async def _step(self, tenant_id: str, order: Order, saga: SagaState, token: str | None) -> None:
+        if saga.cancel_requested and saga.step in s.CHECKOUT_STEPS:
+            await self._to_compensation(tenant_id, order.order_id, saga.step, "")
+            return
+        if saga.step is Step.RESERVE:
+            await self._reserve(tenant_id, order)
+        elif saga.step is Step.AUTHORIZE:
+            await self._authorize(tenant_id, order, token)
+        elif saga.step is Step.CAPTURE:
+            await self._capture(tenant_id, order)
+        elif saga.step is Step.COMMIT:
+            await self._commit(tenant_id, order)
+        elif saga.step is Step.COMPENSATE:
+            await self._compensate(tenant_id, order, saga)
+        elif saga.step is Step.CANCEL:
+            await self._cancel_confirmed(tenant_id, order)
+        elif saga.step is Step.RETURN:
+            await self._refund_return(tenant_id, order)
+
+    async def _reserve(self, tenant_id: str, order: Order) -> None:
+        oid = order.order_id
+        try:
+            await self._retrying(tenant_id, oid, Step.RESERVE, lambda: self._peers.reserve(tenant_id, oid, order.lines))
+        except Stalled:
+            await self._to_compensation(tenant_id, oid, Step.RESERVE, s.CHECKOUT_UNAVAILABLE)
+            return
+        except RemoteError as refused:  # all or nothing: no stock is held
+            reason = refused.reason if refused.reason in (s.OUT_OF_STOCK, "PRODUCT_NOT_FOUND",
+                                                          "PRODUCT_NOT_AVAILABLE") else s.OUT_OF_STOCK
+            await self._persist(tenant_id, oid, Step.RESERVE, lambda o, g: (
+                o.moved(OrderStatus.FAILED, failure_reason=reason), replace(g, step=Step.DONE, attempts=0)))
+            return
+        await self._persist(tenant_id, oid, Step.RESERVE, lambda o, g: (
+            o.moved(OrderStatus.RESERVED), replace(g, step=Step.AUTHORIZE, attempts=0)))
+
+    async def _authorize(self, tenant_id: str, order: Order, token: str | None) -> None:
+        oid = order.order_id
+        if token is None:  # resumed after a crash: the token was never stored
+            await self._adopt_payment(tenant_id, order)
+            return
+        amount = money(order.totals.currency_code, order.totals.total_minor)
+        key = s.idempotency_key(oid, "authorize")
+        try:
+            answer = await self._retrying(tenant_id, oid, Step.AUTHORIZE,
+                                          lambda: self._peers.authorize(tenant_id, oid, amount, token, key))
+        except Stalled:
+            await self._to_compensation(tenant_id, oid, Step.AUTHORIZE, s.PAYMENT_FAILED)
+            return
+        except RemoteError:
+            await self._to_compensation(tenant_id, oid, Step.AUTHORIZE, s.PAYMENT_FAILED)
+            return
+        assert isinstance(answer, payment_pb2.Payment)
+        status = _payment_status(answer)
+        if status != "AUTHORIZED":
+            await self._to_compensation(tenant_id, oid, Step.AUTHORIZE, s.decline_reason(status, answer.decline_reason),
+                                        answer.payment_id)
+            return
+        await self._persist(tenant_id, oid, Step.AUTHORIZE, lambda o, g: (
+            replace(o, payment_id=answer.payment_id), replace(g, step=Step.CAPTURE, attempts=0)))
+
+    async def _adopt_payment(self, tenant_id: str, order: Order) -> None:
+        """Authorization outcome unknown: continue with an authorized payment of the order, else undo."""
+        oid = order.order_id
+        try:
+            found = await self._retrying(tenant_id, oid, Step.AUTHORIZE,
+                                         lambda: self._peers.payments_of(tenant_id, oid))
+        except (Stalled, RemoteError):
+            await self._to_compensation(tenant_id, oid, Step.AUTHORIZE, s.PAYMENT_FAILED)
+            return
+        assert isinstance(found, list)
+        held = [p for p in found if _payment_status(p) in ("AUTHORIZED", "CAPTURED")]
+        if not held:
+            await self._to_compensation(tenant_id, oid, Step.AUTHORIZE, s.PAYMENT_FAILED)
+            return
+        await self._persist(tenant_id, oid, Step.AUTHORIZE, lambda o, g: (
+            replace(o, payment_id=held[0].payment_id), replace(g, step=Step.CAPTURE, attempts=0)))
+
+    async def _capture(self, tenant_id: str, order: Order) -> None:
+        oid = order.order_id
+        key = s.idempotency_key(oid, "capture")
+        try:
+            await self._retrying(tenant_id, oid, Step.CAPTURE,
+                                 lambda: self._peers.capture(tenant_id, oid, order.payment_id, key))
+        except (Stalled, RemoteError):
+            await self._to_compensation(tenant_id, oid, Step.CAPTURE, s.PAYMENT_FAILED)
+            return
+        await self._persist(tenant_id, oid, Step.CAPTURE, lambda o, g: (
+            o.moved(OrderStatus.PAID), replace(g, step=Step.COMMIT, attempts=0)))
+
+    async def _commit(self, tenant_id: str, order: Order) -> None:
+        oid = order.order_id
+        try:
+            await self._retrying(tenant_id, oid, Step.COMMIT, lambda: self._peers.commit(tenant_id, oid))
+        except RemoteError as refused:  # e.g. the reservation expired: undo the payment
+            await self._to_compensation(tenant_id, oid, Step.COMMIT, refused.reason or s.OUT_OF_STOCK)
+            return
+        await self._persist(tenant_id, oid, Step.COMMIT, lambda o, g: (
+            o.moved(OrderStatus.CONFIRMED), replace(g, step=Step.DONE, attempts=0)))
+
+    async def _undo_payments(self, tenant_id: str, order: Order, purpose: str) -> int:
+        """Voids or refunds every payment of the order; the amount refunded."""
+        oid = order.order_id
+        found = await self._retrying(tenant_id, oid, Step.COMPENSATE, lambda: self._peers.payments_of(tenant_id, oid))
+        assert isinstance(found, list)
+        refunded = 0
+        for payment in found:
+            status = _payment_status(payment)
+            pid = payment.payment_id
+            if status == "AUTHORIZED":
+                try:
+                    await self._retrying(tenant_id, oid, Step.COMPENSATE, lambda pid=pid: self._peers.void(  # type: ignore[misc]
+                        tenant_id, oid, pid, s.idempotency_key(oid, "void")))
+                    continue
+                except RemoteError as refused:
+                    if refused.reason != "PAYMENT_ALREADY_CAPTURED":
+                        raise Stalled(str(refused)) from refused
+                status = "CAPTURED"
+            if status in ("CAPTURED", "PARTIALLY_REFUNDED"):
+                refunded += await self._refund(tenant_id, oid, pid, None, purpose, Step.COMPENSATE)
+        return refunded
+
+    async def _refund(self, tenant_id: str, oid: str, payment_id: str, amount_minor: int | None, purpose: str,
+                      step: Step, currency: str = "") -> int:
+        amount = money(currency, amount_minor) if amount_minor is not None else None
+        try:
+            answer = await self._retrying(tenant_id, oid, step, lambda: self._peers.refund(
+                tenant_id, payment_id, amount, purpose, s.idempotency_key(oid, purpose)))
+        except RemoteError as refused:
+            if refused.reason == "REFUND_EXCEEDS_CAPTURED" and amount_minor is None:
+                return 0  # nothing left to refund
+            raise Stalled(str(refused)) from refused
+        assert isinstance(answer, payment_pb2.RefundPaymentResponse)
+        return int(answer.refund.amount.amount_minor)
+
+    async def _compensate(self, tenant_id: str, order: Order, saga: SagaState) -> None:
+        oid = order.order_id
+        purpose = "cancel-refund" if saga.cancel_requested else "compensate-refund"
+        refunded = await self._undo_payments(tenant_id, order, purpose)
+        await self._retrying(tenant_id, oid, Step.COMPENSATE, lambda: self._peers.release(tenant_id, oid))
+        target = OrderStatus.CANCELLED if saga.cancel_requested else OrderStatus.FAILED
+        await self._persist(tenant_id, oid, Step.COMPENSATE, lambda o, g: (
+            o.moved(target, failure_reason="" if g.cancel_requested else (o.failure_reason or s.PAYMENT_FAILED)),
+            replace(g, step=Step.DONE, attempts=0)), refunded)
+
+    async def _cancel_confirmed(self, tenant_id: str, order: Order) -> None:
+        """A CONFIRMED order cancelled: refund everything, put the sold units back on hand."""
+        oid = order.order_id
+        refunded = await self._refund(tenant_id, oid, order.payment_id, None, "cancel-refund", Step.CANCEL)
+        for i, line in enumerate(order.lines):
+            await self._restock(tenant_id, oid, line.product_id, line.quantity, f"restock-{i}", Step.CANCEL)
+        await self._persist(tenant_id, oid, Step.CANCEL, lambda o, g: (
+            o.moved(OrderStatus.CANCELLED), replace(g, step=Step.DONE, attempts=0)), refunded)
+
+    async def _restock(self, tenant_id: str, oid: str, product_id: str, units: int, purpose: str,
+                       step: Step) -> None:
+        try:
+            await self._retrying(tenant_id, oid, step, lambda: self._peers.restock(
+                tenant_id, product_id, units, s.idempotency_key(oid, purpose)))
+        except RemoteError as refused:
+            if refused.reason in ("PRODUCT_NOT_FOUND",):  # deleted product: nothing to put back
+                return
+            raise Stalled(str(refused)) from refused
+
+    async def _refund_return(self, tenant_id: str, order: Order) -> None:
+        """A received return: its units back on hand, their value refunded: REFUNDED."""
+        oid = order.order_id
+        info = order.return_info
+        assert info is not None
+        positions = {line.product_id: i for i, line in enumerate(order.lines)}
+        for line in info.lines:
+            await self._restock(tenant_id, oid, line.product_id, line.quantity,
+                                f"return-{positions[line.product_id]}", Step.RETURN)
+        refunded = 0
+        if info.refund_amount_minor > 0:
+            refunded = await self._refund(tenant_id, oid, order.payment_id, info.refund_amount_minor, "return-refund",
+                                          Step.RETURN, order.totals.currency_code)
+        await self._persist(tenant_id, oid, Step.RETURN, lambda o, g: (
+            o.moved(OrderStatus.REFUNDED), replace(g, step=Step.DONE, attempts=0)), refunded)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+

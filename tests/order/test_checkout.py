@@ -1,0 +1,70 @@
+"""The checkout saga end to end: confirmed orders, totals, failures and their compensations."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from commerce.catalog.v1 import catalog_pb2 as cpb
+from commerce.order.v1 import order_pb2 as pb
+from commerce.payment.v1 import payment_pb2
+
+from tests.order.conftest import DECLINED, INSUFFICIENT, Shop, error_info
+
+
+async def test_a_placed_order_is_confirmed_charged_once_and_its_stock_sold(shop: Shop) -> None:
+    product = await shop.product(price=1250, stock=5)
+    alice = shop.customer()
+    await shop.add(alice, product, 2)
+
+    order = await shop.place(alice)
+
+    assert order.status == pb.ORDER_STATUS_CONFIRMED
+    assert order.subtotal.amount_minor == 2500 and order.total.amount_minor == 2500
+    assert [(line.product_id, line.quantity, line.unit_price.amount_minor) for line in order.lines] == [
+        (product, 2, 1250)]
+    stock = await shop.stock(product)
+    assert (stock.on_hand, stock.reserved) == (3, 0)
+    payments = await shop.payments_of(order.order_id)
+    assert len(payments) == 1 and payments[0].status == payment_pb2.PAYMENT_STATUS_CAPTURED
+    assert payments[0].captured_amount.amount_minor == 2500 and order.payment_id == payments[0].payment_id
+
+
+async def test_an_empty_cart_is_cart_empty_and_no_order(shop: Shop) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await shop.place(shop.customer("user-empty"))
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_info(caught.value)[0].reason == "CART_EMPTY"
+    assert await shop.count("orders") == 0
+
+
+@pytest.mark.parametrize(("token", "reason"), [(DECLINED, "PAYMENT_DECLINED"), (INSUFFICIENT, "INSUFFICIENT_FUNDS")])
+async def test_a_declined_payment_fails_the_order_releases_stock_and_captures_nothing(
+        shop: Shop, token: str, reason: str) -> None:
+    product = await shop.product(stock=3)
+    alice = shop.customer()
+    await shop.add(alice, product, 2)
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await shop.place(alice, token=token)
+
+    info = error_info(caught.value)[0]
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION and info.reason == reason
+    order = await shop.get(info.metadata["order_id"])
+    assert order.status == pb.ORDER_STATUS_FAILED and order.failure_reason == reason
+    stock = await shop.stock(product)
+    assert (stock.on_hand, stock.reserved) == (3, 0)
+    assert all(p.captured_amount.amount_minor == 0 for p in await shop.payments_of(order.order_id))
+
+
+async def test_out_of_stock_fails_the_order_with_reason_out_of_stock(shop: Shop) -> None:
+    product = await shop.product(stock=1)
+    alice = shop.customer()
+    await shop.add(alice, product, 1)
+    await shop.catalog.SetStock(cpb.SetStockRequest(product_id=product, on_hand=0), metadata=shop.seller)
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await shop.place(alice)
+
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_info(caught.value)[0].reason == "OUT_OF_STOCK"
+    assert await shop.payments_of(error_info(caught.value)[0].metadata["order_id"]) == []

@@ -1,0 +1,103 @@
+"""A process killed between saga steps: the recovery worker finishes or undoes every
+order it left behind (simulated by a runner whose hook raises after a given step)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from commerce.order.v1 import order_pb2 as pb
+from commerce.payment.v1 import payment_pb2
+from sqlalchemy import text
+
+from services.order.domain import validation
+from services.order.domain.order import Address
+from services.order.domain.saga import Step
+from services.order.orders import Orders
+from services.order.peers import money
+from services.order.recovery import RecoveryWorker
+from services.order.saga import SagaRunner
+from services.runtime.context import Caller
+from services.runtime.db import schema_for
+from tests.order.conftest import OK, Mesh, Shop
+
+CRASH_LEASE_SECONDS = 0.2
+
+
+class Crash(Exception):
+    pass
+
+
+def crashing_orders(mesh: Mesh, after: Step) -> Orders:
+    async def hook(_order_id: str, step: Step) -> None:
+        if step is after:
+            raise Crash(f"killed after {step}")
+
+    runner = SagaRunner(mesh.order_db, mesh.peers, lease_seconds=CRASH_LEASE_SECONDS, after_step=hook)
+    return Orders(mesh.order_db, mesh.peers, runner)
+
+
+async def crash_checkout(shop: Shop, after: Step, product: str) -> str:
+    """Places an order for 2 units with a process that dies after ``after``; the order id."""
+    sub = f"user-crash-{after.value.lower()}"
+    await shop.add(shop.customer(sub), product, 2)
+    caller = Caller(sub, shop.tenant, frozenset({"customer"}),
+                    shop.mesh.keys.mint(tenant=shop.tenant, roles=["customer"], sub=sub))
+    checkout = validation.checkout("crash-1", Address("A", "1 Main St", "", "Town", "", "", "US"), OK, "a@b.co")
+    with pytest.raises(Crash):
+        await crashing_orders(shop.mesh, after).place(caller, shop.tenant, checkout)
+    async with shop.mesh.order_db.engine.connect() as conn:
+        order_id = await conn.scalar(text(f'SELECT order_id FROM "{schema_for(shop.tenant)}".orders'))
+    assert isinstance(order_id, str)
+    return order_id
+
+
+async def recover(mesh: Mesh) -> None:
+    await asyncio.sleep(CRASH_LEASE_SECONDS + 0.1)  # the dead process's lease runs out
+    await RecoveryWorker(mesh.order_db, mesh.parts.runner, idle_seconds=0).recover_once()
+
+
+@pytest.mark.parametrize("after", [Step.AUTHORIZE, Step.CAPTURE, Step.COMMIT])
+async def test_killed_after_payment_was_authorized_the_order_is_confirmed_and_charged_once(
+        shop: Shop, after: Step) -> None:
+    product = await shop.product(price=500, stock=5)
+    order_id = await crash_checkout(shop, after, product)
+
+    await recover(shop.mesh)
+
+    order = await shop.get(order_id)
+    assert order.status == pb.ORDER_STATUS_CONFIRMED
+    payments = await shop.payments_of(order_id)
+    assert [(p.status, p.captured_amount.amount_minor) for p in payments] == [
+        (payment_pb2.PAYMENT_STATUS_CAPTURED, 1000)]
+    stock = await shop.stock(product)
+    assert (stock.on_hand, stock.reserved) == (3, 0)
+
+
+async def test_killed_after_reserving_before_paying_the_order_is_compensated_and_stock_released(shop: Shop) -> None:
+    product = await shop.product(stock=5)
+    order_id = await crash_checkout(shop, Step.RESERVE, product)
+    assert (await shop.stock(product)).reserved == 2  # what the dead process left behind
+
+    await recover(shop.mesh)
+
+    order = await shop.get(order_id)
+    assert order.status == pb.ORDER_STATUS_FAILED and order.failure_reason == "PAYMENT_FAILED"
+    stock = await shop.stock(product)
+    assert (stock.on_hand, stock.reserved) == (5, 0)
+    assert await shop.payments_of(order_id) == []
+
+
+async def test_killed_while_authorizing_the_authorized_payment_is_found_and_the_order_confirmed(shop: Shop) -> None:
+    product = await shop.product(price=300, stock=5)
+    order_id = await crash_checkout(shop, Step.RESERVE, product)
+    # The authorization reached the provider, but the process died before recording its answer.
+    await shop.mesh.peers.authorize(shop.tenant, order_id, money("USD", 600), OK, f"{order_id}:authorize")
+
+    await recover(shop.mesh)
+
+    assert (await shop.get(order_id)).status == pb.ORDER_STATUS_CONFIRMED
+    payments = await shop.payments_of(order_id)
+    assert [(p.status, p.captured_amount.amount_minor) for p in payments] == [
+        (payment_pb2.PAYMENT_STATUS_CAPTURED, 600)]
+    assert (await shop.stock(product)).on_hand == 3
