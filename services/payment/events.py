@@ -1,0 +1,36 @@
+"""The payment service's integration events, written to the outbox in the
+transaction of the change they report (published later by the relay)."""
+
+from __future__ import annotations
+
+from commerce.payment.v1 import payment_events_pb2 as ev
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.payment.convert import money_pb, payment_pb, refund_pb
+from services.payment.domain.payment import Payment, PaymentStatus, Refund
+from services.runtime.events.outbox import emit
+
+
+async def authorized_or_declined(conn: AsyncConnection, tenant_id: str, payment: Payment) -> None:
+    if payment.status is PaymentStatus.AUTHORIZED:
+        await emit(conn, ev.PaymentAuthorized(payment=payment_pb(payment)), tenant_id=tenant_id,
+                   aggregate_id=payment.payment_id)
+    else:
+        await emit(conn, ev.PaymentDeclined(payment=payment_pb(payment)), tenant_id=tenant_id,
+                   aggregate_id=payment.payment_id)
+
+
+async def captured(conn: AsyncConnection, tenant_id: str, payment: Payment) -> None:
+    await emit(conn, ev.PaymentCaptured(payment=payment_pb(payment),
+                                        amount=money_pb(payment.currency_code, payment.captured_minor)),
+               tenant_id=tenant_id, aggregate_id=payment.payment_id)
+
+
+async def voided(conn: AsyncConnection, tenant_id: str, payment: Payment) -> None:
+    await emit(conn, ev.PaymentVoided(payment=payment_pb(payment)), tenant_id=tenant_id,
+               aggregate_id=payment.payment_id)
+
+
+async def refunded(conn: AsyncConnection, tenant_id: str, payment: Payment, refund: Refund) -> None:
+    await emit(conn, ev.PaymentRefunded(payment=payment_pb(payment), refund=refund_pb(refund, payment.currency_code)),
+               tenant_id=tenant_id, aggregate_id=payment.payment_id)

@@ -1,0 +1,224 @@
+"""The payment service's use cases: each read or write in one tenant transaction.
+
+Money-moving writes are idempotent by request_id (AIP-155): the request_id
+takes an advisory lock (concurrent retries queue behind the first), a retry
+replays the remembered response, and the same key is passed to the provider, so
+a retry after a lost answer never moves money twice. The payment row is locked
+(FOR UPDATE) while it changes, so concurrent captures and refunds are serialized
+and their checks see each other's effect. Events go to the outbox in the same
+transaction. ``Reply`` says how a result becomes the response, so this layer
+needs no gRPC.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Generic, TypeVar
+
+import structlog
+from google.protobuf.message import Message
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.payment import events
+from services.payment.domain import requests
+from services.payment.domain.ids import new_payment_id, new_refund_id, payment_not_found
+from services.payment.domain.listing import PaymentFilter, encode_token, list_query
+from services.payment.domain.payment import Money, Payment, PaymentStatus, Refund
+from services.payment.domain.webhook import ProviderEvent
+from services.payment.providers.base import Authorization, Outcome, PaymentProvider, ProviderError, ProviderFactory
+from services.payment.store import payments as store
+from services.payment.store import provider_events
+from services.runtime.db import Database
+from services.runtime.errors import Unavailable
+from services.runtime.idempotency import IdempotencyKey, remember, replay
+
+log = structlog.get_logger("commerce.payment")
+T = TypeVar("T")
+M = TypeVar("M", bound=Message)
+PROVIDER_DEADLINE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Reply(Generic[T, M]):
+    type: type[M]
+    render: Callable[[T], M]
+
+
+@dataclass(frozen=True)
+class Refunded:
+    payment: Payment
+    refund: Refund
+
+
+class Payments:
+    def __init__(self, db: Database, providers: Mapping[str, ProviderFactory],
+                 provider_deadline_seconds: float = PROVIDER_DEADLINE_SECONDS) -> None:
+        self._db = db
+        self._providers = providers
+        self._deadline = provider_deadline_seconds
+
+    def _provider(self, name: str, tenant_id: str) -> PaymentProvider:
+        return self._providers[name](tenant_id)
+
+    async def _call(self, step: Awaitable[T]) -> T:
+        """A provider call under our deadline; no answer is UNAVAILABLE (retry with the same key)."""
+        try:
+            async with asyncio.timeout(self._deadline):
+                return await step
+        except TimeoutError as exc:
+            raise Unavailable("the payment provider did not answer in time; retry with the same request_id",
+                              reason="PROVIDER_TIMEOUT") from exc
+        except ProviderError as exc:
+            raise Unavailable(f"the payment provider could not be reached ({exc}); retry with the same request_id",
+                              reason="PROVIDER_UNAVAILABLE") from exc
+
+    # --- reads -----------------------------------------------------------------------
+
+    async def get(self, tenant_id: str, payment_id: str) -> Payment:
+        async with self._db.tenant_read(tenant_id) as conn:
+            found = await store.get(conn, payment_id)
+        if found is None:
+            raise payment_not_found(payment_id)
+        return found
+
+    async def list(self, tenant_id: str, wanted: PaymentFilter, page_size: int,
+                   page_token: str) -> tuple[Sequence[Payment], str]:
+        """A page of payments, newest first, and the token of the next page ("" on the last)."""
+        query = list_query(wanted, page_size, page_token)
+        async with self._db.tenant_read(tenant_id) as conn:
+            found = await store.list_page(conn, query)
+        page = found[:query.limit]
+        more = len(found) > query.limit
+        return page, encode_token(page[-1].payment_id, wanted) if more else ""
+
+    # --- money-moving writes ---------------------------------------------------------
+
+    async def authorize(self, tenant_id: str, cmd: requests.Authorize, key: IdempotencyKey,
+                        reply: Reply[Payment, M]) -> M:
+        async def work(conn: AsyncConnection) -> Payment:
+            existing = await store.by_authorize_request(conn, cmd.request_id)
+            if existing is not None:  # remembered answer lost (e.g. restored backup): never authorize again
+                return existing
+            provider = self._provider(cmd.provider, tenant_id)
+            result = await self._call(provider.authorize(cmd.request_id, cmd.amount, cmd.payment_token))
+            payment = await store.insert(conn, _new_payment(cmd, provider.name, result), cmd.request_id)
+            await events.authorized_or_declined(conn, tenant_id, payment)
+            return payment
+
+        return await self._write(tenant_id, key, reply, work)
+
+    async def capture(self, tenant_id: str, cmd: requests.Capture, key: IdempotencyKey,
+                      reply: Reply[Payment, M]) -> M:
+        async def work(conn: AsyncConnection) -> Payment:
+            payment = await self._locked(conn, cmd.payment_id)
+            payment.check_order(cmd.order_id)
+            changed = payment.captured(requests.same_currency(cmd.amount, payment.currency_code))
+            provider = self._provider(payment.provider, tenant_id)
+            await self._call(provider.capture(cmd.request_id, payment.provider_reference,
+                                              Money(payment.currency_code, changed.captured_minor)))
+            saved = await store.save(conn, changed)
+            await events.captured(conn, tenant_id, saved)
+            return saved
+
+        return await self._write(tenant_id, key, reply, work)
+
+    async def void(self, tenant_id: str, cmd: requests.Void, key: IdempotencyKey, reply: Reply[Payment, M]) -> M:
+        async def work(conn: AsyncConnection) -> Payment:
+            payment = await self._locked(conn, cmd.payment_id)
+            payment.check_order(cmd.order_id)
+            changed = payment.voided()
+            if changed is payment:  # nothing was held: a no-op
+                return payment
+            provider = self._provider(payment.provider, tenant_id)
+            await self._call(provider.void(cmd.request_id, payment.provider_reference))
+            saved = await store.save(conn, changed)
+            await events.voided(conn, tenant_id, saved)
+            return saved
+
+        return await self._write(tenant_id, key, reply, work)
+
+    async def refund(self, tenant_id: str, cmd: requests.RefundRequest, key: IdempotencyKey,
+                     reply: Reply[Refunded, M]) -> M:
+        async def work(conn: AsyncConnection) -> Refunded:
+            payment = await self._locked(conn, cmd.payment_id)
+            amount = payment.refund_amount(requests.same_currency(cmd.amount, payment.currency_code))
+            provider = self._provider(payment.provider, tenant_id)
+            done = await self._call(provider.refund(cmd.request_id, payment.provider_reference,
+                                                    Money(payment.currency_code, amount)))
+            return await _add_refund(conn, tenant_id, payment, amount, cmd.reason, done.reference)
+
+        return await self._write(tenant_id, key, reply, work)
+
+    async def _locked(self, conn: AsyncConnection, payment_id: str) -> Payment:
+        found = await store.get(conn, payment_id, for_update=True)
+        if found is None:
+            raise payment_not_found(payment_id)
+        return found
+
+    async def _write(self, tenant_id: str, key: IdempotencyKey, reply: Reply[T, M],
+                     work: Callable[[AsyncConnection], Awaitable[T]]) -> M:
+        async with self._db.tenant(tenant_id) as conn:
+            previous = await replay(conn, key, reply.type)
+            if previous is not None:
+                return previous
+            response = reply.render(await work(conn))
+            await remember(conn, key, response)
+        return response
+
+    # --- provider webhooks -----------------------------------------------------------
+
+    async def apply_provider_event(self, tenant_id: str, provider: str, event: ProviderEvent) -> bool:
+        """Applies a verified webhook event once; True when it had been received before."""
+        async with self._db.tenant(tenant_id) as conn:
+            if not await provider_events.record(conn, provider, event.event_id, event.type):
+                return True
+            payment = (await store.by_reference(conn, provider, event.provider_reference)
+                       if event.provider_reference else None)
+            applied = payment is not None and await _apply(conn, tenant_id, payment, event)
+            await provider_events.settle(conn, provider, event.event_id,
+                                         provider_events.APPLIED if applied else provider_events.IGNORED,
+                                         payment.payment_id if payment else None)
+        log.info("provider event", provider=provider, tenant=tenant_id, event_id=event.event_id, type=event.type,
+                 applied=applied)
+        return False
+
+
+def _new_payment(cmd: requests.Authorize, provider: str, result: Authorization) -> Payment:
+    status = {Outcome.APPROVED: PaymentStatus.AUTHORIZED, Outcome.DECLINED: PaymentStatus.DECLINED,
+              Outcome.FAILED: PaymentStatus.FAILED}[result.outcome]
+    now = datetime.now(UTC)  # replaced by the database's time on insert
+    return Payment(new_payment_id(), cmd.order_id, status, cmd.amount.currency_code, cmd.amount.amount_minor, 0, 0,
+                   provider, result.reference, result.decline_reason, now, now)
+
+
+async def _add_refund(conn: AsyncConnection, tenant_id: str, payment: Payment, amount: int, reason: str,
+                      reference: str) -> Refunded:
+    refund = await store.insert_refund(conn, payment.payment_id, new_refund_id(), amount, reason, reference)
+    saved = await store.save(conn, payment.refunded(refund))
+    await events.refunded(conn, tenant_id, saved, refund)
+    return Refunded(saved, refund)
+
+
+async def _apply(conn: AsyncConnection, tenant_id: str, payment: Payment, event: ProviderEvent) -> bool:
+    """A provider-side change we did not make ourselves; anything already known or impossible is ignored."""
+    if event.type == "payment.captured" and payment.status is PaymentStatus.AUTHORIZED:
+        if event.amount_minor is not None and event.amount_minor > payment.amount_minor:
+            return False
+        saved = await store.save(conn, payment.captured(event.amount_minor))
+        await events.captured(conn, tenant_id, saved)
+        return True
+    if event.type == "payment.voided" and payment.status is PaymentStatus.AUTHORIZED:
+        await events.voided(conn, tenant_id, await store.save(conn, payment.voided()))
+        return True
+    if event.type == "payment.refunded" and event.amount_minor is not None:
+        known = any(r.provider_reference == event.refund_reference for r in payment.refunds)
+        if known or payment.status not in {PaymentStatus.CAPTURED, PaymentStatus.PARTIALLY_REFUNDED} \
+                or event.amount_minor > payment.refundable_minor:
+            return False
+        await _add_refund(conn, tenant_id, payment, event.amount_minor, "refunded at the provider",
+                          event.refund_reference)
+        return True
+    return False
