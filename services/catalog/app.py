@@ -19,6 +19,7 @@ from services.catalog.sweeper import ReservationSweeper
 from services.runtime import provisioning
 from services.runtime.bootstrap import open_database, remote_verifier
 from services.runtime.db import Database
+from services.runtime.events.relay import OutboxRelay
 from services.runtime.provisioning import ProvisioningServicer
 from services.runtime.server import App
 from services.runtime.settings import Settings
@@ -30,8 +31,11 @@ SWEEP_SECONDS = 2.0
 
 
 def assemble(db: Database, verifier: TokenVerifier, cache_entries: int = CACHE_ENTRIES,
-             sweep_seconds: float = SWEEP_SECONDS) -> App:
-    """The App around an open database; ``build`` uses it, and tests with their own verifier."""
+             sweep_seconds: float = SWEEP_SECONDS, relay: OutboxRelay | None = None) -> App:
+    """The App around an open database; ``build`` uses it, and tests with their own verifier.
+    Without a ``relay`` the stock events stay pending in the outbox (tests read them there).
+    NATS is deliberately not a health probe: while it is away events wait in the
+    outbox and checkout goes on."""
     cache = ProductCache(cache_entries)
     invalidator = CacheInvalidator(listener_dsn(db), cache)
     catalog = Catalog(db, cache)
@@ -49,11 +53,11 @@ def assemble(db: Database, verifier: TokenVerifier, cache_entries: int = CACHE_E
         register=register,
         verifier=verifier,
         probes={"database": db.ping},
-        on_start=[invalidator.start, sweeper.start],
-        on_stop=[sweeper.stop, invalidator.stop, db.dispose],
+        on_start=[invalidator.start, sweeper.start, *([relay.start] if relay else [])],
+        on_stop=[*([relay.stop] if relay else []), sweeper.stop, invalidator.stop, db.dispose],
     )
 
 
 async def build(settings: Settings) -> App:
     db = await open_database(settings, "catalog", MIGRATIONS)
-    return assemble(db, remote_verifier(settings))
+    return assemble(db, remote_verifier(settings), relay=OutboxRelay(db, settings))
