@@ -23,12 +23,16 @@ from services.runtime.settings import Settings
 from services.runtime.tokens import TokenVerifier
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+SANDBOX_POOL_SIZE = 5
 
 
 def assemble(db: Database, verifier: TokenVerifier, settings: Settings,
              providers: Mapping[str, ProviderFactory] | None = None) -> App:
     """The App around an open database; ``build`` uses it, and tests with their own verifier."""
-    payments = Payments(db, providers or {sandbox.NAME: sandbox.SandboxFactory(db)},
+    # The sandbox plays a remote provider: its own small pool, so a payment transaction
+    # holding one of ours never waits for a second one of ours (no pool starvation).
+    sandbox_db = Database(db.server_url, db.database, SANDBOX_POOL_SIZE)
+    payments = Payments(db, providers or {sandbox.NAME: sandbox.SandboxFactory(sandbox_db)},
                         settings.payment_provider_timeout_seconds)
     secrets = {sandbox.NAME: settings.payment_webhook_secret}
     relay = OutboxRelay(db, settings)
@@ -45,7 +49,7 @@ def assemble(db: Database, verifier: TokenVerifier, settings: Settings,
         verifier=verifier,
         probes={"database": db.ping},
         on_start=[relay.start],
-        on_stop=[relay.stop, db.dispose],
+        on_stop=[relay.stop, sandbox_db.dispose, db.dispose],
     )
 
 

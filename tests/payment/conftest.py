@@ -50,10 +50,12 @@ def payment_settings(postgres: Postgres, nats_server: Nats) -> Settings:
 async def payment_service(payment_settings: Settings, keys: TestKeys) -> AsyncIterator[Running]:
     db = await open_database(payment_settings, "payment", MIGRATIONS)
     # The sandbox's "timeout" token hangs well past the deadline, then the call is abandoned.
-    providers = {sandbox.NAME: sandbox.SandboxFactory(db, hang_seconds=PROVIDER_DEADLINE * 20)}
+    sandbox_db = Database(payment_settings.database_url, db.database, 5)
+    providers = {sandbox.NAME: sandbox.SandboxFactory(sandbox_db, hang_seconds=PROVIDER_DEADLINE * 20)}
     running = await create_server(assemble(db, keys.verifier(), payment_settings, providers), "127.0.0.1:0", 0.2)
     yield running
     await running.stop(0)
+    await sandbox_db.dispose()
 
 
 @pytest.fixture(scope="session")

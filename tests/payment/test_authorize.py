@@ -101,3 +101,10 @@ async def test_only_services_may_move_money(shop: Shop, payment_db: Database) ->
                 metadata=shop.as_(*roles))
         assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert await count_rows(payment_db, shop.tenant, "payments") == 0
+
+
+async def test_many_concurrent_authorizations_all_complete(shop: Shop, payment_db: Database) -> None:
+    """More payments in flight than the service's pool holds: the provider's own pool keeps them moving."""
+    replies = await asyncio.gather(*(shop.authorize(100 + i) for i in range(30)))
+    assert {r.status for r in replies} == {pb.PAYMENT_STATUS_AUTHORIZED}
+    assert await count_rows(payment_db, shop.tenant, "payments") == 30
