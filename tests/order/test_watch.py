@@ -1,0 +1,52 @@
+"""WatchOrder: the current state first, then every change, until a final status."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+from commerce.order.v1 import order_pb2 as pb
+
+from tests.order.conftest import Shop
+
+
+async def test_watch_streams_each_status_change_and_ends_when_delivered(shop: Shop) -> None:
+    product = await shop.product()
+    await shop.add(shop.customer(), product)
+    oid = (await shop.place(shop.customer())).order_id
+    stream = shop.orders.WatchOrder(pb.WatchOrderRequest(order_id=oid), metadata=shop.customer())
+    seen: list[int] = []
+
+    async def follow() -> None:
+        async for reply in stream:
+            seen.append(reply.order.status)
+
+    follower = asyncio.create_task(follow())
+    await asyncio.sleep(0.3)
+    await shop.orders.MarkOrderShipped(pb.MarkOrderShippedRequest(order_id=oid, carrier="UPS", tracking_number="1"),
+                                       metadata=shop.seller)
+    await asyncio.sleep(0.2)
+    await shop.orders.MarkOrderDelivered(pb.MarkOrderDeliveredRequest(order_id=oid), metadata=shop.seller)
+    await asyncio.wait_for(follower, 5)
+
+    assert seen == [pb.ORDER_STATUS_CONFIRMED, pb.ORDER_STATUS_SHIPPED, pb.ORDER_STATUS_DELIVERED]
+
+
+async def test_watching_another_customers_order_is_not_found(shop: Shop) -> None:
+    product = await shop.product()
+    await shop.add(shop.customer(), product)
+    oid = (await shop.place(shop.customer())).order_id
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async for _ in shop.orders.WatchOrder(pb.WatchOrderRequest(order_id=oid), metadata=shop.customer("user-b")):
+            pass
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_watch_of_a_final_order_sends_it_once_and_ends(shop: Shop) -> None:
+    product = await shop.product()
+    await shop.add(shop.customer(), product)
+    oid = (await shop.place(shop.customer())).order_id
+    await shop.orders.CancelOrder(pb.CancelOrderRequest(order_id=oid), metadata=shop.customer())
+    replies = [r async for r in shop.orders.WatchOrder(pb.WatchOrderRequest(order_id=oid), metadata=shop.seller)]
+    assert [r.order.status for r in replies] == [pb.ORDER_STATUS_CANCELLED]
