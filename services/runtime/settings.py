@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     cart_port: int = SERVICE_PORTS["cart"]
     order_port: int = SERVICE_PORTS["order"]
     payment_port: int = SERVICE_PORTS["payment"]
+    # The notifications worker serves only gRPC health (and metrics) on its port.
+    notifications_port: int = 50056
     meshinfo_port: int = SERVICE_PORTS["meshinfo"]
     # meshinfo's HTTP endpoint that the edge asks about REST request bodies (unknown fields).
     meshinfo_check_port: int = 50049
@@ -84,6 +86,15 @@ class Settings(BaseSettings):
     edge_upstream_max_streams: int = 100
     # How long the edge keeps the JWKS before fetching it again (key rotation needs no restart).
     edge_jwks_cache_seconds: int = 30
+
+    # Where the notifications worker sends email (`make run` starts a local sink that saves .eml files).
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 2525
+    smtp_from: str = "Commerce Mesh <orders@commerce-mesh.localhost>"
+    smtp_starttls: bool = False
+    smtp_user: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_timeout_seconds: float = 10.0
 
     health_probe_seconds: float = 1.0
     shutdown_grace_seconds: float = 5.0

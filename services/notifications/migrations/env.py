@@ -1,0 +1,3 @@
+from services.runtime.alembic_env import run
+
+run()

@@ -1,0 +1,47 @@
+"""The order-events handler: one email per confirmed, cancelled or refunded order.
+
+Runs inside the consumer's transaction (with the inbox entry): the email is logged,
+then sent; a failed send rolls both back and the event is delivered again later.
+"""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from typing import Protocol
+
+import structlog
+from commerce.order.v1 import order_events_pb2
+from google.protobuf.message import Message
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.notifications import sent_log
+from services.notifications.domain.emails import email_for
+from services.notifications.mailer import message_for
+from services.runtime.events.naming import subject_pattern
+
+log = structlog.get_logger("commerce.notifications")
+DURABLE = "notifications-orders"
+EVENTS = (order_events_pb2.OrderConfirmed, order_events_pb2.OrderCancelled, order_events_pb2.OrderRefunded)
+SUBJECTS = [subject_pattern(event.DESCRIPTOR) for event in EVENTS]
+
+
+class Mailer(Protocol):
+    sender: str
+
+    async def send(self, message: EmailMessage) -> None: ...
+
+
+class Notifier:
+    def __init__(self, mailer: Mailer) -> None:
+        self._mailer = mailer
+
+    async def __call__(self, conn: AsyncConnection, event: Message, tenant_id: str) -> None:
+        email = email_for(event)
+        if email is None:
+            return
+        event_id = event.metadata.event_id  # type: ignore[attr-defined]
+        if not await sent_log.record(conn, event_id, email):
+            log.info("email already sent; skipped", order_id=email.order_id, kind=email.kind)
+            return
+        await self._mailer.send(message_for(email, self._mailer.sender, event_id, tenant_id))
+        log.info("email sent", order_id=email.order_id, kind=email.kind, tenant=tenant_id)
