@@ -28,7 +28,18 @@ if _version_not_supported:
 class PaymentServiceStub:
     """Payments of orders, read and refunded by the tenant's staff, and the intake
     of payment provider webhooks. Money moves through a provider abstraction;
-    the built-in "sandbox" provider behaves deterministically by payment token.
+    the built-in "sandbox" provider behaves deterministically by payment token:
+    tok_sandbox_ok                  AUTHORIZED (capture, void and refund succeed)
+    tok_sandbox_declined            DECLINED, decline_reason CARD_DECLINED
+    tok_sandbox_insufficient_funds  DECLINED, decline_reason INSUFFICIENT_FUNDS
+    tok_sandbox_error               FAILED, decline_reason PROVIDER_ERROR
+    tok_sandbox_timeout             the provider authorizes but its answer never
+    arrives in time: UNAVAILABLE (reason
+    PROVIDER_TIMEOUT); a retry with the same
+    request_id returns the AUTHORIZED payment
+    any other token                 DECLINED, decline_reason INVALID_PAYMENT_TOKEN
+    The provider receives our request_id as its idempotency key, so a retry never
+    moves money twice.
     """
 
     def __init__(self, channel):
@@ -62,7 +73,18 @@ class PaymentServiceStub:
 class PaymentServiceServicer:
     """Payments of orders, read and refunded by the tenant's staff, and the intake
     of payment provider webhooks. Money moves through a provider abstraction;
-    the built-in "sandbox" provider behaves deterministically by payment token.
+    the built-in "sandbox" provider behaves deterministically by payment token:
+    tok_sandbox_ok                  AUTHORIZED (capture, void and refund succeed)
+    tok_sandbox_declined            DECLINED, decline_reason CARD_DECLINED
+    tok_sandbox_insufficient_funds  DECLINED, decline_reason INSUFFICIENT_FUNDS
+    tok_sandbox_error               FAILED, decline_reason PROVIDER_ERROR
+    tok_sandbox_timeout             the provider authorizes but its answer never
+    arrives in time: UNAVAILABLE (reason
+    PROVIDER_TIMEOUT); a retry with the same
+    request_id returns the AUTHORIZED payment
+    any other token                 DECLINED, decline_reason INVALID_PAYMENT_TOKEN
+    The provider receives our request_id as its idempotency key, so a retry never
+    moves money twice.
     """
 
     def GetPayment(self, request, context):
@@ -95,8 +117,13 @@ class PaymentServiceServicer:
         """Receives a provider's webhook call (e.g. an asynchronous capture or
         refund result). The raw body is passed through untouched so its signature
         can be verified; the signature arrives in the provider's HTTP header,
-        which the edge forwards as gRPC metadata. A bad or missing signature is
-        UNAUTHENTICATED. Calls are deduplicated by the provider's event id: a
+        which the edge forwards as gRPC metadata. For "sandbox": header
+        x-sandbox-signature = hex HMAC-SHA256 of the raw body under the configured
+        webhook secret (COMMERCE_PAYMENT_WEBHOOK_SECRET; none configured = every
+        call refused), and a JSON body {"event_id", "type" (payment.captured,
+        payment.refunded or payment.voided; others are acknowledged and ignored),
+        "provider_reference", "amount_minor", "refund_reference" (refunds)}. A bad
+        or missing signature is UNAUTHENTICATED. Calls are deduplicated by the provider's event id: a
         repeated event succeeds without being applied again. No token: the
         signature is the authentication.
         """
@@ -138,7 +165,18 @@ def add_PaymentServiceServicer_to_server(servicer, server):
 class PaymentService:
     """Payments of orders, read and refunded by the tenant's staff, and the intake
     of payment provider webhooks. Money moves through a provider abstraction;
-    the built-in "sandbox" provider behaves deterministically by payment token.
+    the built-in "sandbox" provider behaves deterministically by payment token:
+    tok_sandbox_ok                  AUTHORIZED (capture, void and refund succeed)
+    tok_sandbox_declined            DECLINED, decline_reason CARD_DECLINED
+    tok_sandbox_insufficient_funds  DECLINED, decline_reason INSUFFICIENT_FUNDS
+    tok_sandbox_error               FAILED, decline_reason PROVIDER_ERROR
+    tok_sandbox_timeout             the provider authorizes but its answer never
+    arrives in time: UNAVAILABLE (reason
+    PROVIDER_TIMEOUT); a retry with the same
+    request_id returns the AUTHORIZED payment
+    any other token                 DECLINED, decline_reason INVALID_PAYMENT_TOKEN
+    The provider receives our request_id as its idempotency key, so a retry never
+    moves money twice.
     """
 
     @staticmethod
