@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from commerce.cart.v1 import cart_pb2
+from google.protobuf.empty_pb2 import Empty
 
 from services.order import events
 from services.order.domain import listing, validation
@@ -26,6 +27,7 @@ from services.order.store import orders as store
 from services.runtime.context import Caller
 from services.runtime.db import Database
 from services.runtime.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from services.runtime.idempotency import IdempotencyKey, remember, replay
 
 SETTLE_SECONDS = 20.0
 _POLL_SECONDS = 0.05
@@ -151,21 +153,32 @@ class Orders:
     # --- lifecycle ------------------------------------------------------------------------
 
     async def _change(self, caller: Caller, tenant_id: str, order_id: str,
-                      change: Callable[[Order, SagaState], tuple[Order, SagaState]], *,
-                      own_only: bool = False) -> tuple[Order, SagaState]:
+                      change: Callable[[Order, SagaState], tuple[Order, SagaState]], key: IdempotencyKey | None,
+                      *, own_only: bool = False) -> tuple[Order, SagaState] | None:
+        """Applies ``change`` to the locked order with the event of its new status; None when
+        ``key`` was used before (the change was made then). A saga step it starts is leased
+        to this process; a checkout still running keeps its runner's lease."""
         async with self._db.tenant(tenant_id) as conn:
             found = await store.get(conn, order_id, for_update=True)
             if found is None or not can_see(caller, found[0]) or (own_only and found[0].customer_id != caller.subject):
                 raise order_not_found(order_id)
+            if await replay(conn, key, Empty) is not None:
+                return None
             before, saga_before = found
             order, saga = change(before, saga_before)
+            running = saga_before.step is not Step.DONE
             lease = self._runner.lease_seconds if saga.step is not Step.DONE else None
-            order = await store.save(conn, tenant_id, order, saga, lease)
+            order = await store.save(conn, tenant_id, order, saga, lease, keep_lease=running)
             if order.status is not before.status:
                 await events.status_changed(conn, tenant_id, order, saga.cancelled_by)
+            await remember(conn, key, Empty())
         return order, saga
 
-    async def cancel(self, caller: Caller, tenant_id: str, order_id: str, reason: str) -> Order:
+    async def _current(self, caller: Caller, tenant_id: str, order_id: str) -> Order:
+        return await self.get(caller, tenant_id, order_id)
+
+    async def cancel(self, caller: Caller, tenant_id: str, order_id: str, reason: str,
+                     key: IdempotencyKey | None) -> Order:
         def change(order: Order, saga: SagaState) -> tuple[Order, SagaState]:
             if order.status not in CANCELLABLE:
                 raise invalid_status(order.status, OrderStatus.CANCELLED.value)
@@ -177,47 +190,61 @@ class Orders:
                 return cancelled, SagaState(Step.CANCEL, 0, True, caller.subject)
             return cancelled, replace(saga, cancel_requested=True, cancelled_by=caller.subject)
 
-        _, saga = await self._change(caller, tenant_id, order_id, change)
-        if saga.step is Step.CANCEL:
-            await self._run_now(tenant_id, order_id)
+        changed = await self._change(caller, tenant_id, order_id, change, key)
+        if changed is not None:
+            await self._drive(tenant_id, order_id, leased=changed[1].step is Step.CANCEL)
         return await self._settled(tenant_id, order_id)
 
-    async def _run_now(self, tenant_id: str, order_id: str) -> None:
-        await asyncio.shield(self._spawn(tenant_id, order_id))
+    async def _drive(self, tenant_id: str, order_id: str, *, leased: bool) -> None:
+        """Runs the order's saga here: at once when this process holds its lease, else when
+        its runner is gone (lease run out), e.g. a checkout cancelled after a crash."""
+        if not leased:
+            async with self._db.tenant(tenant_id) as conn:
+                leased = await store.take_lease(conn, order_id, self._runner.lease_seconds)
+        if leased:
+            await asyncio.shield(self._spawn(tenant_id, order_id))
 
-    async def ship(self, caller: Caller, tenant_id: str, order_id: str, carrier: str, tracking: str) -> Order:
+    async def ship(self, caller: Caller, tenant_id: str, order_id: str, carrier: str, tracking: str,
+                   key: IdempotencyKey | None) -> Order:
         def change(order: Order, saga: SagaState) -> tuple[Order, SagaState]:
             if saga.step is not Step.DONE:
                 raise invalid_status(order.status, OrderStatus.SHIPPED.value)
             return order.moved(OrderStatus.SHIPPED, shipment=Shipment(carrier, tracking, _now())), saga
 
-        return (await self._change(caller, tenant_id, order_id, change))[0]
+        return await self._changed(caller, tenant_id, order_id, change, key)
 
-    async def deliver(self, caller: Caller, tenant_id: str, order_id: str) -> Order:
+    async def _changed(self, caller: Caller, tenant_id: str, order_id: str,
+                       change: Callable[[Order, SagaState], tuple[Order, SagaState]], key: IdempotencyKey | None,
+                       *, own_only: bool = False) -> Order:
+        changed = await self._change(caller, tenant_id, order_id, change, key, own_only=own_only)
+        return changed[0] if changed is not None else await self._current(caller, tenant_id, order_id)
+
+    async def deliver(self, caller: Caller, tenant_id: str, order_id: str, key: IdempotencyKey | None) -> Order:
         def change(order: Order, saga: SagaState) -> tuple[Order, SagaState]:
             check_move(order.status, OrderStatus.DELIVERED)
             assert order.shipment is not None
             return order.moved(OrderStatus.DELIVERED, shipment=replace(order.shipment, deliver_time=_now())), saga
 
-        return (await self._change(caller, tenant_id, order_id, change))[0]
+        return await self._changed(caller, tenant_id, order_id, change, key)
 
     async def request_return(self, caller: Caller, tenant_id: str, order_id: str, reason: str,
-                             lines: list[ReturnLine], request_id: str) -> Order:
+                             lines: list[ReturnLine], request_id: str, key: IdempotencyKey | None) -> Order:
         def change(order: Order, saga: SagaState) -> tuple[Order, SagaState]:
             returned = validation.return_request(reason, lines, order.lines, request_id)
             check_move(order.status, OrderStatus.RETURN_REQUESTED)
             info = ReturnInfo(reason, returned, returned_value(order.lines, returned), _now())
             return order.moved(OrderStatus.RETURN_REQUESTED, return_info=info), saga
 
-        return (await self._change(caller, tenant_id, order_id, change, own_only=True))[0]
+        return await self._changed(caller, tenant_id, order_id, change, key, own_only=True)
 
-    async def receive_return(self, caller: Caller, tenant_id: str, order_id: str) -> Order:
+    async def receive_return(self, caller: Caller, tenant_id: str, order_id: str,
+                             key: IdempotencyKey | None) -> Order:
         def change(order: Order, saga: SagaState) -> tuple[Order, SagaState]:
             check_move(order.status, OrderStatus.RETURNED)
             assert order.return_info is not None
             info = replace(order.return_info, receive_time=_now())
             return order.moved(OrderStatus.RETURNED, return_info=info), SagaState(Step.RETURN)
 
-        await self._change(caller, tenant_id, order_id, change)
-        await self._run_now(tenant_id, order_id)
+        if await self._change(caller, tenant_id, order_id, change, key) is not None:
+            await self._drive(tenant_id, order_id, leased=True)
         return await self._settled(tenant_id, order_id)

@@ -16,6 +16,7 @@ from typing import Any, TypeAlias
 import grpc
 from commerce.order.v1 import order_pb2 as pb
 from commerce.order.v1 import order_pb2_grpc
+from google.protobuf.message import Message
 
 from services.order.convert import address_of, order_pb, return_lines, status_name
 from services.order.domain import validation
@@ -24,11 +25,17 @@ from services.order.domain.status import WATCH_ENDS
 from services.order.orders import Orders
 from services.order.watch import ChangeFeed
 from services.runtime.context import require_tenant
+from services.runtime.idempotency import IdempotencyKey, key_for
 
 SERVICE = pb.DESCRIPTOR.services_by_name["OrderService"]
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 WATCH_LIMIT_SECONDS = 600.0
 _POLL_WHEN_OFFLINE = 1.0
+
+
+def _key(method: str, request: Message) -> IdempotencyKey | None:
+    """The call's idempotency key (lifecycle request_ids are optional), scoped to the order."""
+    return key_for(f"{SERVICE.full_name}/{method}", request)
 
 
 class OrderServicer(order_pb2_grpc.OrderServiceServicer):
@@ -57,14 +64,16 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         caller, tenant = require_tenant()
         order_id = requested_order_id(request.order_id)
         reason = validation.cancel_reason(request.reason, request.request_id)
-        return pb.CancelOrderResponse(order=order_pb(await self._orders.cancel(caller, tenant, order_id, reason)))
+        return pb.CancelOrderResponse(order=order_pb(await self._orders.cancel(caller, tenant, order_id, reason,
+                                                                                _key("CancelOrder", request))))
 
     async def MarkOrderShipped(self, request: pb.MarkOrderShippedRequest,
                                context: Context) -> pb.MarkOrderShippedResponse:
         caller, tenant = require_tenant()
         order_id = requested_order_id(request.order_id)
         validation.shipment(request.carrier, request.tracking_number, request.request_id)
-        order = await self._orders.ship(caller, tenant, order_id, request.carrier, request.tracking_number)
+        order = await self._orders.ship(caller, tenant, order_id, request.carrier, request.tracking_number,
+                                        _key("MarkOrderShipped", request))
         return pb.MarkOrderShippedResponse(order=order_pb(order))
 
     async def MarkOrderDelivered(self, request: pb.MarkOrderDeliveredRequest,
@@ -72,20 +81,22 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         caller, tenant = require_tenant()
         order_id = requested_order_id(request.order_id)
         validation.optional_request_id(request.request_id)
-        return pb.MarkOrderDeliveredResponse(order=order_pb(await self._orders.deliver(caller, tenant, order_id)))
+        return pb.MarkOrderDeliveredResponse(order=order_pb(await self._orders.deliver(
+            caller, tenant, order_id, _key("MarkOrderDelivered", request))))
 
     async def RequestReturn(self, request: pb.RequestReturnRequest, context: Context) -> pb.RequestReturnResponse:
         caller, tenant = require_tenant()
         order_id = requested_order_id(request.order_id)
         order = await self._orders.request_return(caller, tenant, order_id, request.reason, return_lines(request),
-                                                  request.request_id)
+                                                  request.request_id, _key("RequestReturn", request))
         return pb.RequestReturnResponse(order=order_pb(order))
 
     async def ReceiveReturn(self, request: pb.ReceiveReturnRequest, context: Context) -> pb.ReceiveReturnResponse:
         caller, tenant = require_tenant()
         order_id = requested_order_id(request.order_id)
         validation.optional_request_id(request.request_id)
-        return pb.ReceiveReturnResponse(order=order_pb(await self._orders.receive_return(caller, tenant, order_id)))
+        return pb.ReceiveReturnResponse(order=order_pb(await self._orders.receive_return(
+            caller, tenant, order_id, _key("ReceiveReturn", request))))
 
     async def WatchOrder(self, request: pb.WatchOrderRequest, context: Context) -> AsyncIterator[pb.WatchOrderResponse]:
         caller, tenant = require_tenant()

@@ -101,3 +101,17 @@ async def test_killed_while_authorizing_the_authorized_payment_is_found_and_the_
     assert [(p.status, p.captured_amount.amount_minor) for p in payments] == [
         (payment_pb2.PAYMENT_STATUS_CAPTURED, 600)]
     assert (await shop.stock(product)).on_hand == 3
+
+
+async def test_cancelling_a_checkout_its_dead_process_left_mid_way_compensates_it(shop: Shop) -> None:
+    product = await shop.product(stock=5)
+    order_id = await crash_checkout(shop, Step.RESERVE, product)
+    await asyncio.sleep(CRASH_LEASE_SECONDS + 0.1)
+
+    reply = await shop.orders.CancelOrder(pb.CancelOrderRequest(order_id=order_id, reason="too slow"),
+                                          metadata=shop.customer("user-crash-reserve"))
+
+    assert reply.order.status == pb.ORDER_STATUS_CANCELLED and reply.order.cancel_reason == "too slow"
+    stock = await shop.stock(product)
+    assert (stock.on_hand, stock.reserved) == (5, 0)
+    assert await shop.payments_of(order_id) == []

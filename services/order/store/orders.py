@@ -135,16 +135,17 @@ async def insert_order(conn: AsyncConnection, tenant_id: str, order: Order, saga
 
 
 async def save(conn: AsyncConnection, tenant_id: str, order: Order, saga: SagaState,
-               lease_seconds: float | None = None) -> Order:
+               lease_seconds: float | None = None, *, keep_lease: bool = False) -> Order:
     """Writes the order's mutable fields and saga state; returns it with its new update_time.
-    ``lease_seconds`` renews the saga's lease; None releases it."""
+    ``lease_seconds`` renews the saga's lease; None releases it (unless ``keep_lease``)."""
     lease = (func.now() + text(f"interval '{float(lease_seconds)} seconds'")) if lease_seconds else None
+    lease_change = {} if keep_lease else {"lease_until": lease}
     now = await conn.scalar(
-        orders.update().where(orders.c.order_id == order.order_id).values(
+        orders.update().where(orders.c.order_id == order.order_id).values(**lease_change,
             status=order.status.value, payment_id=order.payment_id, failure_reason=order.failure_reason,
             cancel_reason=order.cancel_reason, shipment=_shipment_json(order.shipment),
             return_info=_return_json(order.return_info), saga_step=saga.step.value, saga_attempts=saga.attempts,
-            cancel_requested=saga.cancel_requested, cancelled_by=saga.cancelled_by, lease_until=lease,
+            cancel_requested=saga.cancel_requested, cancelled_by=saga.cancelled_by,
             update_time=func.clock_timestamp(),
         ).returning(orders.c.update_time))
     await notify(conn, tenant_id, order.order_id)
