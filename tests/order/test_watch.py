@@ -7,8 +7,12 @@ import asyncio
 import grpc
 import pytest
 from commerce.order.v1 import order_pb2 as pb
+from commerce.order.v1 import order_pb2_grpc
 
-from tests.order.conftest import Shop
+from services.order.app import assemble
+from services.runtime.db import Database
+from services.runtime.server import create_server
+from tests.order.conftest import TUNING, Shop
 
 
 async def test_watch_streams_each_status_change_and_ends_when_delivered(shop: Shop) -> None:
@@ -50,3 +54,27 @@ async def test_a_watch_of_a_final_order_sends_it_once_and_ends(shop: Shop) -> No
     await shop.orders.CancelOrder(pb.CancelOrderRequest(order_id=oid), metadata=shop.customer())
     replies = [r async for r in shop.orders.WatchOrder(pb.WatchOrderRequest(order_id=oid), metadata=shop.seller)]
     assert [r.order.status for r in replies] == [pb.ORDER_STATUS_CANCELLED]
+
+
+async def test_a_watch_on_one_replica_sees_changes_made_through_another(shop: Shop) -> None:
+    mesh = shop.mesh
+    db = Database(mesh.settings.database_url, mesh.settings.database_name("order"), 2)
+    app, _ = assemble(db, mesh.keys.verifier(), mesh.peers, tuning=TUNING, recover_in_background=False)
+    app.on_stop = [s for s in app.on_stop if getattr(s, "__self__", None) is not mesh.peers]  # shared peers
+    replica = await create_server(app, "127.0.0.1:0", 0.5)
+    try:
+        product = await shop.product()
+        await shop.add(shop.customer(), product)
+        oid = (await shop.place(shop.customer())).order_id
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{replica.port}") as channel:
+            stream = order_pb2_grpc.OrderServiceStub(channel).WatchOrder(pb.WatchOrderRequest(order_id=oid),
+                                                                          metadata=shop.seller)
+            first = await asyncio.wait_for(stream.read(), 5)
+            await shop.orders.CancelOrder(pb.CancelOrderRequest(order_id=oid), metadata=shop.seller)
+            rest = []
+            while (reply := await asyncio.wait_for(stream.read(), 5)) is not grpc.aio.EOF:
+                rest.append(reply)
+        assert first.order.status == pb.ORDER_STATUS_CONFIRMED
+        assert [r.order.status for r in rest][-1] == pb.ORDER_STATUS_CANCELLED
+    finally:
+        await replica.stop(0)
