@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     nats_url: str = Field(
         default="nats://127.0.0.1:54222", validation_alias=AliasChoices("NATS_URL", "COMMERCE_NATS_URL")
     )
+    # Copies JetStream keeps of the event streams (3 on a 3-node NATS cluster).
+    nats_stream_replicas: int = 1
 
     # Address every server binds to (0.0.0.0 in containers).
     host: str = "127.0.0.1"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -135,6 +136,36 @@ async def test_an_outbox_row_that_failed_to_publish_records_the_attempt(
         await eventually(attempted)
         assert await pending(db, tenant) == 1
         assert await scalar(db, tenant, "SELECT last_error FROM {schema}.outbox WHERE event_id = :e", e=event_id)
+    finally:
+        await relay.stop()
+        own.stop()
+        await db.dispose()
+
+
+async def test_a_service_starts_while_nats_is_down_and_its_events_flow_once_nats_is_up(
+        settings: Settings, tmp_path: Path) -> None:
+    db = await open_db(settings, "events_own_nats")
+    own = Nats(tmp_path / "nats", free_port())  # not started yet
+    relay = OutboxRelay(db, settings, nats_url=own.url)
+    tenant = await provisioned(db)
+    try:
+        async with asyncio.timeout(1):
+            await relay.start()  # does not wait for NATS
+        async with db.tenant(tenant) as conn:
+            event_id = await emit(conn, order_confirmed("early"), tenant_id=tenant, aggregate_id="early")
+        await asyncio.sleep(0.5)
+        assert await pending(db, tenant) == 1
+        own.start()
+
+        async def drained() -> bool:
+            return await pending(db, tenant) == 0
+        await eventually(drained, within=20)
+        nc = await connect(own.url)
+        try:
+            messages = await read_all(nc, naming.STREAM, f"commerce.*.v1.*.{tenant}")
+        finally:
+            await nc.close()
+        assert [m.headers[naming.MSG_ID] for m in messages if m.headers] == [event_id]
     finally:
         await relay.stop()
         own.stop()

@@ -22,17 +22,18 @@ NATS_CONNECTED = Gauge("commerce_nats_connected", "1 while this process is conne
 _MAX_RETRY_SECONDS = 5.0
 
 
-def stream_configs() -> list[StreamConfig]:
+def stream_configs(replicas: int = 1) -> list[StreamConfig]:
     return [
         StreamConfig(name=naming.STREAM, subjects=naming.STREAM_SUBJECTS, storage=StorageType.FILE,
-                     duplicate_window=120.0),
-        StreamConfig(name=naming.DLQ_STREAM, subjects=naming.DLQ_SUBJECTS, storage=StorageType.FILE),
+                     duplicate_window=120.0, num_replicas=replicas),
+        StreamConfig(name=naming.DLQ_STREAM, subjects=naming.DLQ_SUBJECTS, storage=StorageType.FILE,
+                     num_replicas=replicas),
     ]
 
 
-async def ensure_streams(js: JetStreamContext) -> None:
+async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
     """Create the streams, or bring an existing one to our configuration (idempotent)."""
-    for config in stream_configs():
+    for config in stream_configs(replicas):
         try:
             await js.add_stream(config)
         except APIError:  # exists with another configuration
@@ -40,9 +41,13 @@ async def ensure_streams(js: JetStreamContext) -> None:
 
 
 class NatsConnection:
-    def __init__(self, url: str, name: str, retry_seconds: float = 0.5) -> None:
+    def __init__(self, url: str, name: str, *, replicas: int = 1, retry_seconds: float = 0.5) -> None:
+        """``url``: one server, or several separated by commas (a cluster)."""
         self.url = url
         self.name = name
+        self._replicas = replicas
+        self._closing = False
+        self._warned = False
         self._retry_seconds = retry_seconds
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
@@ -69,40 +74,45 @@ class NatsConnection:
 
     async def _on_reconnected(self) -> None:
         self._gauge.set(1)
+        self._warned = False
         log.info("nats reconnected", client=self.name)
         if self._js is not None:
             try:
-                await ensure_streams(self._js)
+                await ensure_streams(self._js, self._replicas)
             except Exception as exc:
                 log.warning("could not ensure streams after reconnect", error=str(exc))
 
     async def _on_disconnected(self) -> None:
         self._gauge.set(0)
-        log.warning("nats disconnected; reconnecting", client=self.name)
+        if not self._closing:
+            log.warning("nats disconnected; reconnecting in the background", client=self.name)
 
     async def _on_error(self, exc: Exception) -> None:
-        log.debug("nats error", client=self.name, error=str(exc))
+        if not self._warned and not self.connected and not self._closing:  # once per outage
+            self._warned = True
+            log.warning("nats unavailable; retrying in the background", client=self.name, url=self.url,
+                        error=str(exc))
+        else:
+            log.debug("nats error", client=self.name, error=str(exc))
 
     async def _connect_forever(self) -> None:
         delay = self._retry_seconds
-        warned = False
         while True:
             nc: Client | None = None
             try:
                 nc = await nats.connect(
-                    self.url, name=self.name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                    servers=[u.strip() for u in self.url.split(",") if u.strip()], name=self.name,
+                    max_reconnect_attempts=-1, reconnect_time_wait=0.5,
                     connect_timeout=2, allow_reconnect=True,
                     reconnected_cb=self._on_reconnected, disconnected_cb=self._on_disconnected,
                     error_cb=self._on_error,
                 )
                 js = nc.jetstream()
-                await ensure_streams(js)
+                await ensure_streams(js, self._replicas)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if not warned:
-                    log.warning("nats unavailable; retrying in the background", url=self.url, error=str(exc))
-                    warned = True
+                await self._on_error(exc)
                 if nc is not None:
                     with contextlib.suppress(Exception):
                         await nc.close()
@@ -112,10 +122,12 @@ class NatsConnection:
             self._nc, self._js = nc, js
             self._gauge.set(1)
             self._ready.set()
+            self._warned = False
             log.info("nats connected", url=self.url, client=self.name)
             return
 
     async def close(self) -> None:
+        self._closing = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -79,7 +79,8 @@ class EventConsumer:
         self._nak_base = nak_base_seconds
         self._nak_max = nak_max_seconds
         self._script_location = script_location
-        self.nats = NatsConnection(nats_url or settings.nats_url, f"{db.database}-{durable}")
+        self.nats = NatsConnection(nats_url or settings.nats_url, f"{db.database}-{durable}",
+                                   replicas=settings.nats_stream_replicas)
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
 

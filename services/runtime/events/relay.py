@@ -48,7 +48,8 @@ class OutboxRelay:
         self._idle_seconds = idle_seconds
         self._max_idle_seconds = max_idle_seconds
         self._publish_timeout = publish_timeout
-        self.nats = NatsConnection(nats_url or settings.nats_url, f"{db.database}-relay")
+        self.nats = NatsConnection(nats_url or settings.nats_url, f"{db.database}-relay",
+                                   replicas=settings.nats_stream_replicas)
         self._listener = Listener(listener_dsn(db), CHANNEL, self._notified, name=f"{db.database}-relay")
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
