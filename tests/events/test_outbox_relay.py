@@ -170,3 +170,30 @@ async def test_a_service_starts_while_nats_is_down_and_its_events_flow_once_nats
         await relay.stop()
         own.stop()
         await db.dispose()
+
+
+async def test_published_rows_are_deleted_after_the_retention_and_pending_ones_never(
+        settings: Settings, tmp_path: Path) -> None:
+    db = await open_db(settings, "events_own_nats")
+    own = Nats(tmp_path / "nats", free_port())
+    own.start()
+    relay = OutboxRelay(db, settings, nats_url=own.url, retention_seconds=0, cleanup_every_seconds=0)
+    tenant = await provisioned(db)
+    try:
+        await relay.start()
+        await relay.nats.wait_ready()
+        async with db.tenant(tenant) as conn:
+            await emit(conn, order_confirmed("old"), tenant_id=tenant, aggregate_id="old")
+
+        async def cleaned() -> bool:
+            return int(await scalar(db, tenant, "SELECT count(*) FROM {schema}.outbox")) == 0
+        await eventually(cleaned)
+        own.stop()
+        async with db.tenant(tenant) as conn:
+            await emit(conn, order_confirmed("waiting"), tenant_id=tenant, aggregate_id="waiting")
+        await asyncio.sleep(2.5)  # several cleanup rounds
+        assert await pending(db, tenant) == 1
+    finally:
+        await relay.stop()
+        own.stop()
+        await db.dispose()

@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 from nats.js import JetStreamContext
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -32,6 +32,7 @@ from services.runtime.events.schema import PENDING, SENT, outbox
 from services.runtime.settings import Settings
 
 log = structlog.get_logger("commerce.events.relay")
+_CLEANUP_BATCH = 5000
 PUBLISHED = Counter("commerce_outbox_published_total", "Outbox events published to JetStream", ["database"])
 PUBLISH_FAILED = Counter("commerce_outbox_publish_failed_total", "Outbox publish attempts that failed", ["database"])
 PENDING_ROWS = Gauge("commerce_outbox_pending", "Outbox events not yet published", ["database"])
@@ -42,7 +43,10 @@ LAG = Histogram("commerce_outbox_relay_lag_seconds", "From outbox commit to JetS
 class OutboxRelay:
     def __init__(self, db: Database, settings: Settings, *, batch_size: int = 100,
                  idle_seconds: float = 0.2, max_idle_seconds: float = 1.0, publish_timeout: float = 2.0,
+                 retention_seconds: float = 86400.0, cleanup_every_seconds: float = 60.0,
                  nats_url: str | None = None) -> None:
+        """Sent rows are deleted ``retention_seconds`` after they were published (checked
+        every ``cleanup_every_seconds``); rows still pending are never deleted."""
         self._db = db
         self._batch_size = batch_size
         self._idle_seconds = idle_seconds
@@ -55,6 +59,9 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._database = db.database
+        self._retention = retention_seconds
+        self._cleanup_every = cleanup_every_seconds
+        self._last_cleanup = time.monotonic()
 
     async def start(self) -> None:
         await self.nats.start()
@@ -88,6 +95,9 @@ class OutboxRelay:
                 else:
                     schemas = await self._db.tenant_schemas()
                 published = await self._drain(schemas, count_pending=not woken)
+                if not woken and time.monotonic() - self._last_cleanup >= self._cleanup_every:
+                    self._last_cleanup = time.monotonic()
+                    await self._delete_old(schemas)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -120,6 +130,17 @@ class OutboxRelay:
                     outbox.c.state == PENDING)) or 0)
         except DBAPIError:  # a schema without an outbox (service without events)
             return 0
+
+    async def _delete_old(self, schemas: set[str]) -> None:
+        cutoff = datetime.now(UTC) - timedelta(seconds=self._retention)
+        old = (select(outbox.c.event_id).where(outbox.c.state == SENT, outbox.c.sent_time < cutoff)
+               .limit(_CLEANUP_BATCH).scalar_subquery())
+        for schema in sorted(schemas):
+            try:
+                async with self._connect(schema) as conn:
+                    await conn.execute(delete(outbox).where(outbox.c.event_id.in_(old)))
+            except DBAPIError:  # a schema without an outbox
+                continue
 
     @contextlib.asynccontextmanager
     async def _connect(self, schema: str) -> Any:
