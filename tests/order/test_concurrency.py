@@ -6,6 +6,7 @@ import asyncio
 import uuid
 
 import grpc
+import pytest
 from commerce.order.v1 import order_pb2 as pb
 from commerce.payment.v1 import payment_pb2
 
@@ -75,3 +76,19 @@ async def test_a_provider_timeout_resolves_to_one_confirmed_order_charged_once(s
     assert [p.status for p in payments] == [payment_pb2.PAYMENT_STATUS_CAPTURED]
     assert payments[0].captured_amount.amount_minor == 900
     assert (await shop.stock(product)).on_hand == 3
+
+
+async def test_a_client_that_gives_up_mid_checkout_does_not_stop_it_and_its_retry_gets_the_order(shop: Shop) -> None:
+    product = await shop.product(price=400, stock=2)
+    alice = shop.customer()
+    await shop.add(alice, product, 1)
+    request = place_request(token=TIMEOUT)  # the provider's first answer is late: checkout takes a while
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await shop.orders.PlaceOrder(request, metadata=alice, timeout=0.2)
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+    retried = (await shop.orders.PlaceOrder(request, metadata=alice)).order
+    assert retried.status == pb.ORDER_STATUS_CONFIRMED
+    assert await shop.count("orders") == 1
+    assert [p.captured_amount.amount_minor for p in await shop.payments_of(retried.order_id)] == [400]
