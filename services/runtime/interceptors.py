@@ -18,6 +18,7 @@ from prometheus_client import Counter, Histogram
 from services.runtime.access import AccessRule
 from services.runtime.context import ANONYMOUS, Caller, reset_caller, set_caller
 from services.runtime.errors import DomainError, InvalidArgument, PermissionDenied, Unauthenticated
+from services.runtime.events.tracing import reset_traceparent, set_traceparent
 from services.runtime.tokens import TokenVerifier
 
 log = structlog.get_logger("commerce.rpc")
@@ -83,6 +84,14 @@ def _check_decoded(request: Any) -> None:
         raise InvalidArgument.field("request", f"is not a valid message: {request.error}")
 
 
+def _traceparent(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    """The caller's W3C ``traceparent`` (events the call emits continue its trace)."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "traceparent" and isinstance(value, str):
+            return value
+    return ""
+
+
 def _bearer(metadata: Mapping[str, str]) -> str | None:
     value = metadata.get("authorization")
     if value is None:
@@ -145,9 +154,11 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 caller = await self._caller(context, method)
                 _check_decoded(request)
                 token = set_caller(caller)
+                trace = set_traceparent(_traceparent(context))
                 try:
                     return await behavior(request, context)
                 finally:
+                    reset_traceparent(trace)
                     reset_caller(token)
             except DomainError as error:
                 code = error.code
@@ -172,10 +183,12 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 caller = await self._caller(context, method)
                 _check_decoded(request)
                 token = set_caller(caller)
+                trace = set_traceparent(_traceparent(context))
                 try:
                     async for item in behavior(request, context):
                         yield item
                 finally:
+                    reset_traceparent(trace)
                     reset_caller(token)
             except DomainError as error:
                 code = error.code

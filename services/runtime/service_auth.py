@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 import grpc
 from commerce.tenant.v1 import service_token_pb2, service_token_pb2_grpc
 
+from services.runtime.events import tracing
 from services.runtime.settings import Settings
 
 Issue = Callable[[], Awaitable[str | tuple[str, int]]]
@@ -55,8 +56,13 @@ class ServiceTokens:
         return bool(self._token) and time.monotonic() < self._expires_at
 
     async def metadata(self, tenant_id: str) -> Metadata:
-        """gRPC metadata for a call on behalf of the mesh in ``tenant_id``."""
-        return (("authorization", f"Bearer {await self.token()}"), ("x-tenant-id", tenant_id))
+        """gRPC metadata for a call on behalf of the mesh in ``tenant_id`` (with the current
+        request's trace, when there is one)."""
+        metadata: Metadata = (("authorization", f"Bearer {await self.token()}"), ("x-tenant-id", tenant_id))
+        current = tracing.current_traceparent()
+        if tracing.is_valid(current):
+            metadata += (("traceparent", tracing.child_of(current)),)
+        return metadata
 
     def forget(self) -> None:
         """Drop the cached token (e.g. after the callee answered UNAUTHENTICATED)."""
