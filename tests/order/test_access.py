@@ -138,10 +138,12 @@ async def test_bad_return_lines_name_the_line(shop: Shop) -> None:
     await shop.orders.MarkOrderShipped(pb.MarkOrderShippedRequest(order_id=oid, carrier="U", tracking_number="1"),
                                        metadata=shop.seller)
     await shop.orders.MarkOrderDelivered(pb.MarkOrderDeliveredRequest(order_id=oid), metadata=shop.seller)
-    for lines, field in (([pb.ReturnLine(product_id=product, quantity=3)], "lines[0].quantity"),
+    for lines, field in (([pb.ReturnLine(product_id=product, quantity=1)], "reason"),
+                         ([pb.ReturnLine(product_id=product, quantity=3)], "lines[0].quantity"),
                          ([pb.ReturnLine(product_id="prd_other", quantity=1)], "lines[0].product_id")):
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await shop.orders.RequestReturn(pb.RequestReturnRequest(order_id=oid, reason="r", lines=lines),
+            await shop.orders.RequestReturn(pb.RequestReturnRequest(order_id=oid, reason="" if field == "reason"
+                                                                    else "r", lines=lines),
                                             metadata=shop.customer())
         assert [v.field for v in error_info(caught.value)[1].field_violations] == [field]
     assert (await shop.get(oid)).status == pb.ORDER_STATUS_DELIVERED

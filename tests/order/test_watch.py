@@ -12,7 +12,7 @@ from commerce.order.v1 import order_pb2_grpc
 from services.order.app import assemble
 from services.runtime.db import Database
 from services.runtime.server import create_server
-from tests.order.conftest import TUNING, Shop
+from tests.order.conftest import TUNING, Shop, error_info
 
 
 async def test_watch_streams_each_status_change_and_ends_when_delivered(shop: Shop) -> None:
@@ -78,3 +78,11 @@ async def test_a_watch_on_one_replica_sees_changes_made_through_another(shop: Sh
         assert [r.order.status for r in rest][-1] == pb.ORDER_STATUS_CANCELLED
     finally:
         await replica.stop(0)
+
+
+async def test_watch_without_an_order_id_is_invalid_argument_naming_it(shop: Shop) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async for _ in shop.orders.WatchOrder(pb.WatchOrderRequest(), metadata=shop.seller):
+            pass
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in error_info(caught.value)[1].field_violations] == ["order_id"]
