@@ -149,7 +149,7 @@ class SagaRunner:
             return
         except RemoteError as refused:  # all or nothing: no stock is held
             reason = refused.reason if refused.reason in (s.OUT_OF_STOCK, "PRODUCT_NOT_FOUND",
-                                                          "PRODUCT_NOT_AVAILABLE") else s.OUT_OF_STOCK
+                                                          "PRODUCT_UNAVAILABLE") else s.OUT_OF_STOCK
             await self._persist(tenant_id, oid, Step.RESERVE, lambda o, g: (
                 o.moved(OrderStatus.FAILED, failure_reason=reason), replace(g, step=Step.DONE, attempts=0)))
             return
@@ -255,11 +255,26 @@ class SagaRunner:
         assert isinstance(answer, payment_pb2.RefundPaymentResponse)
         return int(answer.refund.amount.amount_minor)
 
+    async def _release(self, tenant_id: str, order: Order) -> None:
+        """Give the order's reserved units back, whatever became of the reservation."""
+        oid = order.order_id
+        try:
+            await self._retrying(tenant_id, oid, Step.COMPENSATE, lambda: self._peers.release(tenant_id, oid))
+        except RemoteError as refused:
+            if refused.reason == "RESERVATION_NOT_FOUND":  # the reserve never landed: nothing is held
+                return
+            if refused.reason == "RESERVATION_COMMITTED":  # sold after all (answer lost): back on hand
+                for i, line in enumerate(order.lines):
+                    await self._restock(tenant_id, oid, line.product_id, line.quantity, f"restock-{i}",
+                                        Step.COMPENSATE)
+                return
+            raise Stalled(str(refused)) from refused
+
     async def _compensate(self, tenant_id: str, order: Order, saga: SagaState) -> None:
         oid = order.order_id
         purpose = "cancel-refund" if saga.cancel_requested else "compensate-refund"
         refunded = await self._undo_payments(tenant_id, order, purpose)
-        await self._retrying(tenant_id, oid, Step.COMPENSATE, lambda: self._peers.release(tenant_id, oid))
+        await self._release(tenant_id, order)
         target = OrderStatus.CANCELLED if saga.cancel_requested else OrderStatus.FAILED
         await self._persist(tenant_id, oid, Step.COMPENSATE, lambda o, g: (
             o.moved(target, failure_reason="" if g.cancel_requested else (o.failure_reason or s.PAYMENT_FAILED)),
