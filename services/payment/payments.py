@@ -28,11 +28,18 @@ from services.payment.domain.ids import new_payment_id, new_refund_id, payment_n
 from services.payment.domain.listing import PaymentFilter, encode_token, list_query
 from services.payment.domain.payment import Money, Payment, PaymentStatus, Refund
 from services.payment.domain.webhook import ProviderEvent
-from services.payment.providers.base import Authorization, Outcome, PaymentProvider, ProviderError, ProviderFactory
+from services.payment.providers.base import (
+    Authorization,
+    IdempotencyConflict,
+    Outcome,
+    PaymentProvider,
+    ProviderError,
+    ProviderFactory,
+)
 from services.payment.store import payments as store
 from services.payment.store import provider_events
 from services.runtime.db import Database
-from services.runtime.errors import Unavailable
+from services.runtime.errors import FailedPrecondition, Unavailable
 from services.runtime.idempotency import IdempotencyKey, remember, replay
 
 log = structlog.get_logger("commerce.payment")
@@ -71,6 +78,9 @@ class Payments:
         except TimeoutError as exc:
             raise Unavailable("the payment provider did not answer in time; retry with the same request_id",
                               reason="PROVIDER_TIMEOUT") from exc
+        except IdempotencyConflict as exc:
+            raise FailedPrecondition("request_id was already used for a different request",
+                                     reason="REQUEST_ID_REUSED") from exc
         except ProviderError as exc:
             raise Unavailable(f"the payment provider could not be reached ({exc}); retry with the same request_id",
                               reason="PROVIDER_UNAVAILABLE") from exc

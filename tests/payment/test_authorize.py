@@ -108,3 +108,16 @@ async def test_many_concurrent_authorizations_all_complete(shop: Shop, payment_d
     replies = await asyncio.gather(*(shop.authorize(100 + i) for i in range(30)))
     assert {r.status for r in replies} == {pb.PAYMENT_STATUS_AUTHORIZED}
     assert await count_rows(payment_db, shop.tenant, "payments") == 30
+
+
+async def test_retry_after_a_timeout_with_another_amount_is_refused(shop: Shop, payment_db: Database) -> None:
+    request = pb.AuthorizePaymentRequest(request_id=new_id(), order_id=new_id("ord"), amount=money(4200),
+                                         payment_token=sandbox.TOKEN_TIMEOUT)
+    with pytest.raises(grpc.aio.AioRpcError):
+        await shop.processing.AuthorizePayment(request, metadata=shop.service)
+    request.amount.amount_minor = 9999
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await shop.processing.AuthorizePayment(request, metadata=shop.service)
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert reason_of(caught.value) == "REQUEST_ID_REUSED"
+    assert await count_rows(payment_db, shop.tenant, "payments") == 0

@@ -41,6 +41,10 @@ class ProviderTimeout(ProviderError):
     pass
 
 
+class IdempotencyConflict(Exception):
+    """The provider saw this idempotency key before, with other parameters (amount, payment)."""
+
+
 class PaymentProvider(Protocol):
     name: str
 

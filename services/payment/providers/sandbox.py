@@ -26,7 +26,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.payment.domain.payment import Money
-from services.payment.providers.base import Authorization, Operation, Outcome
+from services.payment.providers.base import Authorization, IdempotencyConflict, Operation, Outcome
 from services.runtime.db import Database
 
 NAME = "sandbox"
@@ -89,7 +89,7 @@ class SandboxProvider:
             )).first()
             if inserted is not None:
                 return _Done(reference, outcome, decline_reason, True)
-            return await _recorded(conn, kind, key)
+            return await _recorded(conn, kind, key, None if kind == "authorize" else payment_reference, amount)
 
     async def authorize(self, idempotency_key: str, amount: Money, token: str) -> Authorization:
         outcome, reason = _BY_TOKEN.get(token, (Outcome.DECLINED, "INVALID_PAYMENT_TOKEN"))
@@ -112,11 +112,16 @@ class SandboxProvider:
         return Operation(done.reference)
 
 
-async def _recorded(conn: AsyncConnection, kind: str, key: str) -> _Done:
+async def _recorded(conn: AsyncConnection, kind: str, key: str, payment_reference: str | None,
+                    amount: Money) -> _Done:
+    """What was done the first time ``key`` was used; refuses the key for other parameters."""
     row = (await conn.execute(
         select(sandbox_operations).where(sandbox_operations.c.kind == kind,
                                          sandbox_operations.c.idempotency_key == key)
     )).one()
+    if (row.currency_code, row.amount_minor) != (amount.currency_code, amount.amount_minor) or \
+            (payment_reference is not None and row.payment_reference != payment_reference):
+        raise IdempotencyConflict(f"{kind} key {key!r} was used with other parameters")
     return _Done(row.reference, Outcome(row.outcome), row.decline_reason, False)
 
 
