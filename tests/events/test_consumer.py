@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -18,6 +19,7 @@ from services.runtime.events import naming
 from services.runtime.events.consumer import DLQ_REASON, EventConsumer
 from services.runtime.events.outbox import emit
 from services.runtime.events.relay import OutboxRelay
+from services.runtime.events.schema import inbox
 from services.runtime.settings import Settings
 from tests.events.harness import connect, eventually, order_confirmed, provisioned, read_all, scalar
 
@@ -200,3 +202,26 @@ async def test_an_event_that_cannot_be_decoded_goes_to_the_dead_letter_subject_a
     finally:
         await nc.close()
     assert calls == []
+
+
+async def test_inbox_entries_older_than_the_stream_keeps_events_are_forgotten(
+        db: Database, settings: Settings, consumers: list[EventConsumer]) -> None:
+    tenant = await provisioned(db)
+    name = durable()
+    old, now = datetime.now(UTC) - timedelta(days=30), datetime.now(UTC)
+    async with db.tenant(tenant) as conn:
+        await conn.execute(inbox.insert(), [
+            {"consumer": name, "event_id": "ancient", "processed_time": old},
+            {"consumer": name, "event_id": "recent", "processed_time": now},
+            {"consumer": "someone-else", "event_id": "ancient", "processed_time": old},
+        ])
+    consumer = EventConsumer(db, settings, durable=name, subjects=[f"commerce.order.v1.*.{tenant}"],
+                             handler=recording([]), inbox_retention_seconds=86400, cleanup_every_seconds=0.1)
+    consumers.append(consumer)
+    await consumer.start()
+
+    async def forgotten() -> bool:
+        return await scalar(db, tenant, "SELECT count(*) FROM {schema}.inbox WHERE consumer = :c", c=name) == 1
+    await eventually(forgotten)
+    assert await scalar(db, tenant, "SELECT event_id FROM {schema}.inbox WHERE consumer = :c", c=name) == "recent"
+    assert await scalar(db, tenant, "SELECT count(*) FROM {schema}.inbox WHERE consumer = 'someone-else'") == 1

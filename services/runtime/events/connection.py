@@ -25,9 +25,9 @@ _MAX_RETRY_SECONDS = 5.0
 def stream_configs(replicas: int = 1) -> list[StreamConfig]:
     return [
         StreamConfig(name=naming.STREAM, subjects=naming.STREAM_SUBJECTS, storage=StorageType.FILE,
-                     duplicate_window=120.0, num_replicas=replicas),
+                     duplicate_window=120.0, max_age=naming.STREAM_MAX_AGE_SECONDS, num_replicas=replicas),
         StreamConfig(name=naming.DLQ_STREAM, subjects=naming.DLQ_SUBJECTS, storage=StorageType.FILE,
-                     num_replicas=replicas),
+                     max_age=naming.DLQ_MAX_AGE_SECONDS, num_replicas=replicas),
     ]
 
 

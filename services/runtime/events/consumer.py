@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import nats.errors
@@ -30,7 +30,9 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import APIError, NotFoundError
 from prometheus_client import Counter, Histogram
+from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.runtime.db import Database
@@ -64,9 +66,13 @@ class EventConsumer:
     def __init__(self, db: Database, settings: Settings, *, durable: str, subjects: Sequence[str],
                  handler: Handler, max_deliver: int = 5, ack_wait: float = 30.0, batch_size: int = 32,
                  nak_base_seconds: float = 0.5, nak_max_seconds: float = 30.0,
-                 script_location: Path | None = None, nats_url: str | None = None) -> None:
+                 script_location: Path | None = None, nats_url: str | None = None,
+                 inbox_retention_seconds: float = naming.STREAM_MAX_AGE_SECONDS + 86400.0,
+                 cleanup_every_seconds: float = 3600.0) -> None:
         """``script_location``: when given, an event of a tenant whose schema does not
-        exist yet in ``db`` creates it (Alembic upgrade) instead of failing."""
+        exist yet in ``db`` creates it (Alembic upgrade) instead of failing.
+        Inbox entries older than ``inbox_retention_seconds`` (longer than JetStream keeps
+        events, so their event cannot come back) are deleted every ``cleanup_every_seconds``."""
         if not subjects:
             raise ValueError("a consumer needs at least one subject")
         self._db = db
@@ -81,20 +87,37 @@ class EventConsumer:
         self._script_location = script_location
         self.nats = NatsConnection(nats_url or settings.nats_url, f"{db.database}-{durable}",
                                    replicas=settings.nats_stream_replicas)
-        self._task: asyncio.Task[None] | None = None
+        self._inbox_retention = inbox_retention_seconds
+        self._cleanup_every = cleanup_every_seconds
+        self._tasks: list[asyncio.Task[None]] = []
         self._subscribed = asyncio.Event()
 
     async def start(self) -> None:
         await self.nats.start()
-        self._task = asyncio.create_task(self._run(), name=f"consumer-{self.durable}")
+        self._tasks = [asyncio.create_task(self._run(), name=f"consumer-{self.durable}"),
+                       asyncio.create_task(self._forget_old(), name=f"consumer-inbox-{self.durable}")]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._tasks = []
         await self.nats.close()
+
+    async def _forget_old(self) -> None:
+        while True:
+            await asyncio.sleep(self._cleanup_every)
+            cutoff = datetime.now(UTC) - timedelta(seconds=self._inbox_retention)
+            try:
+                for schema in sorted(await self._db.tenant_schemas()):
+                    with contextlib.suppress(DBAPIError):  # a schema without an inbox
+                        async with self._db.engine.begin() as conn:
+                            conn = await conn.execution_options(schema_translate_map={None: schema})
+                            await conn.execute(delete(inbox).where(
+                                inbox.c.consumer == self.durable, inbox.c.processed_time < cutoff))
+            except Exception as exc:
+                log.warning("inbox cleanup failed; will retry", consumer=self.durable, error=str(exc))
 
     async def wait_subscribed(self) -> None:
         """Until the durable consumer exists on the server and this process pulls from it."""

@@ -14,6 +14,10 @@ STREAM_SUBJECTS = ["commerce.>"]
 DLQ_STREAM = "COMMERCE_DLQ"
 DLQ_PREFIX = "dlq."
 DLQ_SUBJECTS = [DLQ_PREFIX + ">"]
+# How long JetStream keeps events: a consumer away longer misses them; a consumer's inbox
+# entries older than this (plus a margin) can be forgotten, their event can never come back.
+STREAM_MAX_AGE_SECONDS = 7 * 86400.0
+DLQ_MAX_AGE_SECONDS = 30 * 86400.0
 
 MSG_ID = "Nats-Msg-Id"
 EVENT_TYPE = "Commerce-Event-Type"
