@@ -94,7 +94,7 @@ class Payments:
             raise payment_not_found(payment_id)
         return found
 
-    async def list(self, tenant_id: str, wanted: PaymentFilter, page_size: int,
+    async def list_payments(self, tenant_id: str, wanted: PaymentFilter, page_size: int,
                    page_token: str) -> tuple[Sequence[Payment], str]:
         """A page of payments, newest first, and the token of the next page ("" on the last)."""
         query = list_query(wanted, page_size, page_token)

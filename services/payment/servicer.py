@@ -55,7 +55,7 @@ class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
     async def ListPayments(self, request: pb.ListPaymentsRequest, context: Context) -> pb.ListPaymentsResponse:
         _, tenant = require_tenant()
         wanted = payment_filter(request.order_id, status_name(request.status))
-        page, next_token = await self._payments.list(tenant, wanted, request.page_size, request.page_token)
+        page, next_token = await self._payments.list_payments(tenant, wanted, request.page_size, request.page_token)
         return pb.ListPaymentsResponse(payments=[payment_pb(p) for p in page], next_page_token=next_token)
 
     async def RefundPayment(self, request: pb.RefundPaymentRequest, context: Context) -> pb.RefundPaymentResponse:
@@ -81,7 +81,7 @@ class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
         if secret is None:
             raise NotFound("no such payment provider", reason="PROVIDER_NOT_FOUND",
                            metadata={"provider": request.provider[:64]})
-        headers = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+        headers = {k: value for k, value in (context.invocation_metadata() or ()) if isinstance(value, str)}
         webhook.verify_signature(secret.get_secret_value(), request.body.data, headers.get(webhook.SIGNATURE_HEADER))
         event = webhook.parse_event(request.body.data)
         duplicate = await self._payments.apply_provider_event(request.tenant_id, request.provider, event)
