@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 import nats
 import structlog
@@ -41,8 +42,11 @@ async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
 
 
 class NatsConnection:
-    def __init__(self, url: str, name: str, *, replicas: int = 1, retry_seconds: float = 0.5) -> None:
-        """``url``: one server, or several separated by commas (a cluster)."""
+    def __init__(self, url: str, name: str, *, replicas: int = 1, retry_seconds: float = 0.5,
+                 on_connected: Callable[[], None] | None = None) -> None:
+        """``url``: one server, or several separated by commas (a cluster). ``on_connected``
+        is called after each connect and reconnect."""
+        self._on_connected = on_connected
         self.url = url
         self.name = name
         self._replicas = replicas
@@ -81,6 +85,8 @@ class NatsConnection:
                 await ensure_streams(self._js, self._replicas)
             except Exception as exc:
                 log.warning("could not ensure streams after reconnect", error=str(exc))
+        if self._on_connected is not None:
+            self._on_connected()
 
     async def _on_disconnected(self) -> None:
         self._gauge.set(0)
@@ -124,6 +130,8 @@ class NatsConnection:
             self._ready.set()
             self._warned = False
             log.info("nats connected", url=self.url, client=self.name)
+            if self._on_connected is not None:
+                self._on_connected()
             return
 
     async def close(self) -> None:

@@ -35,6 +35,10 @@ class Listener:
         self._task: asyncio.Task[None] | None = None
         self._up = False
 
+    @property
+    def listening(self) -> bool:
+        return self._up
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"listen-{self._name}")
 

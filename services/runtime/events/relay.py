@@ -3,10 +3,9 @@
 marks them sent. One relay runs per service process.
 
 It wakes on NOTIFY (``outbox.CHANNEL``, payload = the schema that committed events)
-and also polls every schema, backing off from ``idle_seconds`` to
-``max_idle_seconds`` while there is nothing to do, so nothing waits on a lost
-notification. While NATS is away rows stay pending and flow once it is back;
-start-up never waits for NATS.
+and when NATS (re)connects, and also polls every schema, backing off while there is
+nothing to do, so nothing waits forever on a lost notification. While NATS is away
+rows stay pending and flow once it is back; start-up never waits for NATS.
 """
 
 from __future__ import annotations
@@ -42,18 +41,23 @@ LAG = Histogram("commerce_outbox_relay_lag_seconds", "From outbox commit to JetS
 
 class OutboxRelay:
     def __init__(self, db: Database, settings: Settings, *, batch_size: int = 100,
-                 idle_seconds: float = 0.2, max_idle_seconds: float = 1.0, publish_timeout: float = 2.0,
+                 idle_seconds: float = 0.2, max_idle_seconds: float = 1.0, listening_idle_seconds: float = 5.0,
+                 publish_timeout: float = 2.0,
                  retention_seconds: float = 86400.0, cleanup_every_seconds: float = 60.0,
                  nats_url: str | None = None) -> None:
-        """Sent rows are deleted ``retention_seconds`` after they were published (checked
+        """Idle polls of every schema back off from ``idle_seconds`` to ``max_idle_seconds``,
+        or to ``listening_idle_seconds`` while NOTIFY wakes the relay (and at once when NATS
+        comes back). Sent rows are deleted ``retention_seconds`` after they were published (checked
         every ``cleanup_every_seconds``); rows still pending are never deleted."""
         self._db = db
         self._batch_size = batch_size
         self._idle_seconds = idle_seconds
         self._max_idle_seconds = max_idle_seconds
+        self._listening_idle_seconds = listening_idle_seconds
+        self._poll_all = False
         self._publish_timeout = publish_timeout
         self.nats = NatsConnection(nats_url or settings.nats_url, f"{db.database}-relay",
-                                   replicas=settings.nats_stream_replicas)
+                                   replicas=settings.nats_stream_replicas, on_connected=self._nats_connected)
         self._listener = Listener(listener_dsn(db), CHANNEL, self._notified, name=f"{db.database}-relay")
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
@@ -77,6 +81,10 @@ class OutboxRelay:
         await self._listener.stop()
         await self.nats.close()
 
+    def _nats_connected(self) -> None:
+        self._poll_all = True  # rows that waited for NATS go now
+        self._wake.set()
+
     def _notified(self, schema: str) -> None:
         self._dirty.add(schema)
         self._wake.set()
@@ -89,6 +97,8 @@ class OutboxRelay:
                 await asyncio.wait_for(self._wake.wait(), idle)
                 woken = True
             self._wake.clear()
+            if self._poll_all:
+                woken, self._poll_all = False, False
             try:
                 if woken:
                     schemas, self._dirty = self._dirty, set()
@@ -103,7 +113,8 @@ class OutboxRelay:
             except Exception:
                 log.exception("outbox relay round failed")
                 published = 0
-            idle = self._idle_seconds if published or woken else min(idle * 2, self._max_idle_seconds)
+            longest = self._listening_idle_seconds if self._listener.listening else self._max_idle_seconds
+            idle = self._idle_seconds if published or woken else min(idle * 2, longest)
 
     async def _drain(self, schemas: set[str], *, count_pending: bool) -> int:
         if not schemas:
