@@ -105,7 +105,7 @@ async def test_an_event_delivered_again_after_a_lost_ack_is_not_applied_twice(
     async def redelivered_and_acked() -> bool:
         info = await js.consumer_info(naming.STREAM, consumer.durable)
         # One message, delivered twice (consumer sequence 2), and now acknowledged.
-        return info.delivered.consumer_seq == 2 and info.ack_floor.consumer_seq == 2
+        return bool(info.delivered.consumer_seq == 2 and info.ack_floor.consumer_seq == 2)
     await eventually(redelivered_and_acked, within=10)
     assert calls == ["once"]
     assert await effects(db, tenant) == 1
@@ -136,7 +136,7 @@ async def test_the_same_event_published_twice_is_applied_once(
 
     async def both_acked() -> bool:
         info = await js.consumer_info(naming.STREAM, consumer.durable)
-        return info.delivered.consumer_seq == 2 and info.ack_floor.consumer_seq == 2
+        return bool(info.delivered.consumer_seq == 2 and info.ack_floor.consumer_seq == 2)
     await eventually(both_acked)
     assert calls == ["dup"] and await effects(db, tenant) == 1
 
@@ -221,7 +221,7 @@ async def test_inbox_entries_older_than_the_stream_keeps_events_are_forgotten(
     await consumer.start()
 
     async def forgotten() -> bool:
-        return await scalar(db, tenant, "SELECT count(*) FROM {schema}.inbox WHERE consumer = :c", c=name) == 1
+        return int(await scalar(db, tenant, "SELECT count(*) FROM {schema}.inbox WHERE consumer = :c", c=name)) == 1
     await eventually(forgotten)
     assert await scalar(db, tenant, "SELECT event_id FROM {schema}.inbox WHERE consumer = :c", c=name) == "recent"
     assert await scalar(db, tenant, "SELECT count(*) FROM {schema}.inbox WHERE consumer = 'someone-else'") == 1

@@ -46,7 +46,7 @@ class Mailbox:
     def messages(self, to: str | None = None) -> list[EmailMessage]:
         parser = BytesParser(policy=policy.default)
         found = [parser.parsebytes(path.read_bytes()) for path in sorted(self.folder.glob("*.eml"))]
-        return [m for m in found if to is None or m["To"] == to]  # type: ignore[misc]
+        return [m for m in found if to is None or m["To"] == to]
 
 
 @dataclass

@@ -47,7 +47,8 @@ async def consumer_caught_up(worker: Worker, deliveries: int) -> bool:
     nc = await nats.connect(worker.nats.url)
     try:
         info = await nc.jetstream().consumer_info(naming.STREAM, DURABLE)
-        return info.delivered.consumer_seq >= deliveries and info.ack_floor.consumer_seq == info.delivered.consumer_seq
+        delivered, acked = info.delivered.consumer_seq, info.ack_floor.consumer_seq
+        return bool(delivered >= deliveries and acked == delivered)
     finally:
         await nc.close()
 
