@@ -180,8 +180,9 @@ async def test_an_event_that_keeps_failing_goes_to_the_dead_letter_subject_after
     assert await scalar(db, tenant, "SELECT count(*) FROM {schema}.inbox WHERE event_id = :e", e=poison) == 0
 
 
-async def test_an_event_that_cannot_be_decoded_goes_to_the_dead_letter_subject_at_once(
-        db: Database, settings: Settings, consumers: list[EventConsumer], nats_server: Nats) -> None:
+@pytest.mark.parametrize("case", ["unknown type", "undecodable", "bad tenant"])
+async def test_an_event_that_can_never_be_applied_goes_to_the_dead_letter_subject_at_once(
+        db: Database, settings: Settings, consumers: list[EventConsumer], nats_server: Nats, case: str) -> None:
     tenant = await provisioned(db)
     calls: list[str] = []
     consumer = EventConsumer(db, settings, durable=durable(), subjects=[f"commerce.order.v1.*.{tenant}"],
@@ -190,18 +191,24 @@ async def test_an_event_that_cannot_be_decoded_goes_to_the_dead_letter_subject_a
     await consumer.start()
     await consumer.wait_subscribed()
     subject = f"commerce.order.v1.order_confirmed.{tenant}"
+    payload, event_type, header_tenant = {
+        "unknown type": (order_confirmed().SerializeToString(), "commerce.order.v1.NoSuchEvent", tenant),
+        "undecodable": (b"\xff\xffnot protobuf", "commerce.order.v1.OrderConfirmed", tenant),
+        "bad tenant": (order_confirmed().SerializeToString(), "commerce.order.v1.OrderConfirmed", "Bad Tenant!"),
+    }[case]
     nc = await connect(nats_server.url)
     try:
-        await nc.jetstream().publish(subject, b"\xff\xffnot protobuf", headers={
-            naming.MSG_ID: uuid.uuid4().hex, naming.EVENT_TYPE: "commerce.order.v1.NoSuchEvent",
-            naming.TENANT: tenant})
+        await nc.jetstream().publish(subject, payload, headers={
+            naming.MSG_ID: uuid.uuid4().hex, naming.EVENT_TYPE: event_type, naming.TENANT: header_tenant})
 
         async def dead_lettered() -> bool:
             return len(await read_all(nc, naming.DLQ_STREAM, "dlq." + subject, settle=0.1)) == 1
-        await eventually(dead_lettered)
+        await eventually(dead_lettered, within=5)
+        [dead] = await read_all(nc, naming.DLQ_STREAM, "dlq." + subject)
     finally:
         await nc.close()
     assert calls == []
+    assert (dead.headers or {})[naming.EVENT_TYPE] == event_type
 
 
 async def test_inbox_entries_older_than_the_stream_keeps_events_are_forgotten(

@@ -35,7 +35,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.runtime.db import Database
+from services.runtime.db import TENANT_ID_PATTERN, Database
 from services.runtime.errors import NotFound
 from services.runtime.events import naming, registry, tracing
 from services.runtime.events.connection import NatsConnection
@@ -221,8 +221,8 @@ class EventConsumer:
         tenant_id = headers.get(naming.TENANT) or meta.tenant_id
         # The payload's id is authoritative: a re-published copy may carry another Nats-Msg-Id.
         event_id = meta.event_id or headers.get(naming.MSG_ID, "")
-        if not tenant_id or not event_id:
-            raise _Poison("event without tenant or event id")
+        if not TENANT_ID_PATTERN.fullmatch(tenant_id) or not event_id:
+            raise _Poison(f"event without a valid tenant ({tenant_id!r}) or event id")
         token = tracing.set_traceparent(headers.get(naming.TRACEPARENT) or tracing.new_traceparent())
         try:
             applied = await self._apply_in_tenant(event, tenant_id, event_id)

@@ -159,7 +159,7 @@ class OutboxRelay:
             yield await conn.execution_options(schema_translate_map={None: schema})
 
     async def _publish_batch(self, js: JetStreamContext, schema: str) -> tuple[int, bool]:
-        """Publish up to one batch of the schema's pending rows; (published, batch was full)."""
+        """Publish up to one batch of the schema's pending rows; (published, more may be waiting)."""
         try:
             async with self._connect(schema) as conn:
                 rows = (await conn.execute(
@@ -179,7 +179,8 @@ class OutboxRelay:
                 return 0, False
             raise
         sent = sum(1 for r in results if not isinstance(r, BaseException))
-        return sent, len(rows) == self._batch_size
+        # Go on with this schema only after a full batch that all went out (failures wait for the next poll).
+        return sent, len(rows) == self._batch_size and sent == len(rows)
 
     async def _record(self, conn: AsyncConnection, rows: Any, results: list[Any]) -> None:
         now = datetime.now(UTC)
