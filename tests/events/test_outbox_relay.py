@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from services.devmesh.nats import Nats
 from services.runtime.db import Database
@@ -193,6 +194,35 @@ async def test_published_rows_are_deleted_after_the_retention_and_pending_ones_n
             await emit(conn, order_confirmed("waiting"), tenant_id=tenant, aggregate_id="waiting")
         await asyncio.sleep(2.5)  # several cleanup rounds
         assert await pending(db, tenant) == 1
+    finally:
+        await relay.stop()
+        own.stop()
+        await db.dispose()
+
+
+async def test_events_still_flow_while_the_relay_cannot_listen_for_notifications(
+        settings: Settings, tmp_path: Path) -> None:
+    db = await open_db(settings, "events_own_nats")
+    own = Nats(tmp_path / "nats", free_port())
+    own.start()
+    relay = OutboxRelay(db, settings, nats_url=own.url)
+    tenant = await provisioned(db)
+    try:
+        await relay.start()
+        await relay.nats.wait_ready()
+        async with db.engine.connect() as conn:  # cut the relay's LISTEN connection, again and again
+            kill = text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :name")
+            for i in range(3):
+                killed = (await conn.execute(kill, {"name": f"{db.database}-relay"})).all()
+                await conn.commit()
+                assert i > 0 or killed, "the relay's LISTEN connection was not found"
+                async with db.tenant(tenant) as tx:
+                    await emit(tx, order_confirmed(f"o{i}"), tenant_id=tenant, aggregate_id=f"o{i}")
+                await asyncio.sleep(0.1)
+
+        async def drained() -> bool:
+            return await pending(db, tenant) == 0
+        await eventually(drained, within=10)
     finally:
         await relay.stop()
         own.stop()
