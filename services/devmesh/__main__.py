@@ -16,10 +16,9 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from services.devmesh.demo import Credentials, SeedError, seed_demo
+from services.devmesh.demo import Account, Credentials, SeedError, seed_demo
 from services.devmesh.mesh import ROOT, Mesh, MeshError, redact
 from services.devmesh.probes import NotReady
-from services.devmesh.progress import Progress
 from services.runtime.settings import Settings
 
 
@@ -45,6 +44,11 @@ def instructions(mesh: Mesh, credentials: Credentials | None) -> str:
         f"  NATS                  {redact(mesh.nats_url)}",
         f"  logs                  {mesh.logs_dir}/<name>.log",
     ]
+    if mesh.workers:
+        lines.append(f"  {'notifications':<21} {mesh.address_of('notifications')} (worker: order emails, health only)")
+    if mesh.smtp_sink:
+        lines.append(f"  {'emails':<21} {mesh.mail_dir}/*.eml (SMTP sink on localhost:{s.smtp_port})")
+    lines.append(f"  {'dev secrets':<21} {mesh.data_dir / 'secrets'}/ (generated on the first run)")
     if s.metrics_port_offset:
         lines.append("  metrics               " + ", ".join(
             f"{name} http://localhost:{s.port_of(name) + s.metrics_port_offset}/metrics" for name in mesh.services))
@@ -69,6 +73,7 @@ def instructions(mesh: Mesh, credentials: Credentials | None) -> str:
             "  .venv/bin/grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" \\",
             "      -d '{\"category\": \"coffee\", \"page_size\": 2}' "
             f"{edge} commerce.catalog.v1.CatalogService/ListProducts",
+            *(checkout_lines(mesh, credentials.customer) if {"cart", "order"} <= set(mesh.services) else []),
             "",
             f"Demo accounts (passwords in {mesh.data_dir / 'demo-credentials.json'}):",
             f"  platform admin  {credentials.admin.email} (tenant \"{credentials.admin.tenant_id}\")",
@@ -79,13 +84,57 @@ def instructions(mesh: Mesh, credentials: Credentials | None) -> str:
     return "\n".join(lines)
 
 
+def checkout_lines(mesh: Mesh, customer: Account) -> list[str]:
+    """Copy-paste lines placing an order as the demo customer, over REST and over gRPC."""
+    edge = f"localhost:{mesh.settings.envoy_port}"
+    login = json.dumps({"tenantId": customer.tenant_id, "email": customer.email, "password": customer.password})
+    address = ('"shippingAddress": {"recipient": "Demo Customer", "line1": "1 Main St", "city": "Springfield", '
+               '"region": "IL", "postalCode": "62701", "countryCode": "US"}')
+    address_grpc = address.replace("shippingAddress", "shipping_address").replace("postalCode", "postal_code") \
+        .replace("countryCode", "country_code")
+    json_of = "python3 -c 'import json,sys; print(json.load(sys.stdin)"
+    auth = '-H "authorization: Bearer $CTOKEN"'
+    lines = [
+        "",
+        "  # place an order as the demo customer: log in, add to the cart, check out, read it back",
+        f"  CTOKEN=$(curl -s http://{edge}/v1/auth/login -H 'content-type: application/json' \\",
+        f"      -d '{login}' \\",
+        f"      | {json_of}[\"accessToken\"])')",
+        f"  PRODUCT=$(curl -s {auth} 'http://{edge}/v1/products?category=coffee&pageSize=1' \\",
+        f"      | {json_of}[\"products\"][0][\"productId\"])')",
+        f"  curl -s {auth} http://{edge}/v1/cart/items -H 'content-type: application/json' \\",
+        "      -d '{\"productId\": \"'$PRODUCT'\", \"quantity\": 2}'",
+        f"  ORDER=$(curl -s {auth} http://{edge}/v1/orders -H 'content-type: application/json' \\",
+        "      -d '{\"requestId\": \"'$(date +%s%N)'\", \"paymentToken\": \"tok_sandbox_ok\", "
+        f"\"email\": \"{customer.email}\", {address}}}' \\",
+        f"      | {json_of}[\"order\"][\"orderId\"])')",
+        f"  curl -s {auth} http://{edge}/v1/orders/$ORDER",
+        "  # follow its status changes (a JSON array, written as they happen; Ctrl-C to stop)",
+        f"  curl -sN {auth} http://{edge}/v1/orders/$ORDER:watch",
+        "  # the same checkout over gRPC, through Envoy (tok_sandbox_declined: a declined card)",
+        f"  .venv/bin/grpcurl -plaintext {auth} \\",
+        "      -d '{\"product_id\": \"'$PRODUCT'\", \"quantity\": 1}' \\",
+        f"      {edge} commerce.cart.v1.CartService/AddCartItem",
+        f"  .venv/bin/grpcurl -plaintext {auth} \\",
+        "      -d '{\"request_id\": \"'$(date +%s%N)'\", \"payment_token\": \"tok_sandbox_ok\", "
+        f"\"email\": \"{customer.email}\", {address_grpc}}}' \\",
+        f"      {edge} commerce.order.v1.OrderService/PlaceOrder",
+        f"  .venv/bin/grpcurl -plaintext {auth} -d '{{\"order_id\": \"'$ORDER'\"}}' "
+        f"{edge} commerce.order.v1.OrderService/GetOrder",
+    ]
+    if mesh.smtp_sink:
+        lines.append(f"  # the confirmation email: ls -t {mesh.mail_dir} | head -1")
+    return lines
+
+
 def run(data_dir: Path, seed: bool) -> int:
     started = time.monotonic()
     embedded_postgres = "DATABASE_URL" not in os.environ
     embedded_nats = "NATS_URL" not in os.environ
     settings = Settings()
+    embedded_smtp = "COMMERCE_SMTP_HOST" not in os.environ  # else: mail goes to that server
     mesh = Mesh(data_dir, settings, embedded_postgres=embedded_postgres, embedded_nats=embedded_nats,
-                progress=Progress(4 + len(settings.edge_services) + int(seed)))
+                embedded_smtp=embedded_smtp, extra_steps=int(seed))
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
     try:
@@ -94,7 +143,9 @@ def run(data_dir: Path, seed: bool) -> int:
         if seed:
             mesh.progress.begin(f"seeding the demo tenant through {mesh.edge_address}")
             try:
-                summary, credentials = seed_demo(mesh.edge_address, mesh.data_dir, mesh.env, ROOT)
+                provision = tuple(mesh.address_of(name) for name in mesh.settings.provision_services
+                                  if name in mesh.services)
+                summary, credentials = seed_demo(mesh.edge_address, mesh.data_dir, mesh.env, ROOT, provision)
                 mesh.progress.end(summary)
             except SeedError as error:
                 mesh.progress.fail(f"{error}\nThe mesh keeps running without the demo data.")

@@ -17,7 +17,7 @@ from pathlib import Path
 import grpc
 from commerce.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from commerce.common.v1 import money_pb2
-from commerce.tenant.v1 import tenant_pb2, tenant_pb2_grpc
+from commerce.tenant.v1 import provisioning_pb2, provisioning_pb2_grpc, tenant_pb2, tenant_pb2_grpc
 
 DEMO_TENANT = "demo"
 PLATFORM_TENANT = "platform"
@@ -93,7 +93,9 @@ def _code(error: grpc.RpcError) -> grpc.StatusCode:
 
 
 class Seeder:
-    def __init__(self, edge_address: str, env: dict[str, str], credentials: Credentials, cwd: Path) -> None:
+    def __init__(self, edge_address: str, env: dict[str, str], credentials: Credentials, cwd: Path,
+                 provision: tuple[str, ...] = ()) -> None:
+        self._provision = provision
         self._channel = grpc.insecure_channel(edge_address)
         self._tenants = tenant_pb2_grpc.TenantServiceStub(self._channel)
         self._catalog = catalog_pb2_grpc.CatalogServiceStub(self._channel)
@@ -151,6 +153,14 @@ class Seeder:
             state = self._tenants.GetTenant(tenant_pb2.GetTenantRequest(tenant_id=DEMO_TENANT),
                                             metadata=_bearer(admin), timeout=10).tenant.state
 
+    def _ensure_provisioned(self, admin: str) -> None:
+        """A demo tenant from an older run may predate a service: provision it there (idempotent)."""
+        for address in self._provision:
+            with grpc.insecure_channel(address) as channel:
+                provisioning_pb2_grpc.ProvisioningServiceStub(channel).ProvisionTenant(
+                    provisioning_pb2.ProvisionTenantRequest(tenant_id=DEMO_TENANT, currency_code="USD"),
+                    metadata=_bearer(admin), timeout=30)
+
     def _ensure_users(self, admin: str) -> None:
         seller, customer = self.credentials.seller, self.credentials.customer
         try:
@@ -200,6 +210,7 @@ class Seeder:
     def seed(self) -> str:
         admin = self._admin_token()
         self._ensure_tenant(admin)
+        self._ensure_provisioned(admin)
         self._ensure_users(admin)
         added = self._ensure_products(self.login(self.credentials.seller))
         if added:
@@ -207,9 +218,11 @@ class Seeder:
         return f"tenant {DEMO_TENANT!r} already seeded"
 
 
-def seed_demo(edge_address: str, data_dir: Path, env: dict[str, str], cwd: Path) -> tuple[str, Credentials]:
+def seed_demo(edge_address: str, data_dir: Path, env: dict[str, str], cwd: Path,
+              provision: tuple[str, ...] = ()) -> tuple[str, Credentials]:
+    """``provision``: addresses of the services whose ProvisioningService must know the demo tenant."""
     credentials = Credentials.load_or_create(data_dir / "demo-credentials.json")
-    seeder = Seeder(edge_address, env, credentials, cwd)
+    seeder = Seeder(edge_address, env, credentials, cwd, provision)
     try:
         return seeder.seed(), credentials
     except grpc.RpcError as error:

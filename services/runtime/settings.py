@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     metrics_port_offset: int = 1000
     # Services whose commerce.tenant.v1.ProvisioningService the tenant service calls
     # when a tenant is created (each at settings.address_of(name)).
-    provision_services: list[str] = ["catalog"]
+    provision_services: list[str] = ["catalog", "cart", "order", "payment"]
     # How often the tenant service retries provisioning tenants left PROVISIONING.
     provision_retry_seconds: float = 5.0
     # How often the tenant service looks for new key files in keys_dir (rotation, no restart).
@@ -74,8 +74,8 @@ class Settings(BaseSettings):
     envoy_admin_port: int = 9901
     # Envoy worker threads (0 = one per core). On a 2-core box 1 leaves a core to the services.
     envoy_concurrency: int = 0
-    # Services the edge routes (and transcodes to REST); later issues add cart, order, payment.
-    edge_services: tuple[str, ...] = ("tenant", "catalog")
+    # Services the edge routes (and transcodes to REST).
+    edge_services: tuple[str, ...] = ("tenant", "catalog", "cart", "order", "payment")
     # Descriptor set of the gRPC-JSON transcoder. A relative path is resolved by Envoy
     # from its working directory (the repository root for envoy/envoy.yaml).
     descriptor_path: Path = Path("gen/descriptor/commerce.pb")

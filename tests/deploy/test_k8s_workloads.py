@@ -28,7 +28,7 @@ from tests.deploy.manifests import (
 )
 
 MESH_HEALTH = "grpc.health.v1.Health"  # meshinfo answers this name itself
-AUTOSCALED = {"catalog", "envoy"}
+AUTOSCALED = {"catalog", "cart", "order", "payment", "envoy"}
 PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
 
 

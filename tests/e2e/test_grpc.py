@@ -166,8 +166,10 @@ def grpcurl(*args: str) -> str:
 
 def test_grpcurl_lists_every_service_through_the_edge(mesh: Mesh) -> None:
     listed = grpcurl(mesh.edge_address, "list").split()
-    assert listed == ["commerce.catalog.v1.CatalogService", "commerce.tenant.v1.TenantService",
-                      "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"]
+    assert listed == ["commerce.cart.v1.CartService", "commerce.catalog.v1.CatalogService",
+                      "commerce.order.v1.OrderService", "commerce.payment.v1.PaymentService",
+                      "commerce.tenant.v1.TenantService", "grpc.health.v1.Health",
+                      "grpc.reflection.v1alpha.ServerReflection"]
 
 
 def test_grpcurl_describes_a_service_through_the_edge(mesh: Mesh) -> None:

@@ -104,7 +104,8 @@ def mesh_env(**extra: str) -> dict[str, str]:
         "COMMERCE_METRICS_PORT_OFFSET": "0",
         "COMMERCE_LOG_LEVEL": "INFO",
         **{f"COMMERCE_{name}_PORT": str(free_port())
-           for name in ("TENANT", "CATALOG", "MESHINFO", "MESHINFO_CHECK", "ENVOY", "ENVOY_ADMIN")},
+           for name in ("TENANT", "CATALOG", "CART", "ORDER", "PAYMENT", "NOTIFICATIONS", "SMTP", "MESHINFO",
+                        "MESHINFO_CHECK", "ENVOY", "ENVOY_ADMIN")},
         **extra,
     })
     return env
@@ -139,7 +140,12 @@ def printed_commands(text: str) -> dict[str, str]:
     return {"token": next(line for line in lines if line.startswith("TOKEN=")),
             "curl_list": next(line for line in lines if line.startswith("curl ") and "/v1/products" in line),
             "grpcurl_list": next(line for line in lines if line.endswith(" list")),
-            "grpcurl_products": next(line for line in lines if "ListProducts" in line)}
+            "grpcurl_products": next(line for line in lines if "ListProducts" in line),
+            # log in as the customer, add to the cart, place the order (REST), read it back
+            "checkout": "\n".join(line for line in lines if line.startswith(("CTOKEN=", "PRODUCT=", "ORDER="))
+                                  or (line.startswith("curl ") and "/v1/cart/items" in line)
+                                  or (line.startswith("curl ") and line.endswith("/v1/orders/$ORDER"))),
+            "grpcurl_checkout": "\n".join(line for line in lines if "AddCartItem" in line or "PlaceOrder" in line)}
 
 
 def bash(script: str) -> str:
@@ -153,17 +159,28 @@ def test_run_seeds_the_demo_once_prints_commands_that_work_and_ctrl_c_leaves_not
     env = mesh_env()
     first = launch(tmp_path, env)
     first.wait_for(r"^Ready in")
-    assert re.search(r"\[1/7\] starting PostgreSQL .* initialised and ready", first.text)
-    assert re.search(r"\[4/7\] starting catalog .* ready \(health SERVING\)", first.text)
+    assert re.search(r"\[1/12\] starting PostgreSQL .* initialised and ready", first.text)
+    assert re.search(r"\[4/12\] starting catalog .* ready \(health SERVING\)", first.text)
+    assert re.search(r"\[9/12\] starting the notifications worker .* ready", first.text)
     assert "seller, customer and 12 products added" in first.text
 
     commands = printed_commands(first.text)
     assert "COFFEE-001" in bash(commands["token"] + "\n" + commands["curl_list"])
     assert "COFFEE-001" in bash(commands["token"] + "\n" + commands["grpcurl_products"])
     assert "grpc.health.v1.Health" in bash(commands["grpcurl_list"])
+    # the printed checkout works as pasted: an order confirmed, over REST and over gRPC, and emailed
+    checkout = bash(commands["checkout"] + "\n" + commands["grpcurl_checkout"])
+    assert checkout.count("ORDER_STATUS_CONFIRMED") == 2, checkout
+    mail = tmp_path / "mail"
+    deadline = time.monotonic() + 10
+    while len(list(mail.glob("*.eml"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(list(mail.glob("*.eml"))) == 2
+    assert "is confirmed" in next(mail.glob("*.eml")).read_text()
+    assert (tmp_path / "secrets" / "service_secret").stat().st_mode & 0o077 == 0
 
     processes = descendants(first.process.pid)
-    assert len(processes) >= 5  # PostgreSQL, NATS, tenant, catalog, meshinfo, Envoy
+    assert len(processes) >= 10  # PostgreSQL, NATS, 5 services, notifications, SMTP sink, meshinfo, Envoy
     first.process.send_signal(signal.SIGINT)
     assert first.process.wait(30) == 0
     assert wait_gone(processes, 5) == set()

@@ -13,6 +13,10 @@ from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from services.edge.descriptors import load_descriptor_set
+from services.edge.render import descriptor_file
+from services.meshinfo.bodycheck import BodyChecker
+from services.meshinfo.reflection import mesh_pool
 from services.meshinfo.server import Running, create_server
 from services.runtime.settings import Settings
 
@@ -62,7 +66,8 @@ class World:
 async def world() -> AsyncIterator[World]:
     tenant = await _service_health([TENANT])
     catalog = await _service_health([CATALOG])
-    settings = Settings().model_copy(update={"tenant_port": tenant.port, "catalog_port": catalog.port})
+    settings = Settings().model_copy(update={"tenant_port": tenant.port, "catalog_port": catalog.port,
+                                            "edge_services": ("tenant", "catalog")})
     meshinfo = await create_server(settings, "127.0.0.1:0")
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{meshinfo.port}")
     yield World(tenant, catalog, meshinfo, channel)
@@ -161,3 +166,14 @@ async def test_body_check_lets_known_fields_and_non_json_through(world: World) -
     assert (await _ask_body_check(port, "POST", "/v1/auth/login", b'{"tenant_id": "demo"}'))[0] == 200
     # malformed JSON is the transcoder's to refuse, with its own message
     assert (await _ask_body_check(port, "POST", "/v1/auth/login", b'{"tenantId": '))[0] == 200
+
+
+
+def test_body_check_leaves_a_raw_http_body_alone() -> None:
+    files = load_descriptor_set(descriptor_file(Settings()))
+    checker = BodyChecker(files, mesh_pool(files), ["commerce.payment.v1.PaymentService"])
+    # The payment webhook's body is a google.api.HttpBody: the provider's bytes, signed as they are.
+    webhook = b'{"event_id": "evt_1", "type": "payment.captured", "provider_reference": "x", "anything": 1}'
+    assert checker.check("POST", "/v1/payments/webhooks/sandbox/demo", webhook) == []
+    # while a JSON body of the same service is still checked
+    assert [v.field for v in checker.check("POST", "/v1/payments/p1:refund", b'{"cents": 1}')] == ["cents"]

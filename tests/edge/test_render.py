@@ -72,7 +72,9 @@ def test_filters_run_jwt_then_body_check_then_transcoder_then_router() -> None:
                      "envoy.filters.http.router"]
     assert hcm["codec_type"] == "AUTO"
     transcoder = hcm["http_filters"][2]["typed_config"]
-    assert transcoder["services"] == ["commerce.tenant.v1.TenantService", "commerce.catalog.v1.CatalogService"]
+    assert transcoder["services"] == ["commerce.tenant.v1.TenantService", "commerce.catalog.v1.CatalogService",
+                                      "commerce.cart.v1.CartService", "commerce.order.v1.OrderService",
+                                      "commerce.payment.v1.PaymentService"]
     assert transcoder["convert_grpc_status"] is True
 
 
@@ -89,6 +91,13 @@ def test_internal_services_are_not_routed_by_the_edge() -> None:
     text = render(DefaultSettings())
     assert "InventoryService" not in text
     assert "ProvisioningService" not in text
+    assert "PaymentProcessingService" not in text
+
+
+def test_watch_order_streams_without_a_route_timeout_in_the_default_config() -> None:
+    routes = _listener(config(DefaultSettings()))["route_config"]["virtual_hosts"][0]["routes"]
+    watch = next(r for r in routes if r["match"].get("path") == "/commerce.order.v1.OrderService/WatchOrder")
+    assert watch["route"]["cluster"] == "order" and watch["route"]["timeout"] == "0s"
 
 
 def test_every_service_cluster_is_health_checked_by_its_grpc_service_name() -> None:
