@@ -19,11 +19,11 @@ import time
 from types import FrameType, ModuleType
 from typing import Any
 
-from bench import getproduct
+from bench import getproduct, placeorder
 from bench.harness import RESULTS, Harness
 from services.devmesh.mesh import ROOT
 
-BENCHMARKS: dict[str, ModuleType] = {module.NAME: module for module in (getproduct,)}
+BENCHMARKS: dict[str, ModuleType] = {module.NAME: module for module in (getproduct, placeorder)}
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

@@ -1,8 +1,8 @@
-"""One mesh for a benchmark run: PostgreSQL, NATS, tenant, catalog, meshinfo and Envoy
-started the way `make run` starts them, but on free ports in a temporary folder (never
-.data/), plus a tenant with a seller. ``stop()`` ends every process it started, the
-mesh's and the benchmarks' own (``spawn``), and removes the folder; on failure the
-logs are first copied to bench/results/logs/.
+"""One mesh for a benchmark run: PostgreSQL, NATS, every service, the notifications
+worker, an SMTP sink, meshinfo and Envoy started the way `make run` starts them, but on
+free ports in a temporary folder (never .data/), plus a tenant with a seller. ``stop()``
+ends every process it started, the mesh's and the benchmarks' own (``spawn``), and
+removes the folder; on failure the logs are first copied to bench/results/logs/.
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ from services.runtime.db import schema_for
 from services.runtime.settings import Settings
 
 RESULTS = ROOT / "bench" / "results"
-MESH_STEPS = 6  # PostgreSQL, NATS, tenant, catalog, meshinfo, Envoy
-HARNESS_STEPS = MESH_STEPS + 1  # + the tenant and its seller
 TENANT = "bench"
 ADMIN_EMAIL = "admin@bench.test"
 SELLER_EMAIL = "seller@bench.test"
@@ -57,9 +55,10 @@ class Shop:
 class Harness:
     def __init__(self, benchmark_steps: int) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="commerce-bench-"))
-        self.progress = Progress(HARNESS_STEPS + benchmark_steps)
         settings = Settings().model_copy(update={"log_level": "WARNING"})
-        self.mesh = Mesh.on_free_ports(self.workdir / "mesh", settings, fast_unsafe=True, progress=self.progress)
+        self.mesh = Mesh.on_free_ports(self.workdir / "mesh", settings, fast_unsafe=True)
+        # the mesh's steps, the tenant and its seller, then the benchmarks'
+        self.progress = self.mesh.progress = Progress(self.mesh.steps + 1 + benchmark_steps)
         self._spawned: list[Process] = []
         self._shop: Shop | None = None
 
