@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from services.runtime.settings import Settings
+from services.runtime.settings import SERVICE_PORTS, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -24,6 +24,17 @@ NAMESPACE = "commerce-mesh"
 SETTINGS_CONFIGMAP = "commerce-settings"
 
 Body = dict[str, Any]
+
+# Processes of the mesh that are not gRPC services others call: they serve health (and
+# metrics) on settings.<name>_port only, with the overall health name "".
+WORKERS = ("notifications",)
+# Every process run as `python -m services.<name>` with a port of its own in the settings.
+PROCESSES = (*SERVICE_PORTS, *WORKERS)
+# Shared secret -> the mesh processes that read it: the tenant service checks the service
+# secret and the other services present it for service tokens (services/runtime/service_auth.py);
+# payment checks its provider's webhook signatures.
+SECRET_USERS = {"COMMERCE_SERVICE_SECRET": frozenset({"tenant", "catalog", "cart", "order", "payment"}),
+                "COMMERCE_PAYMENT_WEBHOOK_SECRET": frozenset({"payment"})}
 
 
 @dataclass(frozen=True)

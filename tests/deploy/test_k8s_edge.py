@@ -5,6 +5,7 @@ say against a real Envoy."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -86,10 +87,10 @@ def _with_admin_port(command: list[str], default: int, port: int) -> list[str]:
 def running_envoy(tmp_path: Path) -> Iterator[tuple[int, dict[str, str]]]:
     """A real Envoy started as the pod starts it (backends on unused local ports)."""
     admin = free_port()
-    hosts = '{"tenant": "127.0.0.1", "catalog": "127.0.0.1", "meshinfo": "127.0.0.1"}'
+    services = (*settings_from(configmap_env()).edge_services, "meshinfo")
     env = {**configmap_env(), "COMMERCE_ENVOY_PORT": str(free_port()), "COMMERCE_ENVOY_ADMIN_PORT": str(admin),
-           "COMMERCE_SERVICE_HOSTS": hosts, "COMMERCE_TENANT_PORT": str(free_port()),
-           "COMMERCE_CATALOG_PORT": str(free_port()), "COMMERCE_MESHINFO_PORT": str(free_port()),
+           "COMMERCE_SERVICE_HOSTS": json.dumps(dict.fromkeys(services, "127.0.0.1")),
+           **{f"COMMERCE_{name.upper()}_PORT": str(free_port()) for name in services},
            "COMMERCE_MESHINFO_CHECK_PORT": str(free_port())}
     envoy = _render(env, tmp_path / "envoy.yaml")
     log = (tmp_path / "envoy.log").open("w")

@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.deploy.manifests import configmap_env, find, pod_labels, pod_spec, selects
+from tests.deploy.manifests import configmap_env, find, pod_labels, pod_spec, selects, settings_from
 
 NATS_SERVER = shutil.which("nats-server", path=str(Path(sys.executable).parent)) or shutil.which("nats-server")
 
@@ -94,3 +94,10 @@ def test_services_reach_nats_through_a_service_on_its_client_port() -> None:
     service = find("Service", str(url.hostname))
     assert [p["port"] for p in service["spec"]["ports"]] == [url.port] == [_container_ports()["client"]]
     assert selects(service["spec"]["selector"], pod_labels(find("StatefulSet", "nats")))
+
+
+def test_event_streams_keep_a_copy_on_every_node_of_the_cluster() -> None:
+    """Created with one replica, a stream dies with its node; JetStream refuses more
+    replicas than there are nodes."""
+    replicas = settings_from(configmap_env()).nats_stream_replicas
+    assert replicas == find("StatefulSet", "nats")["spec"]["replicas"] == 3

@@ -14,6 +14,8 @@ from services.edge.descriptors import edge_services, load_descriptor_set
 from services.edge.render import descriptor_file
 from services.runtime.settings import SERVICE_PORTS, Settings
 from tests.deploy.manifests import (
+    PROCESSES,
+    WORKERS,
     Body,
     configmap_env,
     find,
@@ -37,18 +39,27 @@ def _settings() -> Settings:
 
 
 def _service_deployments() -> dict[str, Body]:
-    """service name -> the Deployment running `python -m services.<name>`."""
+    """mesh process name -> the Deployment running `python -m services.<name>`."""
     found = {}
     for deployment in of_kind("Deployment"):
         module = python_module(pod_spec(deployment)["containers"][0]["command"])
-        if module and module.removeprefix("services.") in SERVICE_PORTS:
+        if module and module.removeprefix("services.") in PROCESSES:
             found[module.removeprefix("services.")] = deployment
     return found
 
 
 def _health_names(settings: Settings) -> dict[str, str]:
-    services = edge_services(load_descriptor_set(descriptor_file(settings)), settings.edge_services)
-    return {s.owner: s.health_name for s in services} | {"meshinfo": MESH_HEALTH}
+    """The name each process's readiness probe asks: its gRPC service's (whether or not the
+    edge routes it yet), meshinfo's own, and the overall "" of a worker."""
+    owners = tuple(name for name in _service_deployments() if name in SERVICE_PORTS and name != "meshinfo")
+    services = edge_services(load_descriptor_set(descriptor_file(settings)), owners)
+    return {s.owner: s.health_name for s in services} | {"meshinfo": MESH_HEALTH} | dict.fromkeys(WORKERS, "")
+
+
+def _host(settings: Settings, name: str) -> str:
+    """Where the others reach a process: its COMMERCE_SERVICE_HOSTS entry; a worker (called by
+    no one) by its own name."""
+    return name if name in WORKERS else settings.service_hosts[name]
 
 
 def _extra_ports(settings: Settings) -> dict[str, dict[str, int]]:
@@ -73,8 +84,8 @@ def test_the_settings_configmap_names_only_real_settings() -> None:
     assert settings.log_format == "json"
 
 
-def test_deployments_exist_for_tenant_catalog_and_meshinfo() -> None:
-    assert {"tenant", "catalog", "meshinfo"} <= set(_service_deployments())
+def test_a_deployment_runs_every_mesh_process() -> None:
+    assert sorted(set(PROCESSES) - set(_service_deployments())) == []
 
 
 @pytest.mark.parametrize("service", sorted(_service_deployments()))
@@ -86,7 +97,9 @@ def test_service_container_listens_and_is_probed_on_its_settings_port(service: s
     probes = {name: container[name] for name in PROBES if name in container}
     assert {"readinessProbe", "livenessProbe"} <= set(probes)
     assert {name: _probe_port(p) for name, p in probes.items()} == dict.fromkeys(probes, port)
-    assert probes["readinessProbe"]["grpc"] == {"port": port, "service": _health_names(settings)[service]}
+    readiness = probes["readinessProbe"]["grpc"]
+    assert (readiness["port"], readiness.get("service", "")) == (port, _health_names(settings)[service])
+    assert set(readiness) <= {"port", "service"}
 
 
 @pytest.mark.parametrize("service", sorted(_service_deployments()))
@@ -104,8 +117,7 @@ def test_metrics_port_is_the_grpc_port_plus_the_settings_offset(service: str) ->
 @pytest.mark.parametrize("service", sorted(_service_deployments()))
 def test_service_hosts_point_at_a_headless_service_selecting_its_pods(service: str) -> None:
     settings = _settings()
-    host = settings.service_hosts[service]
-    svc = find("Service", host)
+    svc = find("Service", _host(settings, service))
     assert svc["spec"]["clusterIP"] == "None", "Envoy's STRICT_DNS needs pod IPs, not one virtual IP"
     ports = {p["name"]: p["port"] for p in svc["spec"]["ports"]}
     assert ports == {"grpc": settings.port_of(service)} | _extra_ports(settings).get(service, {})
