@@ -190,7 +190,9 @@ async def test_an_event_that_can_never_be_applied_goes_to_the_dead_letter_subjec
     consumers.append(consumer)
     await consumer.start()
     await consumer.wait_subscribed()
-    subject = f"commerce.order.v1.order_confirmed.{tenant}"
+    # A subject no mesh worker consumes: the session's e2e mesh (cart, notifications) shares this NATS
+    # and would dead-letter the poison event too.
+    subject = f"commerce.order.v1.order_delivered.{tenant}"
     payload, event_type, header_tenant = {
         "unknown type": (order_confirmed().SerializeToString(), "commerce.order.v1.NoSuchEvent", tenant),
         "undecodable": (b"\xff\xffnot protobuf", "commerce.order.v1.OrderConfirmed", tenant),
