@@ -1,5 +1,6 @@
 """Generate gen/ from proto/: Python messages, .pyi stubs, gRPC stubs and the
-descriptor set Envoy's gRPC-JSON transcoder reads.
+descriptor set Envoy's gRPC-JSON transcoder reads, and (scripts/gen_openapi.py)
+the OpenAPI document of the REST edge.
 
     python scripts/gen_protos.py [--out DIR]
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -54,6 +56,10 @@ def generate(out: Path) -> None:
         (folder / "__init__.py").touch()
     _run([*_includes(), "--include_imports", "--include_source_info",
           f"--descriptor_set_out={desc_out / 'commerce.pb'}", *protos, *EXTRA_DESCRIPTOR_INPUTS])
+    # The OpenAPI document of the REST edge, from the descriptor set just written.
+    subprocess.run([sys.executable, str(ROOT / "scripts/gen_openapi.py"), "--descriptor",
+                    str(desc_out / "commerce.pb"), "--out", str(out / "openapi" / "commerce.openapi.json")],
+                   check=True, stdout=subprocess.DEVNULL)
 
 
 def main() -> None:
@@ -62,7 +68,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         generate(Path(tmp))
-        for sub in ("python", "descriptor"):
+        for sub in ("python", "descriptor", "openapi"):
             target = args.out / sub
             if target.exists():
                 shutil.rmtree(target)

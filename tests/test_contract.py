@@ -56,7 +56,7 @@ def _diff(a: Path, b: Path) -> list[str]:
 def test_generated_code_matches_the_protos(tmp_path: Path) -> None:
     subprocess.run([sys.executable, str(ROOT / "scripts/gen_protos.py"), "--out", str(tmp_path)], check=True,
                    capture_output=True)
-    stale = _diff(ROOT / "gen/python", tmp_path / "python") + _diff(ROOT / "gen/descriptor", tmp_path / "descriptor")
+    stale = [line for sub in ("python", "descriptor", "openapi") for line in _diff(ROOT / "gen" / sub, tmp_path / sub)]
     assert not stale, f"gen/ is stale, run `make gen`: {stale}"
 
 
