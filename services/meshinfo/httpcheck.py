@@ -1,12 +1,14 @@
 """The HTTP authorization endpoint Envoy's ext_authz asks about every REST
 request with a body: 200 lets it through, 400 refuses it with a JSON
-google.rpc.Status naming the unknown fields. A minimal HTTP/1.1 server (keep-alive,
+google.rpc.Status naming the unknown fields. It also serves a few static JSON
+documents (the OpenAPI document) by exact path. A minimal HTTP/1.1 server (keep-alive,
 Content-Length or chunked bodies) on asyncio: Envoy is its only client."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
 
 import structlog
 
@@ -55,10 +57,16 @@ async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> b
 
 
 class CheckServer:
-    def __init__(self, checker: BodyChecker) -> None:
+    """``documents``: exact paths served to GET as JSON (e.g. /openapi.json, routed here by Envoy)."""
+
+    def __init__(self, checker: BodyChecker, documents: Mapping[str, bytes] | None = None) -> None:
         self._checker = checker
+        self._documents = dict(documents or {})
 
     def answer(self, method: str, target: str, body: bytes) -> bytes:
+        document = self._documents.get(target.split("?", 1)[0])
+        if document is not None and method in ("GET", "HEAD"):
+            return _response("200 OK", document) if method == "GET" else _response("200 OK")
         path = target[len(PATH_PREFIX):] if target.startswith(PATH_PREFIX) else target
         violations = self._checker.check(method, path, body)
         if not violations:

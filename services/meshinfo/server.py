@@ -18,6 +18,7 @@ from services.edge.render import descriptor_file
 from services.meshinfo.bodycheck import BodyChecker
 from services.meshinfo.health import MeshHealth
 from services.meshinfo.httpcheck import CheckServer
+from services.meshinfo.openapi import load_documents
 from services.meshinfo.reflection import HEALTH, REFLECTION, mesh_pool, reflected_names
 from services.runtime.settings import Settings
 
@@ -52,7 +53,7 @@ async def create_server(settings: Settings, address: str, check_port: int | None
     port = server.add_insecure_port(address)
     if port == 0:
         raise RuntimeError(f"cannot listen on {address}")
-    checker = CheckServer(BodyChecker(files, pool, list(owners)))
+    checker = CheckServer(BodyChecker(files, pool, list(owners)), load_documents(descriptor_file(settings)))
     check_server = await checker.start(settings.host, settings.meshinfo_check_port if check_port is None
                                        else check_port)
     await server.start()

@@ -1,0 +1,58 @@
+"""The OpenAPI document: generated from the proto annotations, it covers every REST
+binding of every public RPC and is what GET /openapi.json serves through the edge."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+from google.api import annotations_pb2
+from google.protobuf import descriptor_pb2
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCUMENT = ROOT / "gen/openapi/commerce.openapi.json"
+VERBS = ("get", "put", "post", "delete", "patch")
+
+
+def _bindings() -> set[tuple[str, str]]:
+    files = descriptor_pb2.FileDescriptorSet.FromString((ROOT / "gen/descriptor/commerce.pb").read_bytes())
+    found = set()
+    for file in files.file:
+        for service in file.service:
+            for method in service.method:
+                if file.package.startswith("commerce.") and method.options.HasExtension(annotations_pb2.http):
+                    top = method.options.Extensions[annotations_pb2.http]
+                    for index, rule in enumerate([top, *top.additional_bindings]):
+                        suffix = f"_{index + 1}" if index else ""
+                        found.add((rule.WhichOneof("pattern") or "", f"{service.name}_{method.name}{suffix}"))
+    return found
+
+
+def test_every_rest_binding_is_an_operation_of_the_document() -> None:
+    document = json.loads(DOCUMENT.read_text())
+    operations = {(verb, op["operationId"]) for item in document["paths"].values()
+                  for verb, op in item.items() if verb in VERBS}
+    assert operations == _bindings()
+
+
+def test_the_document_uses_the_proto3_json_mapping() -> None:
+    document = json.loads(DOCUMENT.read_text())
+    products = document["paths"]["/v1/products"]
+    assert {p["name"] for p in products["get"]["parameters"]} >= {"pageSize", "minPriceMinor", "status"}
+    schemas = document["components"]["schemas"]
+    money = schemas["commerce.common.v1.Money"]["properties"]
+    assert money["amountMinor"]["type"] == "string" and money["amountMinor"]["format"] == "int64"
+    assert schemas["commerce.catalog.v1.ProductStatus"]["enum"][0] == "PRODUCT_STATUS_UNSPECIFIED"
+    update = document["paths"]["/v1/products/{product.productId}"]["patch"]
+    assert update["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("catalog.v1.Product")
+    assert {p["name"] for p in update["parameters"]} == {"product.productId", "updateMask", "requestId"}
+    assert products["post"]["responses"]["default"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "google.rpc.Status")
+
+
+def test_rest_users_get_the_document_from_the_edge(fuzz_rest: httpx.Client) -> None:
+    reply = fuzz_rest.get("/openapi.json")
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["content-type"].startswith("application/json")
+    assert reply.json() == json.loads(DOCUMENT.read_text())
