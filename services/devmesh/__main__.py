@@ -51,7 +51,8 @@ def instructions(mesh: Mesh, credentials: Credentials | None) -> str:
     lines.append(f"  {'dev secrets':<21} {mesh.data_dir / 'secrets'}/ (generated on the first run)")
     if s.metrics_port_offset:
         lines.append("  metrics               " + ", ".join(
-            f"{name} http://localhost:{s.port_of(name) + s.metrics_port_offset}/metrics" for name in mesh.services))
+            f"{name} http://localhost:{s.port_of(name) + s.metrics_port_offset}/metrics"
+            for name in (*mesh.services, *mesh.workers)))
     lines += ["", "Try it (from this folder):", "",
               "  .venv/bin/grpcurl -plaintext " + edge + " list",
               "  .venv/bin/grpcurl -plaintext " + edge + " describe commerce.catalog.v1.CatalogService",
