@@ -142,9 +142,9 @@ class Builder:
 
     def scalar(self, field: FieldDescriptor) -> dict[str, Any]:
         kind = field.type
-        if kind == FieldDescriptor.TYPE_MESSAGE:
+        if field.message_type is not None:
             return self.message(field.message_type)
-        if kind == FieldDescriptor.TYPE_ENUM:
+        if field.enum_type is not None:
             return self._enum(field.enum_type)
         if kind == FieldDescriptor.TYPE_STRING:
             return {"type": "string"}
@@ -191,7 +191,8 @@ class Builder:
     # -- operations -------------------------------------------------------------
 
     def _field_path(self, request: Descriptor, path: str) -> list[FieldDescriptor]:
-        fields, message = [], request
+        fields: list[FieldDescriptor] = []
+        message: Descriptor | None = request
         for name in path.split("."):
             if message is None or name not in message.fields_by_name:
                 raise ValueError(f"{request.full_name} has no field {path!r}")
@@ -241,9 +242,19 @@ class Builder:
         self._root = request
         template = getattr(rule, verb)
         bound = [m.group(1) for m in _VARIABLE.finditer(template)]
-        path = _VARIABLE.sub(lambda m: "{" + self._json_path(request, m.group(1)) + "}", template)
-        parameters = [{"name": self._json_path(request, name), "in": "path", "required": True,
-                       "schema": self.scalar(self._field_path(request, name)[-1])} for name in bound]
+        # A nested field bound by the path (product.product_id) is named by its leaf
+        # ("productId"): tools take a dotted name for an attribute access.
+        names = {name: self._field_path(request, name)[-1].json_name for name in bound}
+        if len(set(names.values())) < len(names):
+            names = {name: self._json_path(request, name).replace(".", "_") for name in bound}
+        path = _VARIABLE.sub(lambda m: "{" + names[m.group(1)] + "}", template)
+        parameters = []
+        for name in bound:
+            parameter: dict[str, Any] = {"name": names[name], "in": "path", "required": True,
+                                         "schema": self.scalar(self._field_path(request, name)[-1])}
+            if "." in name:
+                parameter["description"] = f"The request's {self._json_path(request, name)}."
+            parameters.append(parameter)
         service = method.containing_service
         operation: dict[str, Any] = {
             "operationId": f"{service.name}_{method.name}" + (f"_{index + 1}" if index else ""),
@@ -303,7 +314,7 @@ class Builder:
                     if not options.HasExtension(annotations_pb2.http):
                         continue
                     top = options.Extensions[annotations_pb2.http]
-                    access = options.Extensions[access_pb2.access]
+                    access: Any = options.Extensions[access_pb2.access]  # type: ignore[index]
                     for index, rule in enumerate([top, *top.additional_bindings]):
                         verb = rule.WhichOneof("pattern")
                         if verb not in _VERBS:

@@ -44,9 +44,9 @@ def test_the_document_uses_the_proto3_json_mapping() -> None:
     money = schemas["commerce.common.v1.Money"]["properties"]
     assert money["amountMinor"]["type"] == "string" and money["amountMinor"]["format"] == "int64"
     assert schemas["commerce.catalog.v1.ProductStatus"]["enum"][0] == "PRODUCT_STATUS_UNSPECIFIED"
-    update = document["paths"]["/v1/products/{product.productId}"]["patch"]
+    update = document["paths"]["/v1/products/{productId}"]["patch"]
     assert update["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("catalog.v1.Product")
-    assert {p["name"] for p in update["parameters"]} == {"product.productId", "updateMask", "requestId"}
+    assert {p["name"] for p in update["parameters"]} == {"productId", "updateMask", "requestId"}
     assert products["post"]["responses"]["default"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "google.rpc.Status")
 
