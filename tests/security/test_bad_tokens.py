@@ -1,0 +1,297 @@
+"""Bad tokens are refused twice: at the edge (REST through Envoy -> 401) and again
+on a service's own port (gRPC UNAUTHENTICATED), because internal callers bypass
+Envoy. Valid-looking tokens are minted with the mesh's real signing key (the
+PEM files in its keys folder) and then spoiled one way each.
+
+Signing-key rotation last: the JWKS carries the old and the new key, tokens
+issued before keep working, tokens of the new key work at the services."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import jwt
+import pytest
+from commerce.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+from commerce.tenant.v1 import tenant_pb2, tenant_pb2_grpc
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from services.devmesh.mesh import Mesh
+from services.tenant.keys import KeyStore, SigningKey
+from tests.e2e import conftest as e2e
+from tests.security.conftest import Tenant
+
+LIST_PRODUCTS = "/v1/products"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _segments(header: dict[str, Any], claims: dict[str, Any]) -> str:
+    return f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
+
+
+class Minter:
+    """Tokens as the tenant service issues them, signed with the mesh's own newest key."""
+
+    def __init__(self, mesh: Mesh, tenant_id: str, subject: str) -> None:
+        self.settings = mesh.settings
+        self.key: SigningKey = KeyStore(mesh.settings.keys_dir).signing_key()
+        self.tenant_id = tenant_id
+        self.subject = subject
+
+    def claims(self, **changes: Any) -> dict[str, Any]:
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "sub": self.subject, "tenant": self.tenant_id, "roles": ["seller"], "iss": self.settings.jwt_issuer,
+            "aud": self.settings.jwt_audience, "iat": now, "nbf": now, "exp": now + 600, "jti": str(uuid.uuid4())}
+        claims.update(changes)
+        return claims
+
+    def rs256(self, claims: dict[str, Any], kid: str | None = None,
+              key: rsa.RSAPrivateKey | None = None) -> str:
+        return jwt.encode(claims, key or self.key.private_key, algorithm="RS256", headers={"kid": kid or self.key.kid})
+
+    def valid(self) -> str:
+        return self.rs256(self.claims())
+
+    def public_pem(self) -> bytes:
+        return self.key.private_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def alg_none(m: Minter) -> str:
+    return _segments({"alg": "none", "typ": "JWT", "kid": m.key.kid}, m.claims()) + "."
+
+
+def hs256_with_public_key(m: Minter) -> str:
+    """The classic confusion attack: HMAC keyed with the (public) RSA key, same kid."""
+    signing_input = _segments({"alg": "HS256", "typ": "JWT", "kid": m.key.kid}, m.claims())
+    signature = hmac.new(m.public_pem(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{_b64(signature)}"
+
+
+def unknown_kid(m: Minter) -> str:
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return m.rs256(m.claims(), kid=f"unknown-{uuid.uuid4().hex[:8]}", key=stranger)
+
+
+def known_kid_foreign_key(m: Minter) -> str:
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return m.rs256(m.claims(), key=stranger)
+
+
+def wrong_issuer(m: Minter) -> str:
+    return m.rs256(m.claims(iss="https://evil.example"))
+
+
+def wrong_audience(m: Minter) -> str:
+    return m.rs256(m.claims(aud="someone-else"))
+
+
+def expired(m: Minter) -> str:
+    now = int(time.time())
+    return m.rs256(m.claims(iat=now - 7200, nbf=now - 7200, exp=now - 3600))
+
+
+def not_yet_valid(m: Minter) -> str:
+    now = int(time.time())  # well beyond any clock-skew leeway (services 30 s, Envoy 60 s)
+    return m.rs256(m.claims(iat=now, nbf=now + 3600, exp=now + 7200))
+
+
+def tampered_claims(m: Minter) -> str:
+    """A genuine token whose payload was changed (admin role, other tenant), signature kept."""
+    header, _, signature = m.valid().split(".")
+    payload = _b64(json.dumps(m.claims(roles=["admin"], tenant="platform")).encode())
+    return f"{header}.{payload}.{signature}"
+
+
+BAD: dict[str, Callable[[Minter], str]] = {
+    "alg none": alg_none, "HS256 keyed with the public key": hs256_with_public_key, "unknown kid": unknown_kid,
+    "known kid, other key": known_kid_foreign_key, "wrong issuer": wrong_issuer, "wrong audience": wrong_audience,
+    "expired": expired, "not yet valid": not_yet_valid, "tampered claims": tampered_claims,
+}
+
+
+@pytest.fixture(scope="module")
+def minter(mesh: Mesh, tenant_a: Tenant) -> Minter:
+    seller = jwt.decode(tenant_a.tokens["seller"], options={"verify_signature": False})
+    return Minter(mesh, tenant_a.tenant_id, str(seller["sub"]))
+
+
+def edge_status(rest: httpx.Client, token: str) -> int:
+    return rest.get(LIST_PRODUCTS, headers={"authorization": f"Bearer {token}"}).status_code
+
+
+def service_code(mesh: Mesh, token: str, service: str = "catalog") -> grpc.StatusCode:
+    with grpc.insecure_channel(mesh.address_of(service)) as channel:
+        try:
+            if service == "catalog":
+                catalog_pb2_grpc.CatalogServiceStub(channel).ListProducts(
+                    catalog_pb2.ListProductsRequest(), metadata=(("authorization", f"Bearer {token}"),), timeout=10)
+            else:
+                tenant_pb2_grpc.TenantServiceStub(channel).GetTenant(
+                    tenant_pb2.GetTenantRequest(tenant_id=str(jwt.decode(token, options={"verify_signature": False})
+                                                              ["tenant"])),
+                    metadata=(("authorization", f"Bearer {token}"),), timeout=10)
+        except grpc.RpcError as error:
+            code: grpc.StatusCode = error.code()
+            return code
+    return grpc.StatusCode.OK
+
+
+def test_a_token_minted_with_the_mesh_key_is_accepted_at_the_edge_and_the_service(
+        minter: Minter, mesh: Mesh, rest: httpx.Client) -> None:
+    # The control: every refusal below comes from the one thing spoiled, not from the minting.
+    token = minter.valid()
+    assert edge_status(rest, token) == 200
+    assert service_code(mesh, token) == grpc.StatusCode.OK
+    assert service_code(mesh, token, "tenant") == grpc.StatusCode.OK
+
+
+@pytest.mark.parametrize("spoil", list(BAD.values()), ids=list(BAD))
+def test_a_bad_token_is_refused_at_the_edge_and_on_the_service_port(
+        spoil: Callable[[Minter], str], minter: Minter, mesh: Mesh, rest: httpx.Client) -> None:
+    token = spoil(minter)
+    # Envoy's jwt_authn answers a token for another audience with 403 (its
+    # "Audiences in Jwt are not allowed"), every other bad token with 401. Both refuse.
+    assert edge_status(rest, token) in ((401, 403) if spoil is wrong_audience else (401,))
+    assert service_code(mesh, token) == grpc.StatusCode.UNAUTHENTICATED
+    assert service_code(mesh, token, "tenant") == grpc.StatusCode.UNAUTHENTICATED
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "tokens are not checked against the tenant's state: SuspendTenant only stops new logins; a token issued "
+    "before the suspension keeps working at the edge and at every service until it expires "
+    "(access_token_ttl_seconds). Needs the services to learn suspensions (an event, or asking the tenant "
+    "service with a short cache)."))
+def test_a_token_of_a_tenant_suspended_after_it_was_issued_is_refused(
+        mesh: Mesh, rest: httpx.Client, admin: e2e.Account) -> None:
+    tenant_id = f"sec-susp-{uuid.uuid4().hex[:6]}"
+    shop = e2e.open_shop(rest, admin, tenant_id)
+    assert edge_status(rest, shop.seller.token) == 200
+    reply = rest.post(f"/v1/tenants/{tenant_id}:suspend", headers=admin.auth, json={})
+    assert reply.status_code == 200, reply.text
+    refused_login = rest.post("/v1/auth/login", json={"tenantId": tenant_id, "email": shop.seller.email,
+                                                      "password": shop.seller.password})
+    assert refused_login.status_code == 401  # what suspension does today
+    assert service_code(mesh, shop.seller.token) == grpc.StatusCode.UNAUTHENTICATED
+    assert edge_status(rest, shop.seller.token) == 401
+
+
+def test_a_token_of_a_deleted_user_is_refused() -> None:
+    pytest.skip("users cannot be deleted: the protos have no DeleteUser RPC (nor a way to disable a user), "
+                "so there is no deleted user whose token could be tried; add this case with that RPC")
+
+
+# --- signing-key rotation ---------------------------------------------------------------------
+
+
+def _kid(token: str) -> str:
+    return str(jwt.get_unverified_header(token)["kid"])
+
+
+def _wait(what: str, check: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def _jwks_kids(mesh: Mesh) -> set[str]:
+    with grpc.insecure_channel(mesh.address_of("tenant")) as channel:
+        reply = tenant_pb2_grpc.TenantServiceStub(channel).GetJwks(tenant_pb2.GetJwksRequest(), timeout=10)
+    return {key.kid for key in reply.keys}
+
+
+class Rotation:
+    def __init__(self, old_kid: str, new: SigningKey, old_token: str, new_token: str, edge_fetches: int) -> None:
+        self.old_kid, self.new, self.old_token, self.new_token = old_kid, new, old_token, new_token
+        self.edge_fetches = edge_fetches
+
+
+def _login(rest: httpx.Client, shop: e2e.Shop) -> str:
+    return e2e.login(rest, shop.tenant_id, shop.seller.email, shop.seller.password)
+
+
+@pytest.fixture(scope="module")
+def rotation(mesh: Mesh, rest: httpx.Client, tenant_a: Tenant) -> Iterator[Rotation]:
+    """`python -m services.tenant rotate-key` on the mesh's key folder (KeyStore.add_key is what it
+    runs), then a login signed by the new key. Afterwards the new key file is removed again and the
+    tenant service signs with the old key, so the rest of the session's tests (whose tokens the
+    edge checks against its cached JWKS) are not affected."""
+    store = KeyStore(mesh.settings.keys_dir)
+    old_kid = store.signing_key().kid
+    old_token = _login(rest, tenant_a.shop)
+    assert _kid(old_token) == old_kid
+    assert mesh.envoy is not None
+    fetches = mesh.envoy.counter("jwks_fetch_success")
+    new = store.add_key()
+    tokens: list[str] = []
+
+    def signed_by_new_key() -> bool:
+        tokens.append(_login(rest, tenant_a.shop))
+        return _kid(tokens[-1]) == new.kid
+
+    try:
+        # The JWKS is cheap to ask; logins hash a password. Both follow the same key reload.
+        _wait("the JWKS publishing the new key", lambda: new.kid in _jwks_kids(mesh),
+              mesh.settings.keys_reload_seconds + 5)
+        _wait("the tenant service signing with the new key", signed_by_new_key, 5)
+        yield Rotation(old_kid, new, old_token, tokens[-1], fetches)
+    finally:
+        Path(new.path).unlink()
+        _wait("the JWKS dropping the removed key", lambda: new.kid not in _jwks_kids(mesh),
+              mesh.settings.keys_reload_seconds + 5)
+        _wait("the tenant service signing with the old key again",
+              lambda: _kid(_login(rest, tenant_a.shop)) == old_kid, mesh.settings.keys_reload_seconds + 5)
+
+
+def test_after_rotation_the_jwks_carries_the_old_and_the_new_key(rotation: Rotation, mesh: Mesh,
+                                                                  rest: httpx.Client) -> None:
+    assert {rotation.old_kid, rotation.new.kid} <= _jwks_kids(mesh)
+    reply = rest.get("/.well-known/jwks.json")
+    assert reply.status_code == 200
+    assert {rotation.old_kid, rotation.new.kid} <= {k["kid"] for k in reply.json()["keys"]}
+
+
+def test_after_rotation_a_token_issued_before_still_works_everywhere(rotation: Rotation, mesh: Mesh,
+                                                                     rest: httpx.Client) -> None:
+    assert edge_status(rest, rotation.old_token) == 200
+    for service in ("catalog", "tenant"):
+        assert service_code(mesh, rotation.old_token, service) == grpc.StatusCode.OK
+
+
+def test_after_rotation_a_token_of_the_new_key_works_at_the_services(rotation: Rotation, mesh: Mesh) -> None:
+    # A service that does not know the kid fetches the JWKS again (at most every 5 s): no restart.
+    for service in ("catalog", "tenant"):
+        def accepted(name: str = service) -> bool:
+            return bool(service_code(mesh, rotation.new_token, name) == grpc.StatusCode.OK)
+
+        _wait(f"{service} accepting the new key's token", accepted, 8)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "known gap: Envoy keeps the JWKS for edge_jwks_cache_seconds (30 s by default) and does not refetch on "
+    "an unknown kid, while the tenant service signs with a new key within keys_reload_seconds (5 s): for up "
+    "to that long, fresh tokens are refused at the edge with 401. Fix: publish a new key before it signs "
+    "(sign only with keys older than the edge cache)."))
+def test_after_rotation_a_token_of_the_new_key_works_at_the_edge_at_once(
+        rotation: Rotation, mesh: Mesh, rest: httpx.Client) -> None:
+    status = edge_status(rest, rotation.new_token)
+    assert mesh.envoy is not None
+    if mesh.envoy.counter("jwks_fetch_success") != rotation.edge_fetches:
+        pytest.skip("Envoy refreshed its JWKS cache during the rotation: the gap could not be observed this run")
+    assert status == 200
