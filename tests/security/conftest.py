@@ -38,7 +38,8 @@ def _e2e_definition(request: pytest.FixtureRequest, name: str) -> Any:
     for table in (getattr(manager, "_arg2node2fixturedefs", {}), getattr(manager, "_arg2nodeid2fixturedefs", {})):
         for definitions in table.get(name, {}).values():
             found += definitions
-    return next((d for d in found if d.baseid == E2E_BASEID), None)
+    function = _e2e_function(name)
+    return next((d for d in found if d.baseid == E2E_BASEID or getattr(d, "func", None) is function), None)
 
 
 def _e2e_function(name: str) -> Any:
