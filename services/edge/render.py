@@ -3,10 +3,11 @@
     python -m services.edge.render --out envoy/envoy.yaml
 
 One listener serves REST/JSON and native gRPC (HTTP/1.1 and h2c). Filters, in
-order: jwt_authn (a present token must be valid, a missing one is left to the
-service), [local rate limiting: a later issue], the body check (REST requests
-with a body only: meshinfo refuses unknown JSON fields, which the transcoder
-would silently drop), grpc_json_transcoder (REST -> gRPC, errors -> JSON
+order: removal of client-sent x-commerce-sub/-tenant headers, jwt_authn (a present
+token must be valid, a missing one is left to the service; sets those headers from
+the token), local rate limits per user, tenant and client address (ratelimit.py),
+the body check (REST requests with a body only: meshinfo refuses unknown JSON
+fields, which the transcoder would silently drop), grpc_json_transcoder (REST -> gRPC, errors -> JSON
 google.rpc.Status), router. Envoy's own error replies (bad JSON, bad token,
 unknown path) are JSON google.rpc.Status too. Routes match gRPC paths: the
 transcoder rewrites REST paths and the route is chosen again afterwards.
@@ -25,6 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from services.edge.descriptors import EdgeService, edge_services, load_descriptor_set
+from services.edge.ratelimit import (
+    IDENTITY_HEADERS,
+    claim_to_headers,
+    limited_reply,
+    ratelimit_filter,
+    strip_identity_headers,
+)
 from services.edge.yaml_text import dump
 from services.runtime.settings import Settings, load_settings
 
@@ -145,6 +153,8 @@ def _jwt_authn(settings: Settings) -> dict[str, Any]:
         # Services verify the token again: keep it on the request.
         "forward": True,
         "payload_in_metadata": "jwt_payload",
+        # The rate limiter's keys (clients' own copies are removed before this filter).
+        "claim_to_headers": claim_to_headers(),
         # The JWKS is the tenant service's GetJwks, transcoded by this very listener.
         "remote_jwks": {
             "http_uri": {"uri": jwks_uri, "cluster": JWKS_CLUSTER, "timeout": "2s"},
@@ -226,8 +236,9 @@ def _local_replies() -> dict[str, Any]:
     ]
     rewrite = [{
         "filter": status_is(status),
-        "body_format_override": {"json_format": {"code": code, "message": "%LOCAL_REPLY_BODY%"},
-                                 "content_type": "application/json"},
+        "body_format_override": {
+            "json_format": limited_reply() if status == 429 else {"code": code, "message": "%LOCAL_REPLY_BODY%"},
+            "content_type": "application/json"},
     } for status, code in LOCAL_REPLY_CODES.items()]
     return {"mappers": [*keep, *rewrite]}
 
@@ -260,6 +271,9 @@ def _connection_manager(settings: Settings, services: list[EdgeService]) -> dict
         codec_type="AUTO",
         normalize_path=True,
         merge_slashes=True,
+        # The client address (rate limits per address) is the peer's, or that many proxies back.
+        use_remote_address=True,
+        xff_num_trusted_hops=settings.edge_xff_trusted_hops,
         stream_idle_timeout=_seconds(settings.edge_stream_idle_timeout_seconds),
         http2_protocol_options={"max_concurrent_streams": 1024},
         local_reply_config=_local_replies(),
@@ -269,11 +283,14 @@ def _connection_manager(settings: Settings, services: list[EdgeService]) -> dict
         }],
         route_config={
             "name": "edge",
-            "virtual_hosts": [{"name": "commerce", "domains": ["*"], "routes": _routes(settings, services)}],
+            "virtual_hosts": [{"name": "commerce", "domains": ["*"], "routes": _routes(settings, services),
+                               # Services see the token itself, not the rate limiter's keys.
+                               "request_headers_to_remove": list(IDENTITY_HEADERS)}],
         },
         http_filters=[
+            {"name": "commerce.strip_identity_headers", "typed_config": strip_identity_headers()},
             {"name": "envoy.filters.http.jwt_authn", "typed_config": _jwt_authn(settings)},
-            # Local rate limiting (per user, tenant, client address) goes here: a later issue.
+            {"name": "commerce.ratelimit", "typed_config": ratelimit_filter(settings, JWKS_PATH)},
             {"name": "commerce.body_check", "typed_config": _body_check(settings)},
             {"name": "envoy.filters.http.grpc_json_transcoder", "typed_config": _transcoder(settings, services)},
             {"name": "envoy.filters.http.router",

@@ -88,6 +88,21 @@ class Settings(BaseSettings):
     edge_upstream_max_streams: int = 100
     # How long the edge keeps the JWKS before fetching it again (key rotation needs no restart).
     edge_jwks_cache_seconds: int = 30
+    # Proxies in front of the edge whose X-Forwarded-For names the client (0: the peer is the client).
+    edge_xff_trusted_hops: int = 0
+    # Rate limits at the edge: requests per second and burst, per user (token `sub`), per tenant
+    # (token `tenant`, all its users together) and per client address (calls without a token).
+    # Each Envoy replica holds its own buckets. Defaults are high: set real ones per deployment.
+    ratelimit_user_per_second: int = Field(default=10000, ge=1)
+    ratelimit_user_burst: int = Field(default=20000, ge=1)
+    ratelimit_tenant_per_second: int = Field(default=50000, ge=1)
+    ratelimit_tenant_burst: int = Field(default=100000, ge=1)
+    ratelimit_anonymous_per_second: int = Field(default=1000, ge=1)
+    ratelimit_anonymous_burst: int = Field(default=2000, ge=1)
+    # Requests per second of particular tenants, e.g. {"big-shop": 200000} (burst scales alike).
+    ratelimit_tenant_overrides: dict[str, int] = Field(default_factory=dict)
+    # Buckets each Envoy keeps per kind (users, tenants, addresses); the least recently used goes.
+    ratelimit_max_buckets: int = Field(default=50000, ge=1)
 
     # Where the notifications worker sends email (`make run` starts a local sink that saves .eml files).
     smtp_host: str = "127.0.0.1"

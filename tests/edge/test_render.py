@@ -65,13 +65,13 @@ def _listener(cfg: dict[str, Any]) -> dict[str, Any]:
     return manager["typed_config"]  # type: ignore[no-any-return]
 
 
-def test_filters_run_jwt_then_body_check_then_transcoder_then_router() -> None:
+def test_filters_run_header_strip_jwt_ratelimit_body_check_transcoder_router() -> None:
     hcm = _listener(config(DefaultSettings()))
     names = [f["name"] for f in hcm["http_filters"]]
-    assert names == ["envoy.filters.http.jwt_authn", "commerce.body_check", "envoy.filters.http.grpc_json_transcoder",
-                     "envoy.filters.http.router"]
+    assert names == ["commerce.strip_identity_headers", "envoy.filters.http.jwt_authn", "commerce.ratelimit",
+                     "commerce.body_check", "envoy.filters.http.grpc_json_transcoder", "envoy.filters.http.router"]
     assert hcm["codec_type"] == "AUTO"
-    transcoder = hcm["http_filters"][2]["typed_config"]
+    transcoder = hcm["http_filters"][4]["typed_config"]
     assert transcoder["services"] == ["commerce.tenant.v1.TenantService", "commerce.catalog.v1.CatalogService",
                                       "commerce.cart.v1.CartService", "commerce.order.v1.OrderService",
                                       "commerce.payment.v1.PaymentService"]
@@ -79,7 +79,7 @@ def test_filters_run_jwt_then_body_check_then_transcoder_then_router() -> None:
 
 
 def test_a_present_token_must_be_valid_and_a_missing_one_is_left_to_the_service() -> None:
-    jwt = _listener(config(DefaultSettings()))["http_filters"][0]["typed_config"]
+    jwt = _listener(config(DefaultSettings()))["http_filters"][1]["typed_config"]
     provider = jwt["providers"]["commerce"]
     assert provider["issuer"] == "commerce-mesh" and provider["forward"] is True
     assert provider["remote_jwks"]["http_uri"]["uri"] == "http://127.0.0.1:8080/.well-known/jwks.json"
