@@ -264,6 +264,20 @@ def _transcoder(settings: Settings, services: list[EdgeService]) -> dict[str, An
     )
 
 
+# Request header names gRPC metadata cannot carry (it allows 0-9 a-z _ . -; pseudo-headers
+# start with ':'). Envoy passes REST headers on as metadata and the service's gRPC core
+# refuses such a name with INTERNAL: they are dropped here instead.
+NOT_GRPC_HEADER_NAME = r"[^:].*[^-0-9a-z_.].*|[^-0-9a-z_.:].*"
+
+
+def _strip_headers() -> dict[str, Any]:
+    """The clients' copies of the claim headers (ratelimit.py) and names gRPC cannot carry."""
+    typed = strip_identity_headers()
+    typed["mutations"]["request_mutations"].append(
+        {"remove_on_match": {"key_matcher": {"safe_regex": {"regex": NOT_GRPC_HEADER_NAME}}}})
+    return typed
+
+
 def _connection_manager(settings: Settings, services: list[EdgeService]) -> dict[str, Any]:
     return _typed(
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
@@ -288,7 +302,7 @@ def _connection_manager(settings: Settings, services: list[EdgeService]) -> dict
                                "request_headers_to_remove": list(IDENTITY_HEADERS)}],
         },
         http_filters=[
-            {"name": "commerce.strip_identity_headers", "typed_config": strip_identity_headers()},
+            {"name": "commerce.strip_identity_headers", "typed_config": _strip_headers()},
             {"name": "envoy.filters.http.jwt_authn", "typed_config": _jwt_authn(settings)},
             {"name": "commerce.ratelimit", "typed_config": ratelimit_filter(settings, JWKS_PATH)},
             {"name": "commerce.body_check", "typed_config": _body_check(settings)},
