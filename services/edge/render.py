@@ -278,6 +278,25 @@ def _strip_headers() -> dict[str, Any]:
     return typed
 
 
+def _rest_grpc_headers() -> dict[str, Any]:
+    """After the transcoder: a REST request's own grpc-* and *-bin headers are dropped (malformed
+    ones made the service's gRPC core answer INTERNAL); native gRPC calls keep theirs."""
+    strip = _typed("envoy.extensions.filters.http.header_mutation.v3.HeaderMutation", mutations={
+        "request_mutations": [{"remove_on_match": {"key_matcher": {"safe_regex": {"regex": "grpc-.*|.*-bin"}}}}]})
+    transcoded = {"single_predicate": {
+        "input": {"name": "x-envoy-original-path", "typed_config": _typed(
+            "envoy.type.matcher.v3.HttpRequestHeaderMatchInput", header_name="x-envoy-original-path")},
+        "value_match": {"prefix": "/"},  # present: a transcoded REST request
+    }}
+    skip = {"action": {"name": "skip",
+                       "typed_config": _typed("envoy.extensions.filters.common.matcher.action.v3.SkipFilter")}}
+    return _typed(
+        "envoy.extensions.common.matching.v3.ExtensionWithMatcher",
+        extension_config={"name": "envoy.filters.http.header_mutation", "typed_config": strip},
+        xds_matcher={"matcher_list": {"matchers": [{"predicate": {"not_matcher": transcoded}, "on_match": skip}]}},
+    )
+
+
 def _connection_manager(settings: Settings, services: list[EdgeService]) -> dict[str, Any]:
     return _typed(
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
@@ -307,6 +326,7 @@ def _connection_manager(settings: Settings, services: list[EdgeService]) -> dict
             {"name": "commerce.ratelimit", "typed_config": ratelimit_filter(settings, JWKS_PATH)},
             {"name": "commerce.body_check", "typed_config": _body_check(settings)},
             {"name": "envoy.filters.http.grpc_json_transcoder", "typed_config": _transcoder(settings, services)},
+            {"name": "commerce.rest_grpc_headers", "typed_config": _rest_grpc_headers()},
             {"name": "envoy.filters.http.router",
              "typed_config": _typed("envoy.extensions.filters.http.router.v3.Router")},
         ],

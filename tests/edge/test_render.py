@@ -69,7 +69,8 @@ def test_filters_run_header_strip_jwt_ratelimit_body_check_transcoder_router() -
     hcm = _listener(config(DefaultSettings()))
     names = [f["name"] for f in hcm["http_filters"]]
     assert names == ["commerce.strip_identity_headers", "envoy.filters.http.jwt_authn", "commerce.ratelimit",
-                     "commerce.body_check", "envoy.filters.http.grpc_json_transcoder", "envoy.filters.http.router"]
+                     "commerce.body_check", "envoy.filters.http.grpc_json_transcoder", "commerce.rest_grpc_headers",
+                     "envoy.filters.http.router"]
     assert hcm["codec_type"] == "AUTO"
     transcoder = hcm["http_filters"][4]["typed_config"]
     assert transcoder["services"] == ["commerce.tenant.v1.TenantService", "commerce.catalog.v1.CatalogService",
