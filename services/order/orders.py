@@ -135,6 +135,8 @@ class Orders:
             if customer_id and customer_id != caller.subject:
                 raise PermissionDenied("customers see only their own orders", reason="NOT_YOUR_ORDERS")
             customer_id = caller.subject
+        if len(customer_id) > 128 or any(ord(c) < 32 for c in customer_id):  # NUL: PostgreSQL refuses it
+            raise InvalidArgument.field("customer_id", "must be a user id: at most 128 printable characters")
         wanted: OrderStatus | None = None
         if status != "UNSPECIFIED":
             try:

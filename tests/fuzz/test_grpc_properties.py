@@ -7,6 +7,7 @@ from the descriptors, so a new RPC is fuzzed without being listed here."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -31,7 +32,7 @@ from services.devmesh.mesh import Mesh
 from tests.e2e.conftest import Shop, create_product
 
 SERVICES = {"catalog": catalog_pb2, "cart": cart_pb2, "order": order_pb2}
-EXAMPLES = 50
+EXAMPLES = int(os.environ.get("FUZZ_GRPC_EXAMPLES", "50"))
 # Answers a well-behaved service may give to arbitrary input from an authorised caller.
 CLEAN = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
          grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.PERMISSION_DENIED,
@@ -215,3 +216,31 @@ def test_the_fuzzing_got_past_validation_to_real_lookups_and_writes() -> None:
     assert codes["INVALID_ARGUMENT"] > 0 and codes["NOT_FOUND"] > 0 and codes["OK"] > 0, dict(codes)
     answered_ok = {name for (name, code) in ANSWERS if code == "OK"}
     assert {"GetProduct", "ListProducts", "GetCart", "ListOrders"} <= answered_ok, sorted(answered_ok)
+
+
+NUL_CASES = [
+    ("order", "OrderService", "ListOrders", order_pb2.ListOrdersRequest(customer_id="\x00")),
+    ("order", "OrderService", "GetOrder", order_pb2.GetOrderRequest(order_id="\x00")),
+    ("catalog", "CatalogService", "ListProducts", catalog_pb2.ListProductsRequest(query="a\x00b")),
+    ("catalog", "CatalogService", "ListProducts", catalog_pb2.ListProductsRequest(category="\x00")),
+    ("catalog", "CatalogService", "GetProduct", catalog_pb2.GetProductRequest(product_id="\x00")),
+    ("cart", "CartService", "AddCartItem", cart_pb2.AddCartItemRequest(product_id="\x00", quantity=1)),
+]
+
+
+@pytest.mark.parametrize(("owner", "service", "method", "request_message"), NUL_CASES,
+                         ids=[f"{c[2]}-{i}" for i, c in enumerate(NUL_CASES)])
+def test_a_nul_character_in_a_string_field_is_a_clean_error(
+        owner: str, service: str, method: str, request_message: Message, channels: dict[str, grpc.Channel],
+        fuzz_shop: Shop) -> None:
+    module = SERVICES[owner]
+    descriptor = module.DESCRIPTOR.services_by_name[service].methods_by_name[method]
+    metadata = fuzz_shop.seller.metadata if _has_role(descriptor, ROLE.ROLE_SELLER) else fuzz_shop.customer.metadata
+    call = channels[owner].unary_unary(f"/{descriptor.containing_service.full_name}/{method}",
+                                       request_serializer=type(request_message).SerializeToString,
+                                       response_deserializer=message_factory.GetMessageClass(
+                                           descriptor.output_type).FromString)
+    try:
+        call(request_message, metadata=metadata, timeout=10)
+    except grpc.RpcError as error:
+        assert _problem(descriptor, error) is None
