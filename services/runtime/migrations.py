@@ -8,6 +8,7 @@ that schema, under an advisory lock so replicas can migrate concurrently.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from alembic import command
@@ -35,13 +36,32 @@ def _upgrade(connection: Connection, script_location: Path, schema: str) -> str:
     return ctx.get_current_revision() or ""
 
 
+# Alembic's `context` is a process-wide proxy: two upgrades running at once in one
+# process (e.g. concurrent ProvisionTenant calls) would tear it down under each other.
+# Upgrades in a process therefore take turns; across processes the advisory lock rules.
+_turns: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+
+
+def _turn() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    lock = _turns.get(loop)
+    if lock is None:
+        lock = _turns[loop] = asyncio.Lock()
+    return lock
+
+
+async def _run_upgrade(db: Database, script_location: Path, schema: str) -> str:
+    async with _turn():
+        async with db.engine.begin() as conn:
+            revision: str = await conn.run_sync(_upgrade, script_location, schema)
+    return revision
+
+
 async def upgrade_schema(db: Database, schema: str, script_location: Path) -> str:
     """Create ``schema`` if needed and bring it to the latest revision of the scripts
     in ``script_location``; returns that revision. For schemas that are not a
     tenant's (e.g. the tenant service's ``platform`` schema)."""
-    async with db.engine.begin() as conn:
-        revision: str = await conn.run_sync(_upgrade, script_location, schema)
-    return revision
+    return await _run_upgrade(db, script_location, schema)
 
 
 async def upgrade_tenant(db: Database, tenant_id: str, script_location: Path) -> tuple[str, str]:
@@ -56,7 +76,6 @@ async def upgrade_all(db: Database, script_location: Path) -> int:
     """Bring every existing tenant schema to the latest revision (run at start-up)."""
     schemas = sorted(await db.tenant_schemas())
     for schema in schemas:
-        async with db.engine.begin() as conn:
-            await conn.run_sync(_upgrade, script_location, schema)
+        await _run_upgrade(db, script_location, schema)
         db.remember_schema(schema)
     return len(schemas)
