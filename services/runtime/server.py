@@ -8,7 +8,9 @@ in-process; ``run_service`` is what each ``python -m services.<name>`` runs.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -29,6 +31,7 @@ from services.runtime.tokens import TokenVerifier
 
 log = structlog.get_logger("commerce.server")
 Hook = Callable[[], Awaitable[None]]
+STOP_HOOK_SECONDS = 5.0
 
 # Bounded streams per connection make Envoy and our own channels open more than
 # one HTTP/2 connection under load, spreading it across replicas.
@@ -64,10 +67,14 @@ class Running:
     async def stop(self, grace: float) -> None:
         await self.health.shutdown()
         for hook in self.app.on_stop:
-            try:
-                await hook()
-            except Exception:
-                log.exception("stop hook failed")
+            # asyncio.wait, not wait_for: a hook that swallows its cancellation must not hang shutdown.
+            task = asyncio.ensure_future(hook())
+            done, _ = await asyncio.wait({task}, timeout=STOP_HOOK_SECONDS)
+            if not done:
+                task.cancel()
+                log.warning("stop hook did not finish in time; going on", hook=getattr(hook, "__qualname__", hook))
+            elif not task.cancelled() and task.exception() is not None:
+                log.error("stop hook failed", error=repr(task.exception()))
         await self.server.stop(grace)
 
 
@@ -109,6 +116,12 @@ async def _main(name: str, build: Callable[[Settings], Awaitable[App]]) -> None:
     await stop.wait()
     log.info("shutting down", grace_seconds=settings.shutdown_grace_seconds)
     await running.stop(settings.shutdown_grace_seconds)
+    log.info("stopped")
+    # Leave now: a background task of a library that ignores cancellation (seen with a NATS
+    # client whose server was gone) must not keep the process alive after a graceful stop.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def run_service(name: str, build: Callable[[Settings], Awaitable[App]]) -> None:
