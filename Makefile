@@ -5,6 +5,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt package.json 2>/dev/null | md5sum | cut -c1-8)
 
+# gRPC fork handlers crash children forked by our launchers (grpc/grpc#43055).
+export GRPC_ENABLE_FORK_SUPPORT ?= false
+
 .PHONY: setup gen lint test run bench envoy-config clean-data
 
 $(STAMP): requirements.txt package.json
