@@ -32,6 +32,8 @@ BAD_PRODUCTS = [
     (_with(price=money_pb2.Money(currency_code="usd", amount_minor=100)), "product.price.currency_code"),
     (_with(price=money_pb2.Money(currency_code="US", amount_minor=100)), "product.price.currency_code"),
     (_with(price=money_pb2.Money(currency_code="", amount_minor=100)), "product.price.currency_code"),
+    (_with(price=money_pb2.Money(currency_code="ABC", amount_minor=100)), "product.price.currency_code"),
+    (_with(price=money_pb2.Money(currency_code="XXX", amount_minor=100)), "product.price.currency_code"),
     (_with(price=None), "product.price"),
     (_with(sku=""), "product.sku"),
     (_with(sku="has space"), "product.sku"),

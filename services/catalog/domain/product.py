@@ -13,10 +13,10 @@ from datetime import datetime
 from types import MappingProxyType
 
 from services.catalog.domain.validation import Violations, control_characters
+from services.runtime.currencies import is_circulating
 from services.runtime.errors import InvalidArgument
 
 SKU = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-CURRENCY = re.compile(r"^[A-Z]{3}$")
 TITLE_MAX, DESCRIPTION_MAX, CATEGORY_MAX = 200, 5000, 64
 ATTRIBUTES_MAX, ATTRIBUTE_KEY_MAX, ATTRIBUTE_VALUE_MAX = 50, 64, 500
 PRICE_MAX = 10**12
@@ -103,8 +103,8 @@ def _price(v: Violations, value: Money | None) -> Money:
     if value is None:
         v.add(FIELD + "price", "is required")
         return Money("", 0)
-    if not CURRENCY.fullmatch(value.currency_code):
-        v.add(FIELD + "price.currency_code", "must be an ISO 4217 code: three upper-case letters, e.g. USD")
+    if not is_circulating(value.currency_code):
+        v.add(FIELD + "price.currency_code", "must be a circulating ISO 4217 code, e.g. USD")
     if value.amount_minor < 0:
         v.add(FIELD + "price.amount_minor", "must not be negative")
     elif value.amount_minor > PRICE_MAX:

@@ -8,11 +8,11 @@ import unicodedata
 from dataclasses import dataclass
 
 from services.payment.domain.payment import Money
+from services.runtime.currencies import is_circulating
 from services.runtime.errors import FieldViolation, InvalidArgument
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 ORDER_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-CURRENCY = re.compile(r"^[A-Z]{3}$")
 TOKEN = re.compile(r"^[\x21-\x7e]{1,256}$")
 AMOUNT_MAX = 10**12
 REASON_MAX = 500
@@ -50,8 +50,8 @@ class Violations:
             if required:
                 self.add(field, "is required")
             return None
-        if not CURRENCY.fullmatch(value.currency_code):
-            self.add(field + ".currency_code", "must be an ISO 4217 code: three upper-case letters, e.g. USD")
+        if not is_circulating(value.currency_code):
+            self.add(field + ".currency_code", "must be a circulating ISO 4217 code, e.g. USD")
         if value.amount_minor <= 0:
             self.add(field + ".amount_minor", "must be greater than zero")
         elif value.amount_minor > AMOUNT_MAX:

@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from services.runtime.context import PLATFORM_TENANT
+from services.runtime.currencies import is_circulating
 from services.runtime.errors import FailedPrecondition, NotFound, Unauthenticated, Unavailable
-from services.tenant.domain.currencies import is_circulating
 from services.tenant.domain.validation import Violations
 
 TENANT_ID = re.compile(r"^[a-z][a-z0-9-]{2,31}$")
