@@ -8,8 +8,6 @@ the same filters (page_size may change between pages).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 from dataclasses import dataclass
@@ -17,11 +15,10 @@ from dataclasses import dataclass
 from services.catalog.domain.ids import is_product_id
 from services.catalog.domain.product import CATEGORY_MAX, PRICE_MAX, ProductStatus
 from services.catalog.domain.validation import Violations
+from services.runtime import paging
 from services.runtime.errors import InvalidArgument
 
-DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 20, 100
 QUERY_MAX = 200
-_TOKEN_MAX = 200
 
 
 @dataclass(frozen=True)
@@ -61,38 +58,17 @@ def product_filter(query: str, category: str, min_price_minor: int, max_price_mi
     return ProductFilter(query, category, min_price_minor, max_price_minor, statuses)
 
 
-def page_size(value: int) -> int:
-    """0 means the default; above the maximum is clamped to it (AIP-158)."""
-    if value < 0:
-        raise InvalidArgument.field("page_size", f"must not be negative (0 means {DEFAULT_PAGE_SIZE})")
-    return min(value or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-
-
 def encode_token(after: str, made_for: ProductFilter) -> str:
-    raw = json.dumps({"a": after, "f": made_for.fingerprint()}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return paging.encode_token(after, made_for.fingerprint())
 
 
 def decode_token(token: str, expected: ProductFilter) -> str | None:
     """The product_id the page starts after; None for the first page."""
-    if not token:
-        return None
-    if len(token) > _TOKEN_MAX:
-        raise _bad_token("is not a page token from a previous ListProducts response")
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-        raise _bad_token("is not a page token from a previous ListProducts response") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("a"), str) or not is_product_id(data["a"]):
-        raise _bad_token("is not a page token from a previous ListProducts response")
-    if data.get("f") != expected.fingerprint():
-        raise _bad_token("was made for other filters; send the same filters as the first page, or no token")
-    after: str = data["a"]
-    return after
+    return paging.decode_token(token, filters=expected.fingerprint(), valid_id=is_product_id, listing="ListProducts")
 
 
 def list_query(filter_: ProductFilter, size: int, token: str) -> ListQuery:
-    limit = page_size(size)
+    limit = paging.page_size(size)
     return ListQuery(filter_, limit, decode_token(token, filter_))
 
 

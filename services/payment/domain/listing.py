@@ -8,8 +8,6 @@ same filters.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 from dataclasses import dataclass
@@ -17,11 +15,8 @@ from dataclasses import dataclass
 from services.payment.domain.ids import is_payment_id
 from services.payment.domain.payment import PaymentStatus
 from services.payment.domain.requests import ORDER_ID
+from services.runtime import paging
 from services.runtime.errors import InvalidArgument
-
-DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 20, 100
-_TOKEN_MAX = 200
-_BAD_TOKEN = "is not a page token from a previous ListPayments response"
 
 
 @dataclass(frozen=True)
@@ -53,32 +48,16 @@ def payment_filter(order_id: str, status: str) -> PaymentFilter:
         raise InvalidArgument.field("status", "must be one of the PaymentStatus values") from None
 
 
-def page_size(value: int) -> int:
-    if value < 0:
-        raise InvalidArgument.field("page_size", f"must not be negative (0 means {DEFAULT_PAGE_SIZE})")
-    return min(value or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+page_size = paging.page_size
+MAX_PAGE_SIZE = paging.MAX_PAGE_SIZE
 
 
 def encode_token(before: str, made_for: PaymentFilter) -> str:
-    raw = json.dumps({"b": before, "f": made_for.fingerprint()}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return paging.encode_token(before, made_for.fingerprint())
 
 
 def decode_token(token: str, expected: PaymentFilter) -> str | None:
-    if not token:
-        return None
-    if len(token) > _TOKEN_MAX:
-        raise InvalidArgument.field("page_token", _BAD_TOKEN)
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-        raise InvalidArgument.field("page_token", _BAD_TOKEN) from exc
-    if not isinstance(data, dict) or not isinstance(data.get("b"), str) or not is_payment_id(data["b"]):
-        raise InvalidArgument.field("page_token", _BAD_TOKEN)
-    if data.get("f") != expected.fingerprint():
-        raise InvalidArgument.field("page_token", "was made for other filters; send the same filters, or no token")
-    before: str = data["b"]
-    return before
+    return paging.decode_token(token, filters=expected.fingerprint(), valid_id=is_payment_id, listing="ListPayments")
 
 
 def list_query(filter_: PaymentFilter, size: int, token: str) -> ListQuery:
