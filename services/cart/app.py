@@ -53,4 +53,4 @@ def assemble(db: Database, verifier: TokenVerifier, settings: Settings, catalog_
 
 async def build(settings: Settings) -> App:
     db = await open_database(settings, "cart", MIGRATIONS)
-    return assemble(db, remote_verifier(settings), settings)
+    return assemble(db, remote_verifier(settings, "cart"), settings)

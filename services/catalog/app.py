@@ -60,4 +60,4 @@ def assemble(db: Database, verifier: TokenVerifier, cache_entries: int = CACHE_E
 
 async def build(settings: Settings) -> App:
     db = await open_database(settings, "catalog", MIGRATIONS)
-    return assemble(db, remote_verifier(settings), relay=OutboxRelay(db, settings))
+    return assemble(db, remote_verifier(settings, "catalog"), relay=OutboxRelay(db, settings))

@@ -83,5 +83,5 @@ async def build(settings: Settings) -> App:
     tokens = ServiceTokens(settings, service="order")
     peers = Peers.connect({name: settings.address_of(name) for name in ("cart", "catalog", "payment")},
                           tokens.metadata)
-    app, _ = assemble(db, remote_verifier(settings), peers, relay=OutboxRelay(db, settings))
+    app, _ = assemble(db, remote_verifier(settings, "order"), peers, relay=OutboxRelay(db, settings))
     return app

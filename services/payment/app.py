@@ -55,4 +55,4 @@ def assemble(db: Database, verifier: TokenVerifier, settings: Settings,
 
 async def build(settings: Settings) -> App:
     db = await open_database(settings, "payment", MIGRATIONS)
-    return assemble(db, remote_verifier(settings), settings)
+    return assemble(db, remote_verifier(settings, "payment"), settings)

@@ -11,8 +11,9 @@ import structlog
 from services.runtime.db import Database, ensure_database
 from services.runtime.jwks_client import remote_jwks
 from services.runtime.migrations import upgrade_all
+from services.runtime.revocations import RevocationFeed, RevocationList
 from services.runtime.settings import Settings
-from services.runtime.tokens import KeySet, TokenVerifier
+from services.runtime.tokens import TOKEN_LEEWAY_SECONDS, KeySet, TokenVerifier
 
 log = structlog.get_logger("commerce.bootstrap")
 
@@ -26,6 +27,13 @@ async def open_database(settings: Settings, service: str, script_location: Path)
     return db
 
 
-def remote_verifier(settings: Settings) -> TokenVerifier:
+def revocation_feed(settings: Settings, name: str) -> RevocationFeed:
+    """Suspended tenants and deleted users, remembered as long as any token can live."""
+    longest = max(settings.access_token_ttl_seconds, settings.guest_token_ttl_seconds) + TOKEN_LEEWAY_SECONDS
+    return RevocationFeed(RevocationList(longest), settings.nats_url, name, settings.nats_stream_replicas)
+
+
+def remote_verifier(settings: Settings, name: str = "service") -> TokenVerifier:
     keys = KeySet(remote_jwks(settings.address_of("tenant")), settings.jwks_refresh_seconds)
-    return TokenVerifier(keys, settings.jwt_issuer, settings.jwt_audience)
+    return TokenVerifier(keys, settings.jwt_issuer, settings.jwt_audience,
+                         revocations=revocation_feed(settings, name))

@@ -66,7 +66,7 @@ class Running:
 
     async def stop(self, grace: float) -> None:
         await self.health.shutdown()
-        for hook in self.app.on_stop:
+        for hook in [*self.app.on_stop, self.app.verifier.stop]:
             # asyncio.wait, not wait_for: a hook that swallows its cancellation must not hang shutdown.
             task = asyncio.ensure_future(hook())
             done, _ = await asyncio.wait({task}, timeout=STOP_HOOK_SECONDS)
@@ -95,6 +95,7 @@ async def create_server(app: App, address: str, probe_seconds: float = 1.0) -> R
     await server.start()
     await reporter.check_once()
     reporter.start()
+    await app.verifier.start()
     for hook in app.on_start:
         await hook()
     return Running(server, port, reporter, app)

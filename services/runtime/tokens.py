@@ -3,7 +3,9 @@
 Every service verifies tokens itself, because internal callers bypass Envoy.
 Public keys come from a JWKS source: the tenant service's key store in-process,
 or its GetJwks RPC for every other service (refreshed periodically and on an
-unknown ``kid``).
+unknown ``kid``). A token whose signature holds is still refused when its
+tenant was suspended or its user deleted after it was issued
+(services/runtime/revocations.py).
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from jwt.algorithms import RSAAlgorithm
 
 from services.runtime.context import ADMIN, SERVICE, Caller
 from services.runtime.errors import Unauthenticated
+from services.runtime.revocations import RevocationFeed
 
 Jwk = Mapping[str, str]
 JwksFetcher = Callable[[], Awaitable[Sequence[Jwk]]]
-_LEEWAY_SECONDS = 30
+TOKEN_LEEWAY_SECONDS = 30
 _UNKNOWN_KID_REFRESH_SECONDS = 5.0
 
 
@@ -62,24 +65,37 @@ class KeySet:
 class TokenVerifier:
     """Turns a bearer token into a Caller, or raises Unauthenticated."""
 
-    def __init__(self, keys: KeySet, issuer: str, audience: str, cache_size: int = 10_000) -> None:
+    def __init__(self, keys: KeySet, issuer: str, audience: str, cache_size: int = 10_000,
+                 revocations: RevocationFeed | None = None) -> None:
         self._keys = keys
         self._issuer = issuer
         self._audience = audience
-        self._cache: OrderedDict[str, tuple[float, Caller]] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[float, float, Caller]] = OrderedDict()  # exp, iat, caller
         self._cache_size = cache_size
+        self.revocations = revocations
+
+    async def start(self) -> None:
+        if self.revocations is not None:
+            await self.revocations.start()
+
+    async def stop(self) -> None:
+        if self.revocations is not None:
+            await self.revocations.stop()
 
     async def verify(self, token: str, tenant_override: str | None = None) -> Caller:
         cached = self._cache.get(token)
         if cached is not None and cached[0] > time.time():
             self._cache.move_to_end(token)
-            caller = cached[1]
+            _, issued_at, caller = cached
         else:
             claims = await self._decode(token)
             caller = _caller_from(claims, token)
-            self._cache[token] = (float(claims["exp"]), caller)
+            issued_at = float(claims["iat"])
+            self._cache[token] = (float(claims["exp"]), issued_at, caller)
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
+        if self.revocations is not None:
+            self.revocations.revocations.check(caller.tenant_id, caller.subject, issued_at)
         if tenant_override and tenant_override != caller.tenant_id:
             if not caller.has_any(frozenset({ADMIN, SERVICE})):
                 raise Unauthenticated("x-tenant-id is only honoured for admin and service tokens",
@@ -101,7 +117,7 @@ class TokenVerifier:
         try:
             claims: dict[str, Any] = jwt.decode(
                 token, key, algorithms=["RS256"], audience=self._audience, issuer=self._issuer,
-                leeway=_LEEWAY_SECONDS, options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+                leeway=TOKEN_LEEWAY_SECONDS, options={"require": ["exp", "iat", "sub", "iss", "aud"]},
             )
         except jwt.ExpiredSignatureError as exc:
             raise Unauthenticated("token expired", reason="TOKEN_EXPIRED") from exc

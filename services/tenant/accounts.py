@@ -14,8 +14,9 @@ from commerce.tenant.v1 import tenant_pb2
 
 from services.runtime.context import PLATFORM_TENANT, Caller
 from services.runtime.db import Database
-from services.runtime.errors import AlreadyExists, NotFound, Unauthenticated
+from services.runtime.errors import AlreadyExists, FailedPrecondition, NotFound, Unauthenticated
 from services.runtime.idempotency import IdempotencyKey, remember, replay
+from services.tenant import events
 from services.tenant.convert import user_from_message, user_message
 from services.tenant.domain.access import check_can_manage_users
 from services.tenant.domain.tenant import check_accepts_logins, check_accepts_new_staff, check_serves_shoppers
@@ -61,8 +62,22 @@ class Accounts:
             if user is None:
                 raise AlreadyExists("a user with this email already exists in this tenant", reason="EMAIL_TAKEN",
                                     metadata={"tenant_id": tenant_id})
+            await events.user_registered(conn, user)
             await remember(conn, key, response_type(user=user_message(user)))
         return user
+
+    async def delete_user(self, caller: Caller, tenant_id: str, user_id: str) -> None:
+        """Removes the user. UserDeleted (same transaction) makes every service refuse the
+        tokens they hold. An owner cannot delete themselves (the tenant would lose its owner
+        by accident); another owner or an admin can."""
+        check_can_manage_users(caller, tenant_id)
+        if caller.subject == user_id and caller.tenant_id == tenant_id:
+            raise FailedPrecondition("you cannot delete yourself; ask another owner or an admin",
+                                     reason="CANNOT_DELETE_SELF")
+        async with self._db.tenant(tenant_id) as conn:
+            if not await users_store.delete_user(conn, user_id):
+                raise NotFound("user not found", reason="USER_NOT_FOUND")
+            await events.user_deleted(conn, tenant_id, user_id)
 
     async def login(self, tenant_id: str, credentials: Credentials) -> tuple[IssuedToken, User]:
         if tenant_id == PLATFORM_TENANT:

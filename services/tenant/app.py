@@ -8,7 +8,8 @@ from collections.abc import Sequence
 import grpc
 from commerce.tenant.v1 import service_token_pb2_grpc, tenant_pb2_grpc
 
-from services.runtime.bootstrap import open_database
+from services.runtime.bootstrap import open_database, revocation_feed
+from services.runtime.events.relay import OutboxRelay
 from services.runtime.migrations import upgrade_schema
 from services.runtime.server import App
 from services.runtime.settings import Settings
@@ -36,12 +37,14 @@ async def open_platform(settings: Settings) -> PlatformStore:
 
 
 def local_verifier(settings: Settings, keys: KeyStore) -> TokenVerifier:
-    """Verifies tokens against this service's own key store (no network)."""
+    """Verifies tokens against this service's own key store (no network); revocations
+    come over NATS like everywhere else."""
 
     async def fetch() -> Sequence[Jwk]:
         return keys.jwks()
 
-    return TokenVerifier(KeySet(fetch, settings.keys_reload_seconds), settings.jwt_issuer, settings.jwt_audience)
+    return TokenVerifier(KeySet(fetch, settings.keys_reload_seconds), settings.jwt_issuer, settings.jwt_audience,
+                         revocations=revocation_feed(settings, NAME))
 
 
 async def build(settings: Settings) -> App:
@@ -58,6 +61,7 @@ async def build(settings: Settings) -> App:
                               settings.provision_retry_seconds)
     servicer = TenantServicer(Tenants(platform, provisioner), Accounts(db, platform, passwords, issuer), keys)
     service_tokens = ServiceTokenServicer(issuer, settings.service_secret)
+    relay = OutboxRelay(db, settings, extra_schemas=(SCHEMA,))
 
     def register(server: grpc.aio.Server) -> None:
         tenant_pb2_grpc.add_TenantServiceServicer_to_server(servicer, server)
@@ -65,5 +69,6 @@ async def build(settings: Settings) -> App:
 
     return App(
         name=NAME, services=[SERVICE, SERVICE_DESCRIPTOR], register=register, verifier=local_verifier(settings, keys),
-        probes={"database": db.ping}, on_start=[provisioner.start], on_stop=[provisioner.stop, db.dispose],
+        probes={"database": db.ping}, on_start=[provisioner.start, relay.start],
+        on_stop=[relay.stop, provisioner.stop, db.dispose],
     )

@@ -15,7 +15,7 @@ from services.tenant import convert
 from services.tenant.accounts import CREATE_USER, REGISTER_CUSTOMER, Accounts
 from services.tenant.domain import paging
 from services.tenant.domain.tenant import new_tenant, tenant_id_of_request
-from services.tenant.domain.user import credentials, new_customer, new_staff
+from services.tenant.domain.user import credentials, new_customer, new_staff, user_id_of_request
 from services.tenant.keys import KeyStore
 from services.tenant.tenants import CREATE, SUSPEND, Tenants
 
@@ -70,6 +70,12 @@ class TenantServicer(tenant_pb2_grpc.TenantServiceServicer):
         user = await self._accounts.create_staff(current_caller(), tenant_id, new,
                                                  _key(CREATE_USER, request, "password"))
         return tenant_pb2.CreateUserResponse(user=convert.user_message(user))
+
+    async def DeleteUser(self, request: tenant_pb2.DeleteUserRequest,
+                         context: Context) -> tenant_pb2.DeleteUserResponse:
+        tenant_id, user_id = user_id_of_request(request.tenant_id, request.user_id)
+        await self._accounts.delete_user(current_caller(), tenant_id, user_id)
+        return tenant_pb2.DeleteUserResponse()
 
     async def RegisterCustomer(self, request: tenant_pb2.RegisterCustomerRequest,
                                context: Context) -> tenant_pb2.RegisterCustomerResponse:

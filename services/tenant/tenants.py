@@ -10,6 +10,7 @@ from commerce.tenant.v1 import tenant_pb2
 from services.runtime.context import Caller
 from services.runtime.errors import AlreadyExists
 from services.runtime.idempotency import IdempotencyKey, remember, replay
+from services.tenant import events
 from services.tenant.convert import tenant_message
 from services.tenant.domain import paging
 from services.tenant.domain.access import check_can_read_tenant, tenant_not_found
@@ -36,6 +37,7 @@ class Tenants:
                 if tenant is None:
                     raise AlreadyExists(f"tenant {new.tenant_id!r} already exists", reason="TENANT_EXISTS",
                                         metadata={"tenant_id": new.tenant_id})
+                await events.tenant_created(conn, tenant)
                 await remember(conn, key, tenant_pb2.CreateTenantResponse(tenant=tenant_message(tenant)))
             else:
                 found = await self._store.tenant(conn, previous.tenant.tenant_id)
@@ -58,7 +60,8 @@ class Tenants:
         return page, next_token
 
     async def suspend(self, tenant_id: str, key: IdempotencyKey | None) -> Tenant:
-        """Suspends the tenant (a no-op when it already is)."""
+        """Suspends the tenant (a no-op when it already is). TenantSuspended makes every
+        service refuse the tokens its users hold."""
         async with self._store.transaction() as conn:
             previous = await replay(conn, key, tenant_pb2.SuspendTenantResponse)
             if previous is not None:
@@ -69,5 +72,7 @@ class Tenants:
             if current is None:
                 raise tenant_not_found()
             tenant = await self._store.save_tenant(conn, current.suspended())
+            if tenant.state is not current.state:
+                await events.tenant_suspended(conn, tenant)
             await remember(conn, key, tenant_pb2.SuspendTenantResponse(tenant=tenant_message(tenant)))
         return tenant

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from commerce.tenant.v1 import tenant_pb2
 
+from services.devmesh.nats import Nats
 from services.devmesh.postgres import Postgres
 from services.runtime.server import Running
 from services.runtime.settings import Settings
@@ -64,11 +65,11 @@ class Mesh:
 
 
 @pytest.fixture(scope="module")
-async def mesh(postgres: Postgres, tmp_path_factory: pytest.TempPathFactory,
+async def mesh(postgres: Postgres, nats_server: Nats, tmp_path_factory: pytest.TempPathFactory,
                request: pytest.FixtureRequest) -> AsyncIterator[Mesh]:
     prefix = str(request.module.PREFIX)
     tmp = tmp_path_factory.mktemp(prefix)
-    settings = make_settings(postgres.url, prefix, tmp)
+    settings = make_settings(postgres.url, prefix, tmp, nats_url=nats_server.url)
     await add_admin(settings)
     tenant = await start_tenant(settings)
     target = await start_target(settings, tenant.port, tmp)

@@ -196,8 +196,15 @@ async def test_a_suspended_tenant_refuses_logins_guests_and_new_users(mesh: Mesh
     assert (failure.code, failure.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "TENANT_SUSPENDED")
     failure = await failure_of(mesh.client.stub.CreateUser(tenant_pb2.CreateUserRequest(
         tenant_id=tenant_id, email="new@shop.example", password="long-password",
-        role=tenant_pb2.USER_ROLE_SELLER), metadata=bearer(owner)))
+        role=tenant_pb2.USER_ROLE_SELLER), metadata=bearer(mesh.admin)))
     assert (failure.code, failure.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "TENANT_SUSPENDED")
+    # The owner's token from before: refused as soon as the suspension is known (tests/tenant/test_revocation.py),
+    # and the tenant refuses new staff either way.
+    failure = await failure_of(mesh.client.stub.CreateUser(tenant_pb2.CreateUserRequest(
+        tenant_id=tenant_id, email="new@shop.example", password="long-password",
+        role=tenant_pb2.USER_ROLE_SELLER), metadata=bearer(owner)))
+    assert (failure.code, failure.reason) in {(grpc.StatusCode.FAILED_PRECONDITION, "TENANT_SUSPENDED"),
+                                              (grpc.StatusCode.UNAUTHENTICATED, "TENANT_SUSPENDED")}
     # The admin still sees it; other tenants are unaffected.
     other, _ = await mesh.tenant_with_owner()
     assert await mesh.client.login(other, "owner@shop.example", OWNER_PASSWORD)

@@ -39,9 +39,11 @@ def _fill_metadata(event: Message, event_id: str, tenant_id: str, aggregate_id: 
     meta.aggregate_id = aggregate_id
 
 
-async def emit(conn: AsyncConnection, event: Message, *, tenant_id: str, aggregate_id: str) -> str:
+async def emit(conn: AsyncConnection, event: Message, *, tenant_id: str, aggregate_id: str,
+               schema: str | None = None) -> str:
     """Fill ``event.metadata``, store the event in the tenant's outbox within ``conn``'s
-    transaction, and return its event id."""
+    transaction, and return its event id. ``schema``: the schema ``conn`` writes to when
+    it is not the tenant's own (the tenant service's ``platform`` schema)."""
     event_id = str(uuid.uuid4())
     now = datetime.now(UTC)
     traceparent = tracing.child_of(tracing.current_traceparent())
@@ -57,5 +59,5 @@ async def emit(conn: AsyncConnection, event: Message, *, tenant_id: str, aggrega
         event_id=event_id, subject=naming.subject_for(event.DESCRIPTOR, tenant_id), event_type=event_type,
         payload=event.SerializeToString(), headers=headers, state=PENDING, attempts=0, create_time=now,
     ))
-    await conn.execute(_NOTIFY, {"channel": CHANNEL, "schema": schema_for(tenant_id)})
+    await conn.execute(_NOTIFY, {"channel": CHANNEL, "schema": schema or schema_for(tenant_id)})
     return event_id

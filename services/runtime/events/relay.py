@@ -44,12 +44,14 @@ class OutboxRelay:
                  idle_seconds: float = 0.2, max_idle_seconds: float = 1.0, listening_idle_seconds: float = 5.0,
                  publish_timeout: float = 2.0,
                  retention_seconds: float = 86400.0, cleanup_every_seconds: float = 60.0,
-                 nats_url: str | None = None) -> None:
-        """Idle polls of every schema back off from ``idle_seconds`` to ``max_idle_seconds``,
+                 nats_url: str | None = None, extra_schemas: tuple[str, ...] = ()) -> None:
+        """``extra_schemas``: schemas with an outbox besides the tenant schemas (the tenant
+        service's ``platform``). Idle polls of every schema back off from ``idle_seconds`` to ``max_idle_seconds``,
         or to ``listening_idle_seconds`` while NOTIFY wakes the relay (and at once when NATS
         comes back). Sent rows are deleted ``retention_seconds`` after they were published (checked
         every ``cleanup_every_seconds``); rows still pending are never deleted."""
         self._db = db
+        self._extra_schemas = set(extra_schemas)
         self._batch_size = batch_size
         self._idle_seconds = idle_seconds
         self._max_idle_seconds = max_idle_seconds
@@ -103,7 +105,7 @@ class OutboxRelay:
                 if woken:
                     schemas, self._dirty = self._dirty, set()
                 else:
-                    schemas = await self._db.tenant_schemas()
+                    schemas = await self._db.tenant_schemas() | self._extra_schemas
                 published = await self._drain(schemas, count_pending=not woken)
                 if not woken and time.monotonic() - self._last_cleanup >= self._cleanup_every:
                     self._last_cleanup = time.monotonic()

@@ -4,9 +4,11 @@ owner, and customers who register themselves. Emails are lower-cased."""
 from __future__ import annotations
 
 import enum
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from services.tenant.domain.tenant import check_tenant_id
 from services.tenant.domain.validation import Violations
 
 DISPLAY_NAME_MAX = 200
@@ -72,3 +74,19 @@ def credentials(email: str, password: str) -> Credentials:
     v.given_password("password", password)
     v.raise_if_any()
     return Credentials(clean_email.lower(), password)
+
+
+def user_id_of_request(tenant_id: str, user_id: str) -> tuple[str, str]:
+    """The tenant and user a request names (user ids are UUIDs)."""
+    v = Violations()
+    check_tenant_id(v, "tenant_id", tenant_id)
+    clean = ""
+    if not user_id:
+        v.add("user_id", "is required")
+    else:
+        try:
+            clean = str(uuid.UUID(user_id))
+        except ValueError:
+            v.add("user_id", "must be a user id (a UUID)")
+    v.raise_if_any()
+    return tenant_id, clean

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, DateTime, MetaData, Table, Text, func, select, update
+from sqlalchemy import Column, DateTime, MetaData, Table, Text, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -52,3 +52,9 @@ async def user_by_email(conn: AsyncConnection, tenant_id: str, email: str) -> Us
 
 async def set_password_hash(conn: AsyncConnection, user_id: str, password_hash: str) -> None:
     await conn.execute(update(users).where(users.c.user_id == user_id).values(password_hash=password_hash))
+
+
+async def delete_user(conn: AsyncConnection, user_id: str) -> bool:
+    """Removes the user; False when there is none with this id in the tenant."""
+    row = (await conn.execute(delete(users).where(users.c.user_id == user_id).returning(users.c.user_id))).first()
+    return row is not None

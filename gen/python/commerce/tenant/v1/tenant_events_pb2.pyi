@@ -30,3 +30,13 @@ class UserRegistered(_message.Message):
     metadata: _event_pb2.EventMetadata
     user: _tenant_pb2.User
     def __init__(self, metadata: _Optional[_Union[_event_pb2.EventMetadata, _Mapping]] = ..., user: _Optional[_Union[_tenant_pb2.User, _Mapping]] = ...) -> None: ...
+
+class UserDeleted(_message.Message):
+    __slots__ = ("metadata", "user_id", "tenant_id")
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    metadata: _event_pb2.EventMetadata
+    user_id: str
+    tenant_id: str
+    def __init__(self, metadata: _Optional[_Union[_event_pb2.EventMetadata, _Mapping]] = ..., user_id: _Optional[str] = ..., tenant_id: _Optional[str] = ...) -> None: ...

@@ -61,6 +61,11 @@ class TenantServiceStub:
                 request_serializer=commerce_dot_tenant_dot_v1_dot_tenant__pb2.CreateUserRequest.SerializeToString,
                 response_deserializer=commerce_dot_tenant_dot_v1_dot_tenant__pb2.CreateUserResponse.FromString,
                 _registered_method=True)
+        self.DeleteUser = channel.unary_unary(
+                '/commerce.tenant.v1.TenantService/DeleteUser',
+                request_serializer=commerce_dot_tenant_dot_v1_dot_tenant__pb2.DeleteUserRequest.SerializeToString,
+                response_deserializer=commerce_dot_tenant_dot_v1_dot_tenant__pb2.DeleteUserResponse.FromString,
+                _registered_method=True)
         self.RegisterCustomer = channel.unary_unary(
                 '/commerce.tenant.v1.TenantService/RegisterCustomer',
                 request_serializer=commerce_dot_tenant_dot_v1_dot_tenant__pb2.RegisterCustomerRequest.SerializeToString,
@@ -123,6 +128,17 @@ class TenantServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteUser(self, request, context):
+        """Deletes a user of a tenant (staff or customer). The user can no longer log in,
+        and every token already issued to them is refused from then on, at the edge
+        and at every service, though it has not expired. Admins delete users of any
+        tenant; an owner those of their own tenant, but not themselves. Orders and
+        payments of a deleted customer are kept.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RegisterCustomer(self, request, context):
         """A shopper registers as a customer of a tenant. No token needed.
         """
@@ -179,6 +195,11 @@ def add_TenantServiceServicer_to_server(servicer, server):
                     servicer.CreateUser,
                     request_deserializer=commerce_dot_tenant_dot_v1_dot_tenant__pb2.CreateUserRequest.FromString,
                     response_serializer=commerce_dot_tenant_dot_v1_dot_tenant__pb2.CreateUserResponse.SerializeToString,
+            ),
+            'DeleteUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteUser,
+                    request_deserializer=commerce_dot_tenant_dot_v1_dot_tenant__pb2.DeleteUserRequest.FromString,
+                    response_serializer=commerce_dot_tenant_dot_v1_dot_tenant__pb2.DeleteUserResponse.SerializeToString,
             ),
             'RegisterCustomer': grpc.unary_unary_rpc_method_handler(
                     servicer.RegisterCustomer,
@@ -338,6 +359,33 @@ class TenantService:
             '/commerce.tenant.v1.TenantService/CreateUser',
             commerce_dot_tenant_dot_v1_dot_tenant__pb2.CreateUserRequest.SerializeToString,
             commerce_dot_tenant_dot_v1_dot_tenant__pb2.CreateUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/commerce.tenant.v1.TenantService/DeleteUser',
+            commerce_dot_tenant_dot_v1_dot_tenant__pb2.DeleteUserRequest.SerializeToString,
+            commerce_dot_tenant_dot_v1_dot_tenant__pb2.DeleteUserResponse.FromString,
             options,
             channel_credentials,
             insecure,
