@@ -5,12 +5,13 @@
     App(..., on_start=[consumer.start], on_stop=[consumer.stop])
 
 For each message: the event class comes from the ``Commerce-Event-Type`` header and
-the tenant from ``Commerce-Tenant``; inside ``db.tenant(tenant)`` the event id is
+the tenant from ``Commerce-Tenant`` (the subject's last token and ``metadata.tenant_id``
+must name the same tenant); inside ``db.tenant(tenant)`` the event id is
 inserted in the ``inbox`` and, only if it was not there yet, ``handler(conn, event,
 tenant_id)`` runs in the same transaction; the message is acked after the commit.
 A handler error naks the message with back-off; on delivery ``max_deliver`` a
 failure sends it to ``dlq.<subject>`` (stream COMMERCE_DLQ) and acks it. A message
-that cannot be decoded goes to the dead-letter subject at once.
+that cannot be decoded, or whose tenants disagree, goes to the dead-letter subject at once.
 """
 
 from __future__ import annotations
@@ -219,6 +220,12 @@ class EventConsumer:
             raise _Poison(f"cannot decode: {type(exc).__name__}: {exc}") from exc
         meta = event.metadata  # type: ignore[attr-defined]
         tenant_id = headers.get(naming.TENANT) or meta.tenant_id
+        # The subject's last token, the header and the metadata must name one tenant: a message
+        # naming two would be applied in one of them with the other's data.
+        named = {msg.subject.rsplit(".", 1)[-1], headers.get(naming.TENANT, ""), meta.tenant_id} - {""}
+        if len(named) > 1:
+            raise _Poison(f"tenants disagree: subject {msg.subject!r}, {naming.TENANT} "
+                          f"{headers.get(naming.TENANT, '')!r}, metadata.tenant_id {meta.tenant_id!r}")
         # The payload's id is authoritative: a re-published copy may carry another Nats-Msg-Id.
         event_id = meta.event_id or headers.get(naming.MSG_ID, "")
         if not TENANT_ID_PATTERN.fullmatch(tenant_id) or not event_id:
