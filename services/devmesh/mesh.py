@@ -69,6 +69,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env: dict[str, str] = {}
     for name, value in settings.model_dump(mode="json").items():
         raw = getattr(settings, name)
+        if raw is None:  # unset: the child computes the default itself
+            continue
         if isinstance(raw, SecretStr):  # dumped as "**********": pass the secret itself
             value = raw.get_secret_value()
         env[_ENV_NAMES.get(name, f"COMMERCE_{name.upper()}")] = value if isinstance(value, str) else json.dumps(value)

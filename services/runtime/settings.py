@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     provision_retry_seconds: float = 5.0
     # How often the tenant service looks for new key files in keys_dir (rotation, no restart).
     keys_reload_seconds: float = 5.0
+    # A new signing key is published in the JWKS at once but signs only this long after it was
+    # added, so every verifier (Envoy keeps the JWKS edge_jwks_cache_seconds) knows it first.
+    # Unset: edge_jwks_cache_seconds + keys_reload_seconds + 5 (see key_activation_seconds()).
+    keys_activation_seconds: float | None = Field(default=None, ge=0)
 
     jwt_issuer: str = "commerce-mesh"
     # Shared secret the mesh's services present to the tenant service for service tokens
@@ -132,6 +136,12 @@ class Settings(BaseSettings):
 
     def database_name(self, service: str) -> str:
         return f"{self.database_prefix}_{service}"
+
+    def key_activation_seconds(self) -> float:
+        """How long a new signing key is only published before it signs."""
+        if self.keys_activation_seconds is not None:
+            return self.keys_activation_seconds
+        return self.edge_jwks_cache_seconds + self.keys_reload_seconds + 5.0
 
 
 @lru_cache(maxsize=1)

@@ -50,7 +50,7 @@ def local_verifier(settings: Settings, keys: KeyStore) -> TokenVerifier:
 async def build(settings: Settings) -> App:
     platform = await open_platform(settings)
     db = platform.db
-    keys = KeyStore(settings.keys_dir, settings.keys_reload_seconds)
+    keys = KeyStore(settings.keys_dir, settings.keys_reload_seconds, settings.key_activation_seconds())
     keys.ensure_key()
     issuer = TokenIssuer(keys, settings.jwt_issuer, settings.jwt_audience,
                          settings.access_token_ttl_seconds, settings.guest_token_ttl_seconds)

@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import os
 import sys
+from datetime import UTC, datetime
 
 from services.runtime.settings import load_settings
 from services.tenant.app import open_platform
@@ -68,9 +69,12 @@ async def create_admin(email: str, password_env: str | None, display_name: str, 
 
 def rotate_key() -> int:
     settings = load_settings()
-    key = KeyStore(settings.keys_dir).add_key()
-    print(f"new signing key {key.kid} in {key.path}; running tenant services sign with it within "
-          f"{settings.keys_reload_seconds:g}s, and every earlier key stays published in the JWKS")
+    store = KeyStore(settings.keys_dir, activation_seconds=settings.key_activation_seconds())
+    key = store.add_key()
+    starts = datetime.fromtimestamp(store.signs_from(key), UTC).isoformat(timespec="seconds")
+    print(f"new signing key {key.kid} in {key.path}: published in the JWKS within {settings.keys_reload_seconds:g}s, "
+          f"signing from {starts} ({settings.key_activation_seconds():g}s from now, once every verifier's cached "
+          f"JWKS has it); earlier keys stay published until their files are removed")
     return 0
 
 
@@ -83,7 +87,7 @@ def main(argv: list[str]) -> int:
     admin.add_argument("--password-env", metavar="VAR", help="read the password from this environment variable")
     admin.add_argument("--display-name", default="")
     admin.add_argument("--reset", action="store_true", help="if the admin exists, set the new password")
-    commands.add_parser("rotate-key", help="add a new signing key (the newest key signs)")
+    commands.add_parser("rotate-key", help="add a new signing key (published now, signing once the edge knows it)")
     args = parser.parse_args(argv)
     if args.command == "create-admin":
         return asyncio.run(create_admin(args.email, args.password_env, args.display_name, args.reset))

@@ -3,8 +3,15 @@
 - The folder (mode 0700) holds one ``<UTC timestamp>.pem`` file (mode 0600) per
   key; the first start generates one when the folder has none. No key is ever
   stored in the repository.
-- The newest key (greatest file name) signs; every key in the folder is
-  published in the JWKS, so tokens signed by an older key keep verifying.
+- Every key in the folder is published in the JWKS, so tokens signed by an
+  older key keep verifying until the operator removes its file (after the
+  longest token lifetime).
+- The newest key signs once it is ``activation_seconds`` old; until then the
+  key before it goes on signing. A new key is thus in every verifier's JWKS
+  (Envoy caches it for ``edge_jwks_cache_seconds``) before any token needs it,
+  and a fresh token is never refused at the edge. A key's age comes from the
+  UTC time in its file name (or, for a file named otherwise, its mtime).
+  When no key is old enough (first start) the oldest one signs.
 - Rotation = adding a key file (``python -m services.tenant rotate-key``).
   Running servers notice within ``reload_seconds``: the folder listing is
   compared at most that often and the keys reloaded when it changed.
@@ -19,7 +26,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,20 +53,33 @@ def thumbprint(n: str, e: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
 
 
+_STAMP = "%Y%m%dT%H%M%S%fZ"
+
+
+def created_at(name: str, mtime: float) -> float:
+    """When a key file was made: the UTC stamp ending its name, else its mtime."""
+    stamp = name.removesuffix(_SUFFIX).rsplit("-", 1)[-1]
+    try:
+        return datetime.strptime(stamp, _STAMP).replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return mtime
+
+
 @dataclass(frozen=True)
 class SigningKey:
     kid: str
     private_key: rsa.RSAPrivateKey
     jwk: dict[str, str]
     path: Path
+    created: float = 0.0
 
     @classmethod
-    def from_private(cls, private_key: rsa.RSAPrivateKey, path: Path) -> SigningKey:
+    def from_private(cls, private_key: rsa.RSAPrivateKey, path: Path, created: float = 0.0) -> SigningKey:
         numbers = private_key.public_key().public_numbers()
         n, e = _b64(numbers.n), _b64(numbers.e)
         kid = thumbprint(n, e)
         jwk = {"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256", "n": n, "e": e}
-        return cls(kid, private_key, jwk, path)
+        return cls(kid, private_key, jwk, path, created)
 
 
 class KeyStoreError(RuntimeError):
@@ -67,9 +87,12 @@ class KeyStoreError(RuntimeError):
 
 
 class KeyStore:
-    def __init__(self, folder: Path, reload_seconds: float = 5.0) -> None:
+    def __init__(self, folder: Path, reload_seconds: float = 5.0, activation_seconds: float = 0.0,
+                 clock: Callable[[], float] = time.time) -> None:
         self.folder = folder
         self._reload_seconds = reload_seconds
+        self.activation_seconds = activation_seconds
+        self._clock = clock
         self._checked_at = float("-inf")
         self._listing: tuple[tuple[str, int, int], ...] = ()
         self._keys: list[SigningKey] = []  # oldest first
@@ -77,10 +100,17 @@ class KeyStore:
     # --- reading ---------------------------------------------------------------
 
     def signing_key(self) -> SigningKey:
+        """The newest key that is old enough to sign (else the oldest key)."""
         keys = self._current()
         if not keys:
             raise KeyStoreError(f"no signing key in {self.folder}; start the tenant service or run rotate-key")
-        return keys[-1]
+        now = self._clock()
+        ready = [k for k in keys if now - k.created >= self.activation_seconds]
+        return ready[-1] if ready else keys[0]
+
+    def signs_from(self, key: SigningKey) -> float:
+        """When ``key`` starts signing (epoch seconds), should no newer key be added."""
+        return key.created + self.activation_seconds
 
     def jwks(self) -> list[dict[str, str]]:
         return [dict(k.jwk) for k in self._current()]
@@ -104,7 +134,7 @@ class KeyStore:
 
     def _load(self, listing: tuple[tuple[str, int, int], ...]) -> list[SigningKey]:
         keys: list[SigningKey] = []
-        for name, _, _ in listing:
+        for name, mtime_ns, _ in listing:
             path = self.folder / name
             try:
                 private = serialization.load_pem_private_key(path.read_bytes(), password=None)
@@ -114,7 +144,7 @@ class KeyStore:
             if not isinstance(private, rsa.RSAPrivateKey) or private.key_size < 2048:
                 log.warning("skipping key file: not an RSA key of at least 2048 bits", path=str(path))
                 continue
-            keys.append(SigningKey.from_private(private, path))
+            keys.append(SigningKey.from_private(private, path, created_at(name, mtime_ns / 1e9)))
         log.info("signing keys loaded", folder=str(self.folder), kids=[k.kid for k in keys])
         return keys
 
@@ -130,15 +160,15 @@ class KeyStore:
         return self.signing_key()
 
     def add_key(self) -> SigningKey:
-        """Generate a new key; it signs from now on (here at once, elsewhere after a reload)."""
+        """Generate a new key: published at once, signing from ``signs_from(key)``."""
         self._prepare_folder()
         with self._locked():
             path = self._write_new_key()
         self._checked_at = float("-inf")
-        key = self.signing_key()
-        if key.path != path:
+        newest = self._current()[-1]
+        if newest.path != path:
             raise KeyStoreError(f"{path.name} is not the newest key file in {self.folder}")
-        return key
+        return newest
 
     def _prepare_folder(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -54,6 +54,8 @@ def mesh(workdir: Path, postgres: Postgres, nats_server: Nats) -> Iterator[Mesh]
     settings = Settings().model_copy(update={
         "database_url": postgres.url, "nats_url": nats_server.url, "database_prefix": "e2e", "db_pool_size": 4,
         "log_level": "INFO", "health_probe_seconds": 0.5,
+        # Key rotation in seconds, not a minute: a new key signs 3 + 1 + 5 s after it is added.
+        "edge_jwks_cache_seconds": 3, "keys_reload_seconds": 1.0,
     })
     started = Mesh.on_free_ports(workdir / "e2e-mesh", settings, embedded_postgres=False, embedded_nats=False,
                                  progress=Progress(0, stream=None))

@@ -94,7 +94,7 @@ class Resources:
     def ids(self) -> dict[str, str]:
         return {"product_id": self.product_id, "reservation_id": self.reservation_id, "order_id": self.order_id,
                 "payment_id": self.payment_id, "customer_id": self.customer_id,
-                "tenant_id": self.tenant.tenant_id}
+                "user_id": self.customer_id, "tenant_id": self.tenant.tenant_id}
 
 
 def _ok(reply: httpx.Response) -> Any:
@@ -258,6 +258,12 @@ def test_tenant_a_resources_are_untouched_by_tenant_b(
     assert int(payment.get("refundedAmount", {}).get("amountMinor", 0)) == 0, payment
     cart = _ok(rest.get("/v1/cart", headers=a.tenant.auth("guest")))["cart"]
     assert [(i["productId"], int(i["quantity"])) for i in cart.get("lines", [])] == [(a.product_id, 2)]
+    # A's customer (whom DeleteUser named) still exists: their token works and they can log in.
+    mine = _ok(rest.get("/v1/orders", headers=a.tenant.shop.customer.auth))["orders"]
+    assert a.order_id in {o["orderId"] for o in mine}
+    customer = a.tenant.shop.customer
+    assert rest.post("/v1/auth/login", json={"tenantId": a.tenant.tenant_id, "email": customer.email,
+                                            "password": customer.password}).status_code == 200
 
 
 def test_lists_of_tenant_b_never_carry_tenant_a_ids(

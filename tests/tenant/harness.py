@@ -54,7 +54,8 @@ def make_settings(postgres_url: str, prefix: str, tmp: Path, **overrides: Any) -
     values: dict[str, Any] = dict(
         database_url=postgres_url, database_prefix=prefix, keys_dir=tmp / "keys", catalog_port=free_port(),
         provision_services=["catalog"], provision_retry_seconds=0.2, keys_reload_seconds=0.2,
-        metrics_port_offset=0, db_pool_size=4, log_level="WARNING",
+        # A new key signs at once here (no edge caches the JWKS); the delay is tested in test_keys.
+        keys_activation_seconds=0, metrics_port_offset=0, db_pool_size=4, log_level="WARNING",
     )
     values.update(overrides)
     return Settings(**values)

@@ -4,10 +4,13 @@ restart, while tokens of the older key keep verifying."""
 
 from __future__ import annotations
 
+import os
 import stat
+import time
 from pathlib import Path
 
 import jwt
+import pytest
 from commerce.tenant.v1 import tenant_pb2
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -90,3 +93,38 @@ def test_a_running_store_looks_at_the_folder_at_most_every_reload_interval(tmp_p
     KeyStore(folder).add_key()  # another process rotates
     assert slow.signing_key().kid == first.kid
     assert len(KeyStore(folder, reload_seconds=0).jwks()) == 2
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_new_key_is_published_at_once_but_signs_only_once_it_is_old_enough(tmp_path: Path) -> None:
+    clock = Clock(time.time())
+    store = KeyStore(tmp_path / "keys", reload_seconds=0, activation_seconds=40, clock=clock)
+    first = store.ensure_key()
+    assert store.signing_key().kid == first.kid, "the only key signs at once, though it is new"
+    second = store.add_key()
+    assert [k["kid"] for k in store.jwks()] == [first.kid, second.kid], "published at once"
+    assert store.signing_key().kid == first.kid, "the edge may not know the new key yet"
+    assert store.signs_from(second) == pytest.approx(second.created + 40)
+    clock.now = store.signs_from(second) - 0.5
+    assert store.signing_key().kid == first.kid
+    clock.now = store.signs_from(second)
+    assert store.signing_key().kid == second.kid
+
+
+def test_a_key_file_named_otherwise_is_as_old_as_its_mtime(tmp_path: Path) -> None:
+    folder = tmp_path / "keys"
+    store = KeyStore(folder, reload_seconds=0, activation_seconds=40)
+    first = store.ensure_key()
+    renamed = folder / "operator-key.pem"
+    first.path.rename(renamed)
+    os.utime(renamed, (time.time() - 3600, time.time() - 3600))
+    (loaded,) = KeyStore(folder, reload_seconds=0).jwks()
+    assert loaded["kid"] == first.kid
+    assert abs(KeyStore(folder, reload_seconds=0).signing_key().created - (time.time() - 3600)) < 5
