@@ -7,6 +7,7 @@ import re
 import shutil
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,22 @@ def test_key_made_as_the_readme_says_is_copied_privately_and_signs(tmp_path: Pat
     assert store.signing_key().path == copied
     assert store.ensure_key().path == copied  # the tenant's start finds it and makes no other
     assert [p.name for p in keys_dir.glob("*.pem")] == [pem.name]
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
+def test_a_key_rotated_as_the_readme_says_is_published_at_once_and_signs_after_the_rollout(tmp_path: Path) -> None:
+    readme = (DEPLOY / "README.md").read_text()
+    section = readme[readme.index("## Rotating the signing key"):]
+    command = re.search(r"openssl genpkey .*?\.pem\"", section, re.DOTALL)
+    assert command is not None, "deploy/README.md no longer shows how to make a rotation key"
+    keys = pytest.importorskip("services.tenant.keys")
+    folder = tmp_path / "keys"
+    old = keys.KeyStore(folder).ensure_key()
+    subprocess.run(["sh", "-c", command.group(0).replace("\\\n", " ").replace("keys/", f"{folder}/")],
+                   check=True, capture_output=True, timeout=30)
+    now = time.time()
+    store = keys.KeyStore(folder, reload_seconds=0, activation_seconds=40, clock=lambda: now)
+    assert len(store.jwks()) == 2  # the new key is published by every pod once restarted ...
+    assert store.signing_key().kid == old.kid  # ... but does not sign during the rollout
+    later = keys.KeyStore(folder, reload_seconds=0, activation_seconds=40, clock=lambda: now + 11 * 60)
+    assert later.signing_key().kid != old.kid
