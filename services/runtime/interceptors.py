@@ -123,6 +123,11 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                                    metadata={"method": method})
         return caller
 
+    async def _still_valid(self, context: grpc.aio.ServicerContext[Any, Any], caller: Caller) -> None:
+        if caller.token:
+            metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+            await self._verifier.verify(caller.token, metadata.get("x-tenant-id") or None)
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -186,6 +191,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 trace = set_traceparent(_traceparent(context))
                 try:
                     async for item in behavior(request, context):
+                        # A stream outlives checks made at its start: nothing more is sent once
+                        # the token has expired or was revoked (tenant suspended, user deleted).
+                        await self._still_valid(context, caller)
                         yield item
                 finally:
                     reset_traceparent(trace)

@@ -337,3 +337,56 @@ def test_after_rotation_the_first_token_of_the_new_key_works_at_the_edge_at_once
     assert edge_status(rest, rotation.new_token) == 200
     assert mesh.envoy is not None
     assert mesh.envoy.counter("jwks_fetch_success") > rotation.edge_fetches
+
+
+# --- streams outlive the checks at their start ------------------------------------------------
+
+
+def _confirmed_order(rest: httpx.Client, shop: e2e.Shop) -> str:
+    product_id = str(e2e.create_product(rest, shop.seller)["productId"])
+    assert rest.put(f"/v1/products/{product_id}/stock", headers=shop.seller.auth, json={"onHand": "5"}).is_success
+    assert rest.post("/v1/cart/items", headers=shop.customer.auth,
+                     json={"productId": product_id, "quantity": "1"}).is_success
+    reply = rest.post("/v1/orders", headers=shop.customer.auth, json={
+        "requestId": str(uuid.uuid4()), "paymentToken": "tok_sandbox_ok", "email": shop.customer.email,
+        "shippingAddress": {"recipient": "Ada Buyer", "line1": "1 Main St", "city": "Springfield", "region": "IL",
+                            "postalCode": "62701", "countryCode": "US"}})
+    assert reply.status_code == 200, reply.text
+    order_id = str(reply.json()["order"]["orderId"])
+
+    def confirmed() -> bool:
+        order = rest.get(f"/v1/orders/{order_id}", headers=shop.customer.auth).json()["order"]
+        return bool(order["status"] == "ORDER_STATUS_CONFIRMED")
+
+    _wait("the order to be confirmed", confirmed, 20)
+    return order_id
+
+
+def test_a_watch_stream_sends_nothing_more_once_its_users_token_is_revoked(
+        mesh: Mesh, rest: httpx.Client, admin: e2e.Account) -> None:
+    tenant_id = f"sec-watch-{uuid.uuid4().hex[:6]}"
+    shop = e2e.open_shop(rest, admin, tenant_id)
+    order_id = _confirmed_order(rest, shop)
+    owner_password = "a-long-enough-password"
+    made = rest.post(f"/v1/tenants/{tenant_id}/users", headers=admin.auth, json={
+        "email": f"owner@{tenant_id}.test", "password": owner_password, "role": "USER_ROLE_OWNER"})
+    assert made.status_code == 200, made.text
+    owner = {"authorization": f"Bearer {e2e.login(rest, tenant_id, f'owner@{tenant_id}.test', owner_password)}"}
+    seller_id = str(jwt.decode(shop.seller.token, options={"verify_signature": False})["sub"])
+    with grpc.insecure_channel(mesh.address_of("order")) as channel:
+        stream = order_pb2_grpc.OrderServiceStub(channel).WatchOrder(
+            order_pb2.WatchOrderRequest(order_id=order_id),
+            metadata=(("authorization", f"Bearer {shop.seller.token}"),), timeout=30)
+        first = next(stream)
+        assert first.order.order_id == order_id  # the watcher is let in and sees the order
+        # The owner deletes the watching seller, then ships the order: a change the stream would carry.
+        assert rest.delete(f"/v1/tenants/{tenant_id}/users/{seller_id}", headers=owner).status_code == 200
+        _wait("the order service refusing the deleted seller",
+              lambda: service_code(mesh, shop.seller.token, "order") == grpc.StatusCode.UNAUTHENTICATED, 10)
+        shipped = rest.post(f"/v1/orders/{order_id}:ship", headers=owner,
+                            json={"carrier": "UPS", "trackingNumber": "1Z999"})
+        assert shipped.status_code == 200, shipped.text
+        with pytest.raises(grpc.RpcError) as ended:
+            for update in stream:
+                assert update.order.status != order_pb2.ORDER_STATUS_SHIPPED, "a revoked token still gets updates"
+        assert ended.value.code() == grpc.StatusCode.UNAUTHENTICATED, ended.value
