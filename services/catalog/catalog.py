@@ -94,6 +94,7 @@ class Catalog:
         async def work(conn: AsyncConnection) -> Product:
             created = await product_store.insert(conn, new_product_id(), fields)
             await stock_store.create(conn, created.product_id)
+            await events.product_created(conn, tenant_id, created)
             return created
 
         return await self._write(tenant_id, None, key, reply, work)
@@ -102,7 +103,9 @@ class Catalog:
                              key: IdempotencyKey | None, reply: Reply[Product, M]) -> M:
         async def work(conn: AsyncConnection) -> Product:
             current = await self._locked_product(conn, product_id)
-            return await product_store.update(conn, product_id, product.updated(current.fields, given, paths))
+            changed = await product_store.update(conn, product_id, product.updated(current.fields, given, paths))
+            await events.product_updated(conn, tenant_id, changed, paths)
+            return changed
 
         return await self._write(tenant_id, product_id, key, reply, work)
 
@@ -112,7 +115,9 @@ class Catalog:
             current = await self._locked_product(conn, product_id)
             if current.status is product.ProductStatus.ARCHIVED:
                 return current
-            return await product_store.update(conn, product_id, product.archived(current.fields))
+            archived = await product_store.update(conn, product_id, product.archived(current.fields))
+            await events.product_updated(conn, tenant_id, archived, frozenset({"status"}))
+            return archived
 
         return await self._write(tenant_id, product_id, key, reply, work)
 

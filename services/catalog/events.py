@@ -1,14 +1,29 @@
-"""The catalog's stock events, written to the outbox in the caller's transaction
+"""The catalog's product and stock events, written to the outbox in the caller's transaction
 (see services/runtime/events/outbox.py): they commit or vanish with the change."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from commerce.catalog.v1 import catalog_events_pb2 as ev
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.catalog.convert import line_pb, reservation_state_pb
+from services.catalog.convert import line_pb, product_pb, reservation_state_pb
+from services.catalog.domain.product import Product
 from services.catalog.domain.reservation import LOW_STOCK_THRESHOLD, Reservation
 from services.runtime.events.outbox import emit
+
+
+async def product_created(conn: AsyncConnection, tenant_id: str, product: Product) -> None:
+    await emit(conn, ev.ProductCreated(product=product_pb(product)), tenant_id=tenant_id,
+               aggregate_id=product.product_id)
+
+
+async def product_updated(conn: AsyncConnection, tenant_id: str, product: Product, paths: Iterable[str]) -> None:
+    """``paths``: the fields the update named (the update mask), or ``status`` for an archive."""
+    event = ev.ProductUpdated(product=product_pb(product))
+    event.update_mask.paths.extend(sorted(paths))
+    await emit(conn, event, tenant_id=tenant_id, aggregate_id=product.product_id)
 
 
 async def stock_reserved(conn: AsyncConnection, tenant_id: str, reservation: Reservation) -> None:

@@ -118,3 +118,29 @@ async def _refused(call: object) -> grpc.aio.AioRpcError:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await call  # type: ignore[misc]
     return caught.value
+
+
+async def test_product_changes_write_product_events_with_what_changed(stockroom: Stockroom,
+                                                                     catalog_db: Database) -> None:
+    tenant, shop = stockroom.shop.tenant, stockroom.shop
+    before = len(await outbox(catalog_db, tenant))
+    pid = await stockroom.product(0)
+    update = pb.UpdateProductRequest(product=pb.Product(product_id=pid, title="Renamed"), request_id="upd-1")
+    update.update_mask.paths.append("title")
+    await shop.stub.UpdateProduct(update, metadata=shop.seller)
+    await shop.stub.UpdateProduct(update, metadata=shop.seller)  # a retry writes nothing more
+    bad = pb.UpdateProductRequest(product=pb.Product(product_id=pid, title=""))
+    bad.update_mask.paths.append("title")
+    await _refused(shop.stub.UpdateProduct(bad, metadata=shop.seller))  # refused: no event
+    await shop.stub.ArchiveProduct(pb.ArchiveProductRequest(product_id=pid), metadata=shop.seller)
+    await shop.stub.ArchiveProduct(pb.ArchiveProductRequest(product_id=pid), metadata=shop.seller)  # a no-op
+    rows = (await outbox(catalog_db, tenant))[before:]
+    assert [t.rsplit(".", 1)[1] for t, _, _ in rows] == ["ProductCreated", "ProductUpdated", "ProductUpdated"]
+    assert rows[0][1] == f"commerce.catalog.v1.product_created.{tenant}"
+    created = ev.ProductCreated.FromString(rows[0][2])
+    assert (created.product.product_id, created.metadata.aggregate_id, created.metadata.tenant_id) == (
+        pid, pid, tenant)
+    renamed = ev.ProductUpdated.FromString(rows[1][2])
+    assert (renamed.product.title, list(renamed.update_mask.paths)) == ("Renamed", ["title"])
+    archived = ev.ProductUpdated.FromString(rows[2][2])
+    assert (archived.product.status, list(archived.update_mask.paths)) == (pb.PRODUCT_STATUS_ARCHIVED, ["status"])

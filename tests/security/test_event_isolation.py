@@ -39,9 +39,9 @@ from services.runtime.events import naming, registry
 from tests.e2e.conftest import create_product, login
 from tests.security.conftest import Tenant
 
-# What one tenant's flow publishes, at least (tenant events come too, when the tenant service emits them).
+# What one tenant's flow publishes, at least.
 EXPECTED = {
-    "commerce.order.v1.OrderPlaced", "commerce.order.v1.OrderConfirmed", "commerce.order.v1.OrderCancelled",
+    "commerce.tenant.v1.UserRegistered", "commerce.catalog.v1.ProductCreated", "commerce.order.v1.OrderPlaced", "commerce.order.v1.OrderConfirmed", "commerce.order.v1.OrderCancelled",
     "commerce.catalog.v1.StockReserved", "commerce.catalog.v1.StockCommitted", "commerce.catalog.v1.LowStock",
     "commerce.payment.v1.PaymentAuthorized", "commerce.payment.v1.PaymentCaptured",
     "commerce.payment.v1.PaymentRefunded", "commerce.order.v1.OrderRefunded",
@@ -51,6 +51,7 @@ NAMES = {
     "commerce.order.v1.OrderPlaced": ("order_id", "customer_id", "product_id"),
     "commerce.order.v1.OrderConfirmed": ("order_id", "customer_id", "payment_id"),
     "commerce.order.v1.OrderCancelled": ("order_id",),
+    "commerce.catalog.v1.ProductCreated": ("product_id",),
     "commerce.catalog.v1.StockReserved": ("product_id",),
     "commerce.catalog.v1.LowStock": ("product_id",),
     "commerce.payment.v1.PaymentAuthorized": ("payment_id", "order_id"),
