@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 from services.catalog.cache import ProductCache
 from services.catalog.store.products import CHANNEL
 from services.runtime.db import Database, tenant_of
+from services.runtime.tasks import cancel_and_wait
 
 log = structlog.get_logger("commerce.catalog.cache")
 _MAX_RETRY_SECONDS = 5.0
@@ -40,11 +41,8 @@ class CacheInvalidator:
         self._task = asyncio.create_task(self._run(), name="catalog-cache-listener")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         self._cache.set_online(False)
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:

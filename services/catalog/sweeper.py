@@ -5,12 +5,12 @@ each locks the rows it expires with SKIP LOCKED, so none waits for another."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import structlog
 
 from services.catalog.inventory import SWEEP_BATCH, Inventory
 from services.runtime.db import Database, tenant_of
+from services.runtime.tasks import cancel_and_wait
 
 log = structlog.get_logger("commerce.catalog.sweeper")
 
@@ -27,11 +27,8 @@ class ReservationSweeper:
         self._task = asyncio.create_task(self._run(), name="catalog-reservation-sweeper")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def sweep_once(self) -> int:
         """Expires every lapsed reservation of every tenant; how many."""

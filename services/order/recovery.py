@@ -7,13 +7,13 @@ their lease and resumes them from the persisted step. Runs once at start-up too.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import structlog
 
 from services.order.saga import SagaRunner
 from services.order.store import orders as store
 from services.runtime.db import Database, tenant_of
+from services.runtime.tasks import cancel_and_wait
 
 log = structlog.get_logger("commerce.order.recovery")
 
@@ -32,11 +32,8 @@ class RecoveryWorker:
         self._task = asyncio.create_task(self._loop(), name="order-recovery")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _loop(self) -> None:
         while True:

@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 
 from services.order.store.orders import CHANNEL
 from services.runtime.db import Database
+from services.runtime.tasks import cancel_and_wait
 
 log = structlog.get_logger("commerce.order.watch")
 
@@ -37,11 +38,8 @@ class ChangeFeed:
         self._task = asyncio.create_task(self._run(), name="order-change-feed")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         for event in self._waiters.get(payload, ()):

@@ -34,6 +34,7 @@ from prometheus_client import Counter, Gauge
 from services.runtime.errors import Unauthenticated
 from services.runtime.events import naming
 from services.runtime.events.connection import NatsConnection
+from services.runtime.tasks import cancel_and_wait
 
 log = structlog.get_logger("commerce.revocations")
 REVOKED = Gauge("commerce_revocations", "Revocations this process refuses tokens for", ["kind"])
@@ -156,11 +157,8 @@ class RevocationFeed:
         self.revocations.apply(msg.subject, msg.data)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         for sub in self._subscriptions:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()

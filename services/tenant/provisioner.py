@@ -11,7 +11,6 @@ picks up tenants left unprovisioned by a previous run.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from commerce.tenant.v1 import provisioning_pb2, provisioning_pb2_grpc
 
 from services.runtime.db import Database
 from services.runtime.migrations import upgrade_tenant
+from services.runtime.tasks import cancel_and_wait
 from services.tenant.domain.tenant import Tenant
 from services.tenant.store.platform import PlatformStore
 
@@ -118,12 +118,7 @@ class Provisioner:
         self._task = asyncio.create_task(self._loop(), name="tenant-provisioning")
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._task, *self._in_flight.values()) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._task, *self._in_flight.values())
 
 
 def _describe(error: BaseException) -> str:

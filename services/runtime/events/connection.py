@@ -17,6 +17,7 @@ from nats.js.errors import APIError
 from prometheus_client import Gauge
 
 from services.runtime.events import naming
+from services.runtime.tasks import cancel_and_wait
 
 log = structlog.get_logger("commerce.events.nats")
 NATS_CONNECTED = Gauge("commerce_nats_connected", "1 while this process is connected to NATS", ["client"])
@@ -136,11 +137,8 @@ class NatsConnection:
 
     async def close(self) -> None:
         self._closing = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if self._nc is not None:
             with contextlib.suppress(Exception):
                 await self._nc.close()

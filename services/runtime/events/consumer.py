@@ -43,6 +43,7 @@ from services.runtime.events.connection import NatsConnection
 from services.runtime.events.schema import inbox
 from services.runtime.migrations import upgrade_tenant
 from services.runtime.settings import Settings
+from services.runtime.tasks import cancel_and_wait
 
 log = structlog.get_logger("commerce.events.consumer")
 Handler = Callable[[AsyncConnection, Message, str], Awaitable[None]]
@@ -99,10 +100,7 @@ class EventConsumer:
                        asyncio.create_task(self._forget_old(), name=f"consumer-inbox-{self.durable}")]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
         self._tasks = []
         await self.nats.close()
 

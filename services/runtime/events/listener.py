@@ -13,6 +13,7 @@ import structlog
 from sqlalchemy.engine import make_url
 
 from services.runtime.db import Database
+from services.runtime.tasks import cancel_and_wait
 
 log = structlog.get_logger("commerce.events.listener")
 _MAX_RETRY_SECONDS = 5.0
@@ -43,11 +44,8 @@ class Listener:
         self._task = asyncio.create_task(self._run(), name=f"listen-{self._name}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         self._on_notify(payload)

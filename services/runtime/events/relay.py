@@ -29,6 +29,7 @@ from services.runtime.events.listener import Listener, listener_dsn
 from services.runtime.events.outbox import CHANNEL
 from services.runtime.events.schema import PENDING, SENT, outbox
 from services.runtime.settings import Settings
+from services.runtime.tasks import cancel_and_wait
 
 log = structlog.get_logger("commerce.events.relay")
 _CLEANUP_BATCH = 5000
@@ -75,11 +76,8 @@ class OutboxRelay:
         self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self._database}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await self._listener.stop()
         await self.nats.close()
 
