@@ -4,20 +4,16 @@ the tests themselves on free ports in a temporary folder, once per session."""
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from services.devmesh.mesh import free_port
 from services.devmesh.nats import Nats
 from services.devmesh.postgres import Postgres
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["free_port"]  # re-exported: tests import it from here
 
 
 @pytest.fixture(scope="session")
