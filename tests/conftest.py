@@ -1,5 +1,7 @@
 """Fixtures shared by every test: real PostgreSQL and NATS servers, started by
-the tests themselves on free ports in a temporary folder, once per session."""
+the tests themselves on free ports in a temporary folder, once per session; and
+the session's whole mesh on them (tests/e2e/harness.py), started by the first test
+that asks for it."""
 
 from __future__ import annotations
 
@@ -13,7 +15,11 @@ from services.devmesh.mesh import free_port
 from services.devmesh.nats import Nats
 from services.devmesh.postgres import Postgres
 
-__all__ = ["free_port"]  # re-exported: tests import it from here
+# The session's whole mesh, for every folder that asks for it (tests/e2e, tests/security): defined
+# once, so started once per session.
+from tests.e2e.harness import admin, mesh, rest
+
+__all__ = ["admin", "free_port", "mesh", "rest"]  # fixtures, and free_port re-exported for the tests
 
 
 @pytest.fixture(scope="session")

@@ -8,12 +8,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import secrets
 import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import grpc
 import httpx
@@ -21,49 +19,12 @@ import pytest
 from commerce.order.v1 import order_pb2, order_pb2_grpc
 
 from services.devmesh.mesh import Mesh
-from tests.e2e.conftest import Account, Shop, create_product, login
-
-ADDRESS = {"recipient": "Ada Buyer", "line1": "1 Main St", "city": "Springfield", "region": "IL",
-           "postalCode": "62701", "countryCode": "US"}
-FINAL = {"ORDER_STATUS_CONFIRMED", "ORDER_STATUS_FAILED", "ORDER_STATUS_CANCELLED"}
-
-
-def ok(reply: httpx.Response) -> Any:
-    assert reply.status_code == 200, f"{reply.request.method} {reply.request.url}: {reply.status_code} {reply.text}"
-    return reply.json()
-
-
-def new_customer(rest: httpx.Client, shop: Shop) -> Account:
-    """A customer of their own, so no other test's cart gets in the way."""
-    email, password = f"buyer-{uuid.uuid4().hex[:10]}@{shop.tenant_id}.test", secrets.token_urlsafe(12)
-    ok(rest.post(f"/v1/tenants/{shop.tenant_id}/customers", json={"email": email, "password": password}))
-    return Account(shop.tenant_id, email, password, login(rest, shop.tenant_id, email, password))
-
-
-def stocked_product(rest: httpx.Client, seller: Account, on_hand: int, price_minor: int = 1250) -> str:
-    product_id = str(create_product(rest, seller, price_minor=price_minor)["productId"])
-    ok(rest.put(f"/v1/products/{product_id}/stock", headers=seller.auth, json={"onHand": str(on_hand)}))
-    return product_id
+from tests.e2e.harness import Account, Shop, checkout, new_customer, ok, place_order, stocked_product
 
 
 def stock(rest: httpx.Client, seller: Account, product_id: str) -> dict[str, int]:
     level = ok(rest.get(f"/v1/products/{product_id}/stock", headers=seller.auth))["stock"]
     return {key: int(level[key]) for key in ("onHand", "reserved", "available")}
-
-
-def checkout(rest: httpx.Client, buyer: Account, product_id: str, quantity: int, token: str) -> httpx.Response:
-    ok(rest.post("/v1/cart/items", headers=buyer.auth, json={"productId": product_id, "quantity": str(quantity)}))
-    return rest.post("/v1/orders", headers=buyer.auth, json={
-        "requestId": str(uuid.uuid4()), "shippingAddress": ADDRESS, "paymentToken": token, "email": buyer.email})
-
-
-def place_order(rest: httpx.Client, buyer: Account, product_id: str, quantity: int, token: str) -> dict[str, Any]:
-    order: dict[str, Any] = ok(checkout(rest, buyer, product_id, quantity, token))["order"]
-    deadline = time.monotonic() + 15
-    while order["status"] not in FINAL and time.monotonic() < deadline:
-        time.sleep(0.1)
-        order = ok(rest.get(f"/v1/orders/{order['orderId']}", headers=buyer.auth))["order"]
-    return order
 
 
 def email_about(mail_dir: Path, order_id: str, subject_word: str, timeout: float = 10.0) -> str:

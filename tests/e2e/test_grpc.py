@@ -17,7 +17,7 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.devmesh.mesh import ROOT, Mesh
-from tests.e2e.conftest import Shop
+from tests.e2e.harness import Shop
 from tests.tokens import TestKeys
 
 Metadata = tuple[tuple[str, str], ...]

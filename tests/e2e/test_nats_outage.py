@@ -5,26 +5,26 @@ row per event in each consumer."""
 
 from __future__ import annotations
 
-import asyncio
-import secrets
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import asyncpg  # type: ignore[import-untyped]
 import httpx
 import pytest
 
-from services.devmesh.mesh import ROOT, Mesh
+from services.devmesh.mesh import Mesh
 from services.devmesh.postgres import Postgres
-from services.devmesh.progress import Progress
-from services.runtime.settings import Settings
-from tests.e2e.conftest import Account, login, open_shop
-from tests.e2e.test_checkout import new_customer, ok, place_order, stocked_product
+from tests.e2e.harness import (
+    count,
+    create_admin,
+    new_customer,
+    ok,
+    open_shop,
+    place_order,
+    run_mesh,
+    stocked_product,
+)
 
 TENANT = "outage"
 ORDERS = 6
@@ -32,36 +32,7 @@ ORDERS = 6
 
 @pytest.fixture(scope="module")
 def own_mesh(workdir: Path, postgres: Postgres) -> Iterator[Mesh]:
-    settings = Settings().model_copy(update={
-        "database_url": postgres.url, "database_prefix": "e2e_outage", "db_pool_size": 4,
-        "health_probe_seconds": 0.5})
-    mesh = Mesh.on_free_ports(workdir / "outage-mesh", settings, embedded_postgres=False, embedded_nats=True,
-                              progress=Progress(0, stream=None))
-    mesh.start()
-    yield mesh
-    mesh.stop()
-
-
-def _admin(mesh: Mesh, rest: httpx.Client) -> Account:
-    password, email = secrets.token_urlsafe(12), "admin@outage.test"
-    done = subprocess.run(
-        [sys.executable, "-m", "services.tenant", "create-admin", "--email", email, "--password-env", "E2E_PW"],
-        env={**mesh.env, "E2E_PW": password}, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return Account("platform", email, password, login(rest, "platform", email, password))
-
-
-async def _count(mesh: Mesh, service: str, sql: str) -> int:
-    dsn = urlsplit(mesh.database_url)._replace(path="/" + mesh.settings.database_name(service)).geturl()
-    conn = await asyncpg.connect(dsn)
-    try:
-        return int(await conn.fetchval(sql))
-    finally:
-        await conn.close()
-
-
-def count(mesh: Mesh, service: str, sql: str) -> int:
-    return asyncio.run(_count(mesh, service, sql))
+    yield from run_mesh(workdir / "outage-mesh", postgres, "e2e_outage")
 
 
 def _confirmations(mail_dir: Path) -> Counter[str]:
@@ -76,7 +47,7 @@ def _confirmations(mail_dir: Path) -> Counter[str]:
 def test_orders_are_placed_while_nats_is_down_and_each_event_is_consumed_once_after(own_mesh: Mesh) -> None:
     assert own_mesh.nats is not None
     with httpx.Client(base_url=own_mesh.edge_url, timeout=20) as rest:
-        shop = open_shop(rest, _admin(own_mesh, rest), TENANT)
+        shop = open_shop(rest, create_admin(own_mesh, rest, "admin@outage.test"), TENANT)
         product_id = stocked_product(rest, shop.seller, on_hand=100)
         buyers = [new_customer(rest, shop) for _ in range(ORDERS)]
 

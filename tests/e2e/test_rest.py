@@ -7,7 +7,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.e2e.conftest import Account, Shop, create_product, product_json
+from tests.e2e.harness import Account, Shop, create_product, product_json
 from tests.tokens import TestKeys
 
 

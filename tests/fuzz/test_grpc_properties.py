@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from services.devmesh.mesh import Mesh
-from tests.e2e.conftest import Shop, create_product
+from tests.e2e.harness import Shop, create_product
 
 SERVICES = {"catalog": catalog_pb2, "cart": cart_pb2, "order": order_pb2}
 EXAMPLES = int(os.environ.get("FUZZ_GRPC_EXAMPLES", "50"))

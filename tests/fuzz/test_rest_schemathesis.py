@@ -28,7 +28,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from services.devmesh.mesh import Mesh
-from tests.e2e.conftest import Shop, create_product, product_json
+from tests.e2e.harness import Shop, create_product, product_json
 from tests.fuzz.conftest import row_counts
 
 # Examples per operation, per role and generation mode (36 operations x 2 roles), and per

@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from services.devmesh.mesh import Mesh
 from services.tenant.keys import KeyStore, SigningKey
-from tests.e2e import conftest as e2e
+from tests.e2e.harness import Account, Shop, confirmed_order, login, open_shop, stocked_product, wait_until
 from tests.security.conftest import Tenant
 
 LIST_PRODUCTS = "/v1/products"
@@ -188,8 +188,8 @@ def test_a_bad_token_is_refused_at_the_edge_and_on_the_service_port(
 def _wait_refused(mesh: Mesh, rest: httpx.Client, token: str, reason: str) -> None:
     """Revocations reach every service as events (tenant outbox -> JetStream -> each process):
     wait until the service port refuses the token, then it is refused everywhere."""
-    _wait(f"the catalog service refusing the token ({reason})",
-          lambda: service_code(mesh, token) == grpc.StatusCode.UNAUTHENTICATED, 10)
+    wait_until(f"the catalog service refusing the token ({reason})",
+               lambda: service_code(mesh, token) == grpc.StatusCode.UNAUTHENTICATED, 10)
     for service in ("catalog", "tenant", "order", "payment"):
         assert service_code(mesh, token, service) == grpc.StatusCode.UNAUTHENTICATED, service
     reply = rest.get(LIST_PRODUCTS, headers={"authorization": f"Bearer {token}"})
@@ -200,10 +200,10 @@ def _wait_refused(mesh: Mesh, rest: httpx.Client, token: str, reason: str) -> No
 
 
 def test_a_token_of_a_tenant_suspended_after_it_was_issued_is_refused(
-        mesh: Mesh, rest: httpx.Client, admin: e2e.Account) -> None:
+        mesh: Mesh, rest: httpx.Client, admin: Account) -> None:
     tenant_id = f"sec-susp-{uuid.uuid4().hex[:6]}"
-    shop = e2e.open_shop(rest, admin, tenant_id)
-    other = e2e.open_shop(rest, admin, f"sec-live-{uuid.uuid4().hex[:6]}")
+    shop = open_shop(rest, admin, tenant_id)
+    other = open_shop(rest, admin, f"sec-live-{uuid.uuid4().hex[:6]}")
     assert edge_status(rest, shop.seller.token) == 200
     assert service_code(mesh, shop.customer.token, "tenant") != grpc.StatusCode.UNAUTHENTICATED
     reply = rest.post(f"/v1/tenants/{tenant_id}:suspend", headers=admin.auth, json={})
@@ -219,14 +219,14 @@ def test_a_token_of_a_tenant_suspended_after_it_was_issued_is_refused(
     assert rest.get(f"/v1/tenants/{tenant_id}", headers=admin.auth).status_code == 200
 
 
-def test_a_token_of_a_deleted_user_is_refused(mesh: Mesh, rest: httpx.Client, admin: e2e.Account) -> None:
+def test_a_token_of_a_deleted_user_is_refused(mesh: Mesh, rest: httpx.Client, admin: Account) -> None:
     tenant_id = f"sec-del-{uuid.uuid4().hex[:6]}"
-    shop = e2e.open_shop(rest, admin, tenant_id)
+    shop = open_shop(rest, admin, tenant_id)
     second = rest.post(f"/v1/tenants/{tenant_id}/users", headers=admin.auth, json={
         "email": f"second@{tenant_id}.test", "password": "a-long-enough-password", "role": "USER_ROLE_SELLER"})
     assert second.status_code == 200, second.text
-    second_token = e2e.login(rest, tenant_id, f"second@{tenant_id}.test", "a-long-enough-password")
-    seller_id = str(jwt.decode(shop.seller.token, options={"verify_signature": False})["sub"])
+    second_token = login(rest, tenant_id, f"second@{tenant_id}.test", "a-long-enough-password")
+    seller_id = shop.seller.subject
     assert edge_status(rest, shop.seller.token) == 200
     reply = rest.delete(f"/v1/tenants/{tenant_id}/users/{seller_id}", headers=admin.auth)
     assert reply.status_code == 200, reply.text
@@ -246,13 +246,6 @@ def _kid(token: str) -> str:
     return str(jwt.get_unverified_header(token)["kid"])
 
 
-def _wait(what: str, check: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
-
 def _jwks_kids(mesh: Mesh) -> set[str]:
     with grpc.insecure_channel(mesh.address_of("tenant")) as channel:
         reply = tenant_pb2_grpc.TenantServiceStub(channel).GetJwks(tenant_pb2.GetJwksRequest(), timeout=10)
@@ -265,8 +258,8 @@ class Rotation:
         self.edge_fetches = edge_fetches
 
 
-def _login(rest: httpx.Client, shop: e2e.Shop) -> str:
-    return e2e.login(rest, shop.tenant_id, shop.seller.email, shop.seller.password)
+def _login(rest: httpx.Client, shop: Shop) -> str:
+    return login(rest, shop.tenant_id, shop.seller.email, shop.seller.password)
 
 
 @pytest.fixture(scope="module")
@@ -290,21 +283,21 @@ def rotation(mesh: Mesh, rest: httpx.Client, tenant_a: Tenant) -> Iterator[Rotat
         return _kid(tokens[-1]) == new.kid
 
     try:
-        _wait("the JWKS publishing the new key", lambda: new.kid in _jwks_kids(mesh),
-              mesh.settings.keys_reload_seconds + 5)
+        wait_until("the JWKS publishing the new key", lambda: new.kid in _jwks_kids(mesh),
+                   mesh.settings.keys_reload_seconds + 5)
         # Published, not signing yet: tokens issued now still carry the old key.
         before = _login(rest, tenant_a.shop)
         assert time.time() >= store.signs_from(new) or _kid(before) == old_kid
         time.sleep(max(0.0, store.signs_from(new) - time.time()))
-        _wait("the tenant service signing with the new key", signed_by_new_key,
-              mesh.settings.keys_reload_seconds + 5)
+        wait_until("the tenant service signing with the new key", signed_by_new_key,
+                   mesh.settings.keys_reload_seconds + 5)
         yield Rotation(old_kid, new, old_token, tokens[-1], fetches)
     finally:
         Path(new.path).unlink()
-        _wait("the JWKS dropping the removed key", lambda: new.kid not in _jwks_kids(mesh),
-              mesh.settings.keys_reload_seconds + 5)
-        _wait("the tenant service signing with the old key again",
-              lambda: _kid(_login(rest, tenant_a.shop)) == old_kid, mesh.settings.keys_reload_seconds + 5)
+        wait_until("the JWKS dropping the removed key", lambda: new.kid not in _jwks_kids(mesh),
+                   mesh.settings.keys_reload_seconds + 5)
+        wait_until("the tenant service signing with the old key again",
+                   lambda: _kid(_login(rest, tenant_a.shop)) == old_kid, mesh.settings.keys_reload_seconds + 5)
 
 
 def test_after_rotation_the_jwks_carries_the_old_and_the_new_key(rotation: Rotation, mesh: Mesh,
@@ -342,37 +335,17 @@ def test_after_rotation_the_first_token_of_the_new_key_works_at_the_edge_at_once
 # --- streams outlive the checks at their start ------------------------------------------------
 
 
-def _confirmed_order(rest: httpx.Client, shop: e2e.Shop) -> str:
-    product_id = str(e2e.create_product(rest, shop.seller)["productId"])
-    assert rest.put(f"/v1/products/{product_id}/stock", headers=shop.seller.auth, json={"onHand": "5"}).is_success
-    assert rest.post("/v1/cart/items", headers=shop.customer.auth,
-                     json={"productId": product_id, "quantity": "1"}).is_success
-    reply = rest.post("/v1/orders", headers=shop.customer.auth, json={
-        "requestId": str(uuid.uuid4()), "paymentToken": "tok_sandbox_ok", "email": shop.customer.email,
-        "shippingAddress": {"recipient": "Ada Buyer", "line1": "1 Main St", "city": "Springfield", "region": "IL",
-                            "postalCode": "62701", "countryCode": "US"}})
-    assert reply.status_code == 200, reply.text
-    order_id = str(reply.json()["order"]["orderId"])
-
-    def confirmed() -> bool:
-        order = rest.get(f"/v1/orders/{order_id}", headers=shop.customer.auth).json()["order"]
-        return bool(order["status"] == "ORDER_STATUS_CONFIRMED")
-
-    _wait("the order to be confirmed", confirmed, 20)
-    return order_id
-
-
 def test_a_watch_stream_sends_nothing_more_once_its_users_token_is_revoked(
-        mesh: Mesh, rest: httpx.Client, admin: e2e.Account) -> None:
+        mesh: Mesh, rest: httpx.Client, admin: Account) -> None:
     tenant_id = f"sec-watch-{uuid.uuid4().hex[:6]}"
-    shop = e2e.open_shop(rest, admin, tenant_id)
-    order_id = _confirmed_order(rest, shop)
+    shop = open_shop(rest, admin, tenant_id)
+    order_id = str(confirmed_order(rest, shop.customer, stocked_product(rest, shop.seller, on_hand=5))["orderId"])
     owner_password = "a-long-enough-password"
     made = rest.post(f"/v1/tenants/{tenant_id}/users", headers=admin.auth, json={
         "email": f"owner@{tenant_id}.test", "password": owner_password, "role": "USER_ROLE_OWNER"})
     assert made.status_code == 200, made.text
-    owner = {"authorization": f"Bearer {e2e.login(rest, tenant_id, f'owner@{tenant_id}.test', owner_password)}"}
-    seller_id = str(jwt.decode(shop.seller.token, options={"verify_signature": False})["sub"])
+    owner = {"authorization": f"Bearer {login(rest, tenant_id, f'owner@{tenant_id}.test', owner_password)}"}
+    seller_id = shop.seller.subject
     with grpc.insecure_channel(mesh.address_of("order")) as channel:
         stream = order_pb2_grpc.OrderServiceStub(channel).WatchOrder(
             order_pb2.WatchOrderRequest(order_id=order_id),
@@ -381,8 +354,8 @@ def test_a_watch_stream_sends_nothing_more_once_its_users_token_is_revoked(
         assert first.order.order_id == order_id  # the watcher is let in and sees the order
         # The owner deletes the watching seller, then ships the order: a change the stream would carry.
         assert rest.delete(f"/v1/tenants/{tenant_id}/users/{seller_id}", headers=owner).status_code == 200
-        _wait("the order service refusing the deleted seller",
-              lambda: service_code(mesh, shop.seller.token, "order") == grpc.StatusCode.UNAUTHENTICATED, 10)
+        wait_until("the order service refusing the deleted seller",
+                   lambda: service_code(mesh, shop.seller.token, "order") == grpc.StatusCode.UNAUTHENTICATED, 10)
         shipped = rest.post(f"/v1/orders/{order_id}:ship", headers=owner,
                             json={"carrier": "UPS", "trackingNumber": "1Z999"})
         assert shipped.status_code == 200, shipped.text

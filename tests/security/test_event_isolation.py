@@ -16,7 +16,6 @@ checks cannot pass on no events."""
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -24,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import jwt
 import nats
 import nats.errors
 import pytest
@@ -36,12 +34,13 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from services.catalog.domain.reservation import LOW_STOCK_THRESHOLD
 from services.devmesh.mesh import Mesh
 from services.runtime.events import naming, registry
-from tests.e2e.conftest import create_product, login
+from tests.e2e.harness import ADDRESS, create_product, new_customer, ok, order_when
 from tests.security.conftest import Tenant
 
 # What one tenant's flow publishes, at least.
 EXPECTED = {
-    "commerce.tenant.v1.UserRegistered", "commerce.catalog.v1.ProductCreated", "commerce.order.v1.OrderPlaced", "commerce.order.v1.OrderConfirmed", "commerce.order.v1.OrderCancelled",
+    "commerce.tenant.v1.UserRegistered", "commerce.catalog.v1.ProductCreated",
+    "commerce.order.v1.OrderPlaced", "commerce.order.v1.OrderConfirmed", "commerce.order.v1.OrderCancelled",
     "commerce.catalog.v1.StockReserved", "commerce.catalog.v1.StockCommitted", "commerce.catalog.v1.LowStock",
     "commerce.payment.v1.PaymentAuthorized", "commerce.payment.v1.PaymentCaptured",
     "commerce.payment.v1.PaymentRefunded", "commerce.order.v1.OrderRefunded",
@@ -59,8 +58,6 @@ NAMES = {
     "commerce.order.v1.OrderRefunded": ("order_id", "payment_id"),
     "commerce.tenant.v1.UserRegistered": ("customer_id",),
 }
-ADDRESS = {"recipient": "Ada Buyer", "line1": "1 Main St", "city": "Springfield", "region": "IL",
-           "postalCode": "62701", "countryCode": "US"}
 WAIT_SECONDS = 30.0
 
 
@@ -127,42 +124,26 @@ def ids_in(event: Event) -> set[str]:
             if name.endswith("_id") and name != "tenant_id" and isinstance(v, str) and v}
 
 
-def _ok(reply: httpx.Response) -> Any:
-    assert reply.status_code == 200, f"{reply.request.method} {reply.request.url}: {reply.status_code} {reply.text}"
-    return reply.json()
-
-
-def _order(rest: httpx.Client, auth: dict[str, str], order_id: str, wanted: str) -> Any:
-    deadline = time.monotonic() + 20
-    while True:
-        order = _ok(rest.get(f"/v1/orders/{order_id}", headers=auth))["order"]
-        if order["status"] == wanted or time.monotonic() > deadline:
-            assert order["status"] == wanted, order
-            return order
-        time.sleep(0.1)
-
-
 def drive(rest: httpx.Client, tenant: Tenant) -> Flow:
     """Tenant's flow through the REST edge; what it answered."""
     tenant_id, seller = tenant.tenant_id, tenant.shop.seller
-    email, password = f"events-{uuid.uuid4().hex[:8]}@{tenant_id}.test", secrets.token_urlsafe(12)
-    _ok(rest.post(f"/v1/tenants/{tenant_id}/customers", json={"email": email, "password": password}))
-    buyer = {"authorization": f"Bearer {login(rest, tenant_id, email, password)}"}
-    customer_id = str(jwt.decode(buyer["authorization"][7:], options={"verify_signature": False})["sub"])
+    buyer = new_customer(rest, tenant.shop)
     product = create_product(rest, seller)
     product_id = str(product["productId"])
     # Two bought from threshold + 1 on hand: the reservation takes availability below the threshold.
-    on_hand = {"onHand": str(LOW_STOCK_THRESHOLD + 1)}
-    _ok(rest.put(f"/v1/products/{product_id}/stock", headers=seller.auth, json=on_hand))
-    cart = _ok(rest.post("/v1/cart/items", headers=buyer, json={"productId": product_id, "quantity": "2"}))["cart"]
-    placed = _ok(rest.post("/v1/orders", headers=buyer, json={
-        "requestId": str(uuid.uuid4()), "paymentToken": "tok_sandbox_ok", "email": email,
+    ok(rest.put(f"/v1/products/{product_id}/stock", headers=seller.auth,
+                json={"onHand": str(LOW_STOCK_THRESHOLD + 1)}))
+    cart = ok(rest.post("/v1/cart/items", headers=buyer.auth, json={"productId": product_id, "quantity": "2"}))["cart"]
+    placed = ok(rest.post("/v1/orders", headers=buyer.auth, json={
+        "requestId": str(uuid.uuid4()), "paymentToken": "tok_sandbox_ok", "email": buyer.email,
         "shippingAddress": ADDRESS}))["order"]
-    order = _order(rest, buyer, str(placed["orderId"]), "ORDER_STATUS_CONFIRMED")
-    _ok(rest.post(f"/v1/orders/{order['orderId']}:cancel", headers=buyer, json={"reason": "changed my mind"}))
-    _order(rest, buyer, str(order["orderId"]), "ORDER_STATUS_CANCELLED")
+    order = order_when(rest, buyer.auth, str(placed["orderId"]))
+    assert order["status"] == "ORDER_STATUS_CONFIRMED", order
+    ok(rest.post(f"/v1/orders/{order['orderId']}:cancel", headers=buyer.auth, json={"reason": "changed my mind"}))
+    cancelled = order_when(rest, buyer.auth, str(order["orderId"]), {"ORDER_STATUS_CANCELLED"})
+    assert cancelled["status"] == "ORDER_STATUS_CANCELLED", cancelled
     return Flow(tenant_id, {
-        "customer_id": customer_id, "email": email, "sku": str(product["sku"]), "product_id": product_id,
+        "customer_id": buyer.subject, "email": buyer.email, "sku": str(product["sku"]), "product_id": product_id,
         "cart_id": str(cart.get("cartId", "")), "order_id": str(order["orderId"]),
         "payment_id": str(order["paymentId"]), "order_request_id": str(order.get("requestId", "")),
     })

@@ -12,7 +12,6 @@ carry A's ids; WatchOrder of A's order from B is NOT_FOUND."""
 from __future__ import annotations
 
 import secrets
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ from typing import Any
 
 import grpc
 import httpx
-import jwt
 import pytest
 from commerce.cart.v1 import cart_pb2
 from commerce.catalog.v1 import catalog_pb2, inventory_pb2, inventory_pb2_grpc
@@ -30,7 +28,7 @@ from commerce.tenant.v1 import provisioning_pb2, service_token_pb2, tenant_pb2
 from google.protobuf import descriptor_pool, json_format, message_factory
 from google.protobuf.descriptor_pb2 import FieldDescriptorProto
 
-from tests.e2e.conftest import create_product
+from tests.e2e.harness import confirmed_order, ok, stocked_product
 from tests.security.calls import call
 from tests.security.conftest import ROLES, Tenant
 from tests.security.descriptors import RPCS, Rpc
@@ -38,8 +36,6 @@ from tests.security.descriptors import RPCS, Rpc
 # Every generated module is imported so the default descriptor pool knows every request type.
 _MODULES = (cart_pb2, catalog_pb2, inventory_pb2, order_pb2, payment_pb2, provisioning_pb2, service_token_pb2,
             tenant_pb2)
-ADDRESS = {"recipient": "Ada Buyer", "line1": "1 Main St", "city": "Springfield", "region": "IL",
-           "postal_code": "62701", "country_code": "US"}
 OWNER = {"commerce.cart.v1": "cart", "commerce.catalog.v1": "catalog", "commerce.order.v1": "order",
          "commerce.payment.v1": "payment", "commerce.tenant.v1": "tenant"}
 
@@ -97,30 +93,13 @@ class Resources:
                 "user_id": self.customer_id, "tenant_id": self.tenant.tenant_id}
 
 
-def _ok(reply: httpx.Response) -> Any:
-    assert reply.status_code == 200, f"{reply.request.method} {reply.request.url}: {reply.status_code} {reply.text}"
-    return reply.json()
-
-
 def _resources(rest: httpx.Client, tenant: Tenant) -> Resources:
     seller, customer = tenant.shop.seller, tenant.shop.customer
-    product_id = str(create_product(rest, seller)["productId"])
-    _ok(rest.put(f"/v1/products/{product_id}/stock", headers=seller.auth, json={"onHand": "50"}))
-    _ok(rest.post("/v1/cart/items", headers=customer.auth, json={"productId": product_id, "quantity": "1"}))
-    order = _ok(rest.post("/v1/orders", headers=customer.auth, json={
-        "requestId": str(uuid.uuid4()), "paymentToken": "tok_sandbox_ok", "email": customer.email,
-        "shippingAddress": {"recipient": "Ada Buyer", "line1": "1 Main St", "city": "Springfield", "region": "IL",
-                            "postalCode": "62701", "countryCode": "US"}}))["order"]
-    deadline = time.monotonic() + 20
-    while order["status"] != "ORDER_STATUS_CONFIRMED" and time.monotonic() < deadline:
-        assert order["status"] not in ("ORDER_STATUS_FAILED", "ORDER_STATUS_CANCELLED"), order
-        time.sleep(0.1)
-        order = _ok(rest.get(f"/v1/orders/{order['orderId']}", headers=customer.auth))["order"]
-    assert order["status"] == "ORDER_STATUS_CONFIRMED", order
+    product_id = stocked_product(rest, seller, on_hand=50)
+    order = confirmed_order(rest, customer, product_id)
     # A guest's cart holds an item (the customer's cart is emptied once the order is confirmed).
-    _ok(rest.post("/v1/cart/items", headers=tenant.auth("guest"), json={"productId": product_id, "quantity": "2"}))
-    customer_id = str(jwt.decode(customer.token, options={"verify_signature": False})["sub"])
-    return Resources(tenant, product_id, "", str(order["orderId"]), str(order["paymentId"]), customer_id)
+    ok(rest.post("/v1/cart/items", headers=tenant.auth("guest"), json={"productId": product_id, "quantity": "2"}))
+    return Resources(tenant, product_id, "", str(order["orderId"]), str(order["paymentId"]), customer.subject)
 
 
 async def _reserve(channel: grpc.aio.Channel, tenant: Tenant, product_id: str) -> str:
@@ -248,18 +227,18 @@ def test_tenant_a_resources_are_untouched_by_tenant_b(
     # Runs after the calls above (file order): nothing B sent changed A's data.
     a, _ = world
     seller = a.tenant.shop.seller
-    product = _ok(rest.get(f"/v1/products/{a.product_id}", headers=seller.auth))["product"]
+    product = ok(rest.get(f"/v1/products/{a.product_id}", headers=seller.auth))["product"]
     assert product["title"] == "A product" and product["status"] == "PRODUCT_STATUS_ACTIVE"
-    stock = _ok(rest.get(f"/v1/products/{a.product_id}/stock", headers=seller.auth))["stock"]
+    stock = ok(rest.get(f"/v1/products/{a.product_id}/stock", headers=seller.auth))["stock"]
     assert int(stock["onHand"]) == 49, stock  # 50, minus the one A's confirmed order took
-    order = _ok(rest.get(f"/v1/orders/{a.order_id}", headers=seller.auth))["order"]
+    order = ok(rest.get(f"/v1/orders/{a.order_id}", headers=seller.auth))["order"]
     assert order["status"] == "ORDER_STATUS_CONFIRMED"
-    payment = _ok(rest.get(f"/v1/payments/{a.payment_id}", headers=seller.auth))["payment"]
+    payment = ok(rest.get(f"/v1/payments/{a.payment_id}", headers=seller.auth))["payment"]
     assert int(payment.get("refundedAmount", {}).get("amountMinor", 0)) == 0, payment
-    cart = _ok(rest.get("/v1/cart", headers=a.tenant.auth("guest")))["cart"]
+    cart = ok(rest.get("/v1/cart", headers=a.tenant.auth("guest")))["cart"]
     assert [(i["productId"], int(i["quantity"])) for i in cart.get("lines", [])] == [(a.product_id, 2)]
     # A's customer (whom DeleteUser named) still exists: their token works and they can log in.
-    mine = _ok(rest.get("/v1/orders", headers=a.tenant.shop.customer.auth))["orders"]
+    mine = ok(rest.get("/v1/orders", headers=a.tenant.shop.customer.auth))["orders"]
     assert a.order_id in {o["orderId"] for o in mine}
     customer = a.tenant.shop.customer
     assert rest.post("/v1/auth/login", json={"tenantId": a.tenant.tenant_id, "email": customer.email,
@@ -270,11 +249,11 @@ def test_lists_of_tenant_b_never_carry_tenant_a_ids(
         world: tuple[Resources, Resources], rest: httpx.Client) -> None:
     a, b = world
     staff = b.tenant.shop.seller.auth
-    products = _ok(rest.get("/v1/products", headers=staff, params={"pageSize": 100}))["products"]
-    orders = _ok(rest.get("/v1/orders", headers=staff, params={"pageSize": 100}))["orders"]
-    payments = _ok(rest.get("/v1/payments", headers=staff, params={"pageSize": 100}))["payments"]
-    mine = _ok(rest.get("/v1/orders", headers=b.tenant.shop.customer.auth))["orders"]
-    cart = _ok(rest.get("/v1/cart", headers=b.tenant.auth("guest")))["cart"]
+    products = ok(rest.get("/v1/products", headers=staff, params={"pageSize": 100}))["products"]
+    orders = ok(rest.get("/v1/orders", headers=staff, params={"pageSize": 100}))["orders"]
+    payments = ok(rest.get("/v1/payments", headers=staff, params={"pageSize": 100}))["payments"]
+    mine = ok(rest.get("/v1/orders", headers=b.tenant.shop.customer.auth))["orders"]
+    cart = ok(rest.get("/v1/cart", headers=b.tenant.auth("guest")))["cart"]
     # B's own data is there (the lists are not just empty) and A's is not.
     assert b.product_id in {p["productId"] for p in products} and a.product_id not in {p["productId"] for p in products}
     assert b.order_id in {o["orderId"] for o in orders} and a.order_id not in {o["orderId"] for o in orders}
@@ -283,8 +262,8 @@ def test_lists_of_tenant_b_never_carry_tenant_a_ids(
     assert a.payment_id not in {p["paymentId"] for p in payments}
     assert [i["productId"] for i in cart.get("lines", [])] == [b.product_id]
     # Filters naming A's customer or A's order find nothing in B.
-    by_customer = _ok(rest.get("/v1/orders", headers=staff, params={"customerId": a.customer_id}))
-    by_order = _ok(rest.get("/v1/payments", headers=staff, params={"orderId": a.order_id}))
+    by_customer = ok(rest.get("/v1/orders", headers=staff, params={"customerId": a.customer_id}))
+    by_order = ok(rest.get("/v1/payments", headers=staff, params={"orderId": a.order_id}))
     assert by_customer.get("orders", []) == [] and by_order.get("payments", []) == []
 
 
