@@ -3,8 +3,9 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     COMMERCE_HOST=0.0.0.0 COMMERCE_LOG_FORMAT=json
 WORKDIR /app
-COPY requirements.txt .
-RUN pip install --no-cache-dir -r requirements.txt
+# Run-time dependencies only: no test, lint, fuzz, benchmark or deployment-check tools.
+COPY requirements-runtime.txt .
+RUN pip install --no-cache-dir -r requirements-runtime.txt
 COPY proto ./proto
 COPY gen ./gen
 COPY services ./services

@@ -3,14 +3,14 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt package.json 2>/dev/null | md5sum | cut -c1-8)
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-runtime.txt package.json 2>/dev/null | md5sum | cut -c1-8)
 
 # gRPC fork handlers crash children forked by our launchers (grpc/grpc#43055).
 export GRPC_ENABLE_FORK_SUPPORT ?= false
 
 .PHONY: setup gen lint test run bench envoy-config clean-data
 
-$(STAMP): requirements.txt package.json
+$(STAMP): requirements.txt requirements-runtime.txt package.json
 	@echo "==> creating $(VENV) and installing pinned dependencies (first run takes a minute)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
