@@ -84,12 +84,9 @@ def _check_decoded(request: Any) -> None:
         raise InvalidArgument.field("request", f"is not a valid message: {request.error}")
 
 
-def _traceparent(context: grpc.aio.ServicerContext[Any, Any]) -> str:
-    """The caller's W3C ``traceparent`` (events the call emits continue its trace)."""
-    for key, value in context.invocation_metadata() or ():
-        if key == "traceparent" and isinstance(value, str):
-            return value
-    return ""
+def _metadata(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
+    """The call's text metadata, read once per call (token, x-tenant-id, traceparent)."""
+    return {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
 
 
 def _bearer(metadata: Mapping[str, str]) -> str | None:
@@ -107,8 +104,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self._verifier = verifier
         self._rules = rules
 
-    async def _caller(self, context: grpc.aio.ServicerContext[Any, Any], method: str) -> Caller:
-        metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+    async def _caller(self, metadata: Mapping[str, str], method: str) -> Caller:
         token = _bearer(metadata)
         rule = self._rules.get(method)
         if rule is None:
@@ -123,10 +119,11 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                                    metadata={"method": method})
         return caller
 
-    async def _still_valid(self, context: grpc.aio.ServicerContext[Any, Any], caller: Caller) -> None:
+    async def _still_valid(self, caller: Caller) -> None:
+        # The x-tenant-id override was allowed at the start and depends only on the token's
+        # roles, so only expiry and revocation can have changed since.
         if caller.token:
-            metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
-            await self._verifier.verify(caller.token, metadata.get("x-tenant-id") or None)
+            await self._verifier.verify(caller.token)
 
     async def intercept_service(
         self,
@@ -156,10 +153,11 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             started = time.perf_counter()
             code = "OK"
             try:
-                caller = await self._caller(context, method)
+                metadata = _metadata(context)
+                caller = await self._caller(metadata, method)
                 _check_decoded(request)
                 token = set_caller(caller)
-                trace = set_traceparent(_traceparent(context))
+                trace = set_traceparent(metadata.get("traceparent", ""))
                 try:
                     return await behavior(request, context)
                 finally:
@@ -185,15 +183,16 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             code = "OK"
             try:
-                caller = await self._caller(context, method)
+                metadata = _metadata(context)
+                caller = await self._caller(metadata, method)
                 _check_decoded(request)
                 token = set_caller(caller)
-                trace = set_traceparent(_traceparent(context))
+                trace = set_traceparent(metadata.get("traceparent", ""))
                 try:
                     async for item in behavior(request, context):
                         # A stream outlives checks made at its start: nothing more is sent once
                         # the token has expired or was revoked (tenant suspended, user deleted).
-                        await self._still_valid(context, caller)
+                        await self._still_valid(caller)
                         yield item
                 finally:
                     reset_traceparent(trace)
