@@ -8,15 +8,12 @@ the same filters (page_size may change between pages).
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 
 from services.catalog.domain.ids import is_product_id
 from services.catalog.domain.product import CATEGORY_MAX, PRICE_MAX, ProductStatus
 from services.catalog.domain.validation import Violations
 from services.runtime import paging
-from services.runtime.errors import InvalidArgument
 
 QUERY_MAX = 200
 
@@ -30,9 +27,8 @@ class ProductFilter:
     statuses: frozenset[ProductStatus]
 
     def fingerprint(self) -> str:
-        canonical = json.dumps([self.query, self.category, self.min_price_minor, self.max_price_minor,
-                                sorted(s.value for s in self.statuses)], separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        return paging.fingerprint(self.query, self.category, self.min_price_minor, self.max_price_minor,
+                                  sorted(s.value for s in self.statuses))
 
 
 @dataclass(frozen=True)
@@ -70,7 +66,3 @@ def decode_token(token: str, expected: ProductFilter) -> str | None:
 def list_query(filter_: ProductFilter, size: int, token: str) -> ListQuery:
     limit = paging.page_size(size)
     return ListQuery(filter_, limit, decode_token(token, filter_))
-
-
-def _bad_token(description: str) -> InvalidArgument:
-    return InvalidArgument.field("page_token", description)
