@@ -96,6 +96,13 @@ class Database:
         self._schemas.add(schema)
 
     @asynccontextmanager
+    async def in_schema(self, schema: str) -> AsyncIterator[AsyncConnection]:
+        """A transaction in ``schema`` taken as it is (no tenant check): for sweeps over every
+        schema (outbox relay, inbox cleanup) and for schemas that are not a tenant's."""
+        async with self.engine.begin() as conn:
+            yield await conn.execution_options(schema_translate_map={None: schema})
+
+    @asynccontextmanager
     async def tenant(self, tenant_id: str) -> AsyncIterator[AsyncConnection]:
         """A transaction in the tenant's schema: commits on success, rolls back on error."""
         schema = schema_for(tenant_id)

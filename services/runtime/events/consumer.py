@@ -111,8 +111,7 @@ class EventConsumer:
             try:
                 for schema in sorted(await self._db.tenant_schemas()):
                     with contextlib.suppress(DBAPIError):  # a schema without an inbox
-                        async with self._db.engine.begin() as conn:
-                            conn = await conn.execution_options(schema_translate_map={None: schema})
+                        async with self._db.in_schema(schema) as conn:
                             await conn.execute(delete(inbox).where(
                                 inbox.c.consumer == self.durable, inbox.c.processed_time < cutoff))
             except Exception as exc:

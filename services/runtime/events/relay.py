@@ -136,7 +136,7 @@ class OutboxRelay:
 
     async def _count_pending(self, schema: str) -> int:
         try:
-            async with self._connect(schema) as conn:
+            async with self._db.in_schema(schema) as conn:
                 return int(await conn.scalar(select(func.count()).select_from(outbox).where(
                     outbox.c.state == PENDING)) or 0)
         except DBAPIError:  # a schema without an outbox (service without events)
@@ -148,20 +148,15 @@ class OutboxRelay:
                .limit(_CLEANUP_BATCH).scalar_subquery())
         for schema in sorted(schemas):
             try:
-                async with self._connect(schema) as conn:
+                async with self._db.in_schema(schema) as conn:
                     await conn.execute(delete(outbox).where(outbox.c.event_id.in_(old)))
             except DBAPIError:  # a schema without an outbox
                 continue
 
-    @contextlib.asynccontextmanager
-    async def _connect(self, schema: str) -> Any:
-        async with self._db.engine.begin() as conn:
-            yield await conn.execution_options(schema_translate_map={None: schema})
-
     async def _publish_batch(self, js: JetStreamContext, schema: str) -> tuple[int, bool]:
         """Publish up to one batch of the schema's pending rows; (published, more may be waiting)."""
         try:
-            async with self._connect(schema) as conn:
+            async with self._db.in_schema(schema) as conn:
                 rows = (await conn.execute(
                     select(outbox.c.event_id, outbox.c.subject, outbox.c.payload, outbox.c.headers,
                            outbox.c.create_time)
