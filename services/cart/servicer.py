@@ -12,7 +12,8 @@ from commerce.cart.v1 import cart_pb2_grpc
 
 from services.cart.carts import Carts, Reply
 from services.cart.convert import cart_pb
-from services.cart.domain.requests import requested_product_id, requested_quantity
+from services.cart.domain.ids import requested_product_id
+from services.cart.domain.requests import requested_quantity
 from services.runtime.context import Caller, require_tenant
 from services.runtime.idempotency import key_for
 

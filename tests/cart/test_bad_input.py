@@ -9,7 +9,7 @@ import pytest
 from commerce.cart.v1 import cart_pb2 as pb
 
 from services.runtime.db import Database
-from tests.cart.conftest import Shop, count_rows, violated_fields
+from tests.cart.conftest import Shop, count_rows, error_details, violated_fields
 
 PRODUCT = "prd_01JZZZZZZZZZZZZZZZZZZZZZZZ"
 Call = Callable[[Shop], Awaitable[object]]
@@ -56,7 +56,11 @@ async def test_a_refused_add_writes_nothing(shop: Shop, cart_db: Database) -> No
         assert await count_rows(cart_db, shop.tenant, table) == 0
 
 
-async def test_a_malformed_product_id_is_not_found(shop: Shop) -> None:
+@pytest.mark.parametrize("product_id", ["../etc/passwd", "prd_short", "prd_01jzzzzzzzzzzzzzzzzzzzzzzz"])
+async def test_a_malformed_product_id_is_product_not_found_and_writes_nothing(shop: Shop, cart_db: Database,
+                                                                               product_id: str) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await shop.add("../etc/passwd")
+        await shop.add(product_id)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert error_details(err.value)[0].reason == "PRODUCT_NOT_FOUND"
+    assert await count_rows(cart_db, shop.tenant, "carts") == 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.runtime.errors import FailedPrecondition, NotFound
+from services.cart.domain.ids import product_not_found
+from services.runtime.errors import FailedPrecondition
 
 
 @dataclass(frozen=True)
@@ -20,10 +21,6 @@ class Product:
     title: str
     price: Money
     active: bool  # for sale (not archived)
-
-
-def product_not_found(product_id: str) -> NotFound:
-    return NotFound("product not found", reason="PRODUCT_NOT_FOUND", metadata={"product_id": product_id[:64]})
 
 
 def sellable(product_id: str, product: Product | None, cart_currency: str) -> Product:
