@@ -27,6 +27,8 @@ Jwk = Mapping[str, str]
 JwksFetcher = Callable[[], Awaitable[Sequence[Jwk]]]
 TOKEN_LEEWAY_SECONDS = 30
 _UNKNOWN_KID_REFRESH_SECONDS = 5.0
+# Roles whose tokens may name another tenant with x-tenant-id.
+_TENANT_OVERRIDE_ROLES = frozenset({ADMIN, SERVICE})
 
 
 class KeySet:
@@ -97,7 +99,7 @@ class TokenVerifier:
         if self.revocations is not None:
             self.revocations.revocations.check(caller.tenant_id, caller.subject, issued_at)
         if tenant_override and tenant_override != caller.tenant_id:
-            if not caller.has_any(frozenset({ADMIN, SERVICE})):
+            if not caller.has_any(_TENANT_OVERRIDE_ROLES):
                 raise Unauthenticated("x-tenant-id is only honoured for admin and service tokens",
                                       reason="TENANT_OVERRIDE_FORBIDDEN")
             return Caller(caller.subject, tenant_override, caller.roles, caller.token)
