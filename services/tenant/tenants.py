@@ -13,8 +13,8 @@ from services.runtime.idempotency import IdempotencyKey, remember, replay
 from services.tenant import events
 from services.tenant.convert import tenant_message
 from services.tenant.domain import paging
-from services.tenant.domain.access import check_can_read_tenant, tenant_not_found
-from services.tenant.domain.tenant import NewTenant, Tenant
+from services.tenant.domain.access import check_can_read_tenant
+from services.tenant.domain.tenant import NewTenant, Tenant, tenant_not_found
 from services.tenant.provisioner import Provisioner
 from services.tenant.store.platform import PlatformStore
 

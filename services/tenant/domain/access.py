@@ -5,11 +5,7 @@ see is reported as absent (NOT_FOUND), so tenants cannot be probed."""
 from __future__ import annotations
 
 from services.runtime.context import ADMIN, OWNER, Caller
-from services.runtime.errors import NotFound
-
-
-def tenant_not_found() -> NotFound:
-    return NotFound("tenant not found", reason="TENANT_NOT_FOUND")
+from services.tenant.domain.tenant import tenant_not_found
 
 
 def check_can_read_tenant(caller: Caller, tenant_id: str) -> None:

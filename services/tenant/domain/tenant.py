@@ -57,7 +57,7 @@ def check_tenant_id(violations: Violations, field: str, value: str) -> str:
     """A tenant id as a request names it (``platform`` is not a tenant)."""
     if not value:
         violations.add(field, "is required")
-    elif len(value) > 32 or not TENANT_ID.fullmatch(value):
+    elif not TENANT_ID.fullmatch(value):  # at most 32 characters
         violations.add(field, TENANT_ID_RULE)
     return value
 
@@ -83,24 +83,30 @@ def tenant_id_of_request(tenant_id: str, field: str = "tenant_id") -> str:
     return tenant_id
 
 
+def tenant_not_found() -> NotFound:
+    return NotFound("tenant not found", reason="TENANT_NOT_FOUND")
+
+
+def _suspended(tenant: Tenant) -> FailedPrecondition:
+    return FailedPrecondition("this tenant is suspended", reason="TENANT_SUSPENDED",
+                              metadata={"tenant_id": tenant.tenant_id})
+
 
 def check_serves_shoppers(tenant: Tenant | None) -> Tenant:
     """Customer registration and guest tokens: only for an ACTIVE tenant."""
     if tenant is None or tenant.state is TenantState.PROVISIONING:
-        raise NotFound("tenant not found", reason="TENANT_NOT_FOUND")
+        raise tenant_not_found()
     if tenant.state is TenantState.SUSPENDED:
-        raise FailedPrecondition("this tenant is suspended", reason="TENANT_SUSPENDED",
-                                 metadata={"tenant_id": tenant.tenant_id})
+        raise _suspended(tenant)
     return tenant
 
 
 def check_accepts_new_staff(tenant: Tenant | None) -> Tenant:
     """Creating owners and sellers: the tenant must be provisioned and not suspended."""
     if tenant is None:
-        raise NotFound("tenant not found", reason="TENANT_NOT_FOUND")
+        raise tenant_not_found()
     if tenant.state is TenantState.SUSPENDED:
-        raise FailedPrecondition("this tenant is suspended", reason="TENANT_SUSPENDED",
-                                 metadata={"tenant_id": tenant.tenant_id})
+        raise _suspended(tenant)
     if tenant.state is TenantState.PROVISIONING:
         raise Unavailable("this tenant is still being provisioned; retry shortly", reason="TENANT_PROVISIONING",
                           metadata={"tenant_id": tenant.tenant_id})
