@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -20,6 +24,32 @@ from tests.events.harness import connect, eventually, open_db, order_confirmed, 
 
 async def pending(db: Database, tenant: str) -> int:
     return int(await scalar(db, tenant, "SELECT count(*) FROM {schema}.outbox WHERE state = 'pending'"))
+
+
+@dataclass
+class OwnRelay:
+    db: Database
+    nats: Nats
+    relay: OutboxRelay
+    tenant: str
+
+
+@asynccontextmanager
+async def own_relay(settings: Settings, tmp_path: Path, *, nats_up: bool = True,
+                    **options: Any) -> AsyncIterator[OwnRelay]:
+    """A relay (not started) with a NATS server of its own (started unless ``nats_up`` is
+    False) over a database no relay of this module's fixture reads, and a provisioned tenant."""
+    db = await open_db(settings, "events_own_nats")
+    own = Nats(tmp_path / "nats", free_port())
+    if nats_up:
+        own.start()
+    relay = OutboxRelay(db, settings, nats_url=own.url, **options)
+    try:
+        yield OwnRelay(db, own, relay, await provisioned(db))
+    finally:
+        await relay.stop()
+        own.stop()
+        await db.dispose()
 
 
 async def test_committed_events_are_published_once_with_their_subject_and_headers(
@@ -75,14 +105,10 @@ async def test_an_event_emitted_in_a_rolled_back_transaction_is_never_published(
 
 async def test_events_written_while_nats_is_down_are_all_published_once_it_returns(
         settings: Settings, tmp_path: Path) -> None:
-    db = await open_db(settings, "events_own_nats")  # a database no other relay of this module reads
-    own = Nats(tmp_path / "nats", free_port())
-    own.start()
-    relay = OutboxRelay(db, settings, nats_url=own.url, publish_timeout=0.5)
-    await relay.start()
-    tenant = await provisioned(db)
-    try:
-        await relay.nats.wait_ready()
+    async with own_relay(settings, tmp_path, publish_timeout=0.5) as it:
+        db, tenant = it.db, it.tenant
+        await it.relay.start()
+        await it.relay.nats.wait_ready()
         async with db.tenant(tenant) as conn:
             await emit(conn, order_confirmed("before"), tenant_id=tenant, aggregate_id="before")
 
@@ -90,7 +116,7 @@ async def test_events_written_while_nats_is_down_are_all_published_once_it_retur
             return await pending(db, tenant) == 0
         await eventually(drained)
 
-        own.stop()
+        it.nats.stop()
         written = []
         for i in range(20):  # checkout goes on: each write commits, events wait in the outbox
             async with db.tenant(tenant) as conn:
@@ -98,13 +124,13 @@ async def test_events_written_while_nats_is_down_are_all_published_once_it_retur
                                           aggregate_id=f"down-{i}"))
 
         async def disconnected() -> bool:
-            return not relay.nats.connected
+            return not it.relay.nats.connected
         await eventually(disconnected, within=5)
         assert await pending(db, tenant) > 0
 
-        own.start()
+        it.nats.start()
         await eventually(drained, within=20)
-        nc = await connect(own.url)
+        nc = await connect(it.nats.url)
         try:
             messages = await read_all(nc, naming.STREAM, f"commerce.*.v1.*.{tenant}")
         finally:
@@ -112,22 +138,14 @@ async def test_events_written_while_nats_is_down_are_all_published_once_it_retur
         ids = [m.headers[naming.MSG_ID] for m in messages if m.headers]
         assert len(ids) == 21 and len(set(ids)) == 21
         assert set(written) <= set(ids)
-    finally:
-        await relay.stop()
-        own.stop()
-        await db.dispose()
 
 
 async def test_an_outbox_row_that_failed_to_publish_records_the_attempt(
         settings: Settings, tmp_path: Path) -> None:
-    db = await open_db(settings, "events_own_nats")
-    own = Nats(tmp_path / "nats", free_port())
-    own.start()
-    relay = OutboxRelay(db, settings, nats_url=own.url, publish_timeout=0.3)
-    await relay.start()
-    tenant = await provisioned(db)
-    try:
-        js = await relay.nats.wait_ready()
+    async with own_relay(settings, tmp_path, publish_timeout=0.3) as it:
+        db, tenant = it.db, it.tenant
+        await it.relay.start()
+        js = await it.relay.nats.wait_ready()
         await js.delete_stream(naming.STREAM)  # connected, but nowhere to publish
         async with db.tenant(tenant) as conn:
             event_id = await emit(conn, order_confirmed("x"), tenant_id=tenant, aggregate_id="x")
@@ -137,79 +155,56 @@ async def test_an_outbox_row_that_failed_to_publish_records_the_attempt(
         await eventually(attempted)
         assert await pending(db, tenant) == 1
         assert await scalar(db, tenant, "SELECT last_error FROM {schema}.outbox WHERE event_id = :e", e=event_id)
-    finally:
-        await relay.stop()
-        own.stop()
-        await db.dispose()
 
 
 async def test_a_service_starts_while_nats_is_down_and_its_events_flow_once_nats_is_up(
         settings: Settings, tmp_path: Path) -> None:
-    db = await open_db(settings, "events_own_nats")
-    own = Nats(tmp_path / "nats", free_port())  # not started yet
-    relay = OutboxRelay(db, settings, nats_url=own.url)
-    tenant = await provisioned(db)
-    try:
+    async with own_relay(settings, tmp_path, nats_up=False) as it:
+        db, tenant = it.db, it.tenant
         async with asyncio.timeout(1):
-            await relay.start()  # does not wait for NATS
+            await it.relay.start()  # does not wait for NATS
         async with db.tenant(tenant) as conn:
             event_id = await emit(conn, order_confirmed("early"), tenant_id=tenant, aggregate_id="early")
         await asyncio.sleep(0.5)
         assert await pending(db, tenant) == 1
-        own.start()
+        it.nats.start()
 
         async def drained() -> bool:
             return await pending(db, tenant) == 0
         await eventually(drained, within=20)
-        nc = await connect(own.url)
+        nc = await connect(it.nats.url)
         try:
             messages = await read_all(nc, naming.STREAM, f"commerce.*.v1.*.{tenant}")
         finally:
             await nc.close()
         assert [m.headers[naming.MSG_ID] for m in messages if m.headers] == [event_id]
-    finally:
-        await relay.stop()
-        own.stop()
-        await db.dispose()
 
 
 async def test_published_rows_are_deleted_after_the_retention_and_pending_ones_never(
         settings: Settings, tmp_path: Path) -> None:
-    db = await open_db(settings, "events_own_nats")
-    own = Nats(tmp_path / "nats", free_port())
-    own.start()
-    relay = OutboxRelay(db, settings, nats_url=own.url, retention_seconds=0, cleanup_every_seconds=0)
-    tenant = await provisioned(db)
-    try:
-        await relay.start()
-        await relay.nats.wait_ready()
+    async with own_relay(settings, tmp_path, retention_seconds=0, cleanup_every_seconds=0) as it:
+        db, tenant = it.db, it.tenant
+        await it.relay.start()
+        await it.relay.nats.wait_ready()
         async with db.tenant(tenant) as conn:
             await emit(conn, order_confirmed("old"), tenant_id=tenant, aggregate_id="old")
 
         async def cleaned() -> bool:
             return int(await scalar(db, tenant, "SELECT count(*) FROM {schema}.outbox")) == 0
         await eventually(cleaned)
-        own.stop()
+        it.nats.stop()
         async with db.tenant(tenant) as conn:
             await emit(conn, order_confirmed("waiting"), tenant_id=tenant, aggregate_id="waiting")
         await asyncio.sleep(2.5)  # several cleanup rounds
         assert await pending(db, tenant) == 1
-    finally:
-        await relay.stop()
-        own.stop()
-        await db.dispose()
 
 
 async def test_events_still_flow_while_the_relay_cannot_listen_for_notifications(
         settings: Settings, tmp_path: Path) -> None:
-    db = await open_db(settings, "events_own_nats")
-    own = Nats(tmp_path / "nats", free_port())
-    own.start()
-    relay = OutboxRelay(db, settings, nats_url=own.url)
-    tenant = await provisioned(db)
-    try:
-        await relay.start()
-        await relay.nats.wait_ready()
+    async with own_relay(settings, tmp_path) as it:
+        db, tenant = it.db, it.tenant
+        await it.relay.start()
+        await it.relay.nats.wait_ready()
         async with db.engine.connect() as conn:  # cut the relay's LISTEN connection, again and again
             kill = text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :name")
             for i in range(3):
@@ -223,7 +218,3 @@ async def test_events_still_flow_while_the_relay_cannot_listen_for_notifications
         async def drained() -> bool:
             return await pending(db, tenant) == 0
         await eventually(drained, within=10)
-    finally:
-        await relay.stop()
-        own.stop()
-        await db.dispose()
