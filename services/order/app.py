@@ -54,10 +54,10 @@ def assemble(db: Database, verifier: TokenVerifier, peers: Peers, *, tuning: Sag
              recover_in_background: bool = True) -> tuple[App, Parts]:
     runner = SagaRunner(db, peers, lease_seconds=tuning.lease_seconds, max_attempts=tuning.max_attempts,
                         retry_seconds=tuning.retry_seconds, after_step=after_step)
-    orders = Orders(db, peers, runner)
+    feed = ChangeFeed(listener_dsn(db))
+    orders = Orders(db, peers, runner, feed)
     recovery = RecoveryWorker(db, runner, interval_seconds=tuning.recovery_interval_seconds,
                               idle_seconds=tuning.recovery_idle_seconds)
-    feed = ChangeFeed(listener_dsn(db))
 
     def register(server: grpc.aio.Server) -> None:
         order_pb2_grpc.add_OrderServiceServicer_to_server(

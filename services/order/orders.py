@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -24,6 +25,7 @@ from services.order.domain.totals import WEIGHT, totals
 from services.order.peers import Peers
 from services.order.saga import SagaRunner
 from services.order.store import orders as store
+from services.order.watch import ChangeFeed
 from services.runtime.context import Caller
 from services.runtime.db import Database
 from services.runtime.errors import FailedPrecondition, InvalidArgument, PermissionDenied
@@ -31,6 +33,10 @@ from services.runtime.idempotency import IdempotencyKey, remember, replay
 
 # Longest a call waits for a saga before answering the order as it is (below the edge's 15 s).
 SETTLE_SECONDS = 10.0
+# A call waiting for a saga run elsewhere (a retry, another replica) re-reads the order when the
+# change feed says it changed, and at least this often (as often as _POLL_SECONDS while the
+# feed is down or absent).
+_RECHECK_SECONDS = 1.0
 _POLL_SECONDS = 0.05
 
 
@@ -48,10 +54,11 @@ def _lines(cart: cart_pb2.Cart) -> tuple[OrderLine, ...]:
 
 
 class Orders:
-    def __init__(self, db: Database, peers: Peers, runner: SagaRunner) -> None:
+    def __init__(self, db: Database, peers: Peers, runner: SagaRunner, feed: ChangeFeed | None = None) -> None:
         self._db = db
         self._peers = peers
         self._runner = runner
+        self._feed = feed
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def close(self) -> None:
@@ -108,17 +115,30 @@ class Orders:
         return order_id
 
     async def _settled(self, tenant_id: str, order_id: str, limit: float = SETTLE_SECONDS) -> Order:
-        """The order once its saga is done (or as it is after ``limit`` seconds)."""
-        deadline = asyncio.get_running_loop().time() + limit
-        while True:
-            async with self._db.tenant_read(tenant_id) as conn:
-                found = await store.get(conn, order_id)
-            if found is None:
-                raise order_not_found(order_id)
-            order, saga = found
-            if saga.step is Step.DONE or asyncio.get_running_loop().time() > deadline:
-                return order
-            await asyncio.sleep(_POLL_SECONDS)
+        """The order once its saga is done (or as it is after ``limit`` seconds). Re-read when
+        the change feed reports a write to it, instead of polling the row."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        async with self._changes(tenant_id, order_id) as changed:
+            while True:
+                changed.clear()
+                async with self._db.tenant_read(tenant_id) as conn:
+                    found = await store.get(conn, order_id)
+                if found is None:
+                    raise order_not_found(order_id)
+                order, saga = found
+                left = deadline - loop.time()
+                if saga.step is Step.DONE or left < 0:
+                    return order
+                online = self._feed is not None and self._feed.online
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), min(left, _RECHECK_SECONDS if online else _POLL_SECONDS))
+
+    def _changes(self, tenant_id: str, order_id: str) -> AbstractAsyncContextManager[asyncio.Event]:
+        """An event set when the order may have changed (never set without a feed)."""
+        if self._feed is None:
+            return contextlib.nullcontext(asyncio.Event())
+        return self._feed.subscribe(tenant_id, order_id)
 
     # --- reads ----------------------------------------------------------------------------
 

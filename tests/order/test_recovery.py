@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
+import grpc
 import pytest
 from commerce.order.v1 import order_pb2 as pb
 from commerce.payment.v1 import payment_pb2
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.order.domain import validation
 from services.order.domain.order import Address
@@ -17,9 +19,10 @@ from services.order.orders import Orders
 from services.order.peers import money
 from services.order.recovery import RecoveryWorker
 from services.order.saga import SagaRunner
+from services.order.store import orders as store
 from services.runtime.context import Caller
 from services.runtime.db import schema_for
-from tests.order.conftest import OK, Mesh, Shop
+from tests.order.conftest import OK, Mesh, Shop, error_info
 
 CRASH_LEASE_SECONDS = 0.2
 
@@ -115,3 +118,35 @@ async def test_cancelling_a_checkout_its_dead_process_left_mid_way_compensates_i
     stock = await shop.stock(product)
     assert (stock.on_hand, stock.reserved) == (5, 0)
     assert await shop.payments_of(order_id) == []
+
+
+async def test_a_retry_waiting_on_a_saga_run_elsewhere_is_woken_by_its_changes_not_by_polling_the_row(
+        shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    product = await shop.product(stock=5)
+    order_id = await crash_checkout(shop, Step.RESERVE, product)
+    reads: list[str] = []
+    real_get = store.get
+
+    async def counted_get(conn: AsyncConnection, oid: str, *, for_update: bool = False) -> object:
+        reads.append(oid)
+        return await real_get(conn, oid, for_update=for_update)
+
+    monkeypatch.setattr(store, "get", counted_get)
+    for _ in range(50):  # the order service's change feed is listening
+        if shop.mesh.parts.feed.online:
+            break
+        await asyncio.sleep(0.05)
+    retry = asyncio.ensure_future(shop.orders.PlaceOrder(
+        pb.PlaceOrderRequest(request_id="crash-1", payment_token=OK, email="a@b.co",
+                             shipping_address=pb.Address(recipient="A", line1="1 Main St", city="Town",
+                                                         country_code="US")),
+        metadata=shop.customer("user-crash-reserve")))
+    await asyncio.sleep(0.6)  # nothing changes the order: the retry waits without re-reading it
+    assert not retry.done() and reads.count(order_id) <= 2
+
+    await recover(shop.mesh)  # another runner finishes the saga: the waiting retry answers its outcome
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await asyncio.wait_for(retry, 2.0)
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_info(caught.value)[0].metadata["order_id"] == order_id
