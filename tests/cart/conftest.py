@@ -5,7 +5,7 @@ test gets its own tenant, provisioned in both services as the tenant service doe
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
@@ -15,24 +15,17 @@ from commerce.cart.v1 import cart_pb2_grpc
 from commerce.catalog.v1 import catalog_pb2 as cpb
 from commerce.catalog.v1 import catalog_pb2_grpc
 from commerce.common.v1 import money_pb2
-from commerce.tenant.v1 import provisioning_pb2, provisioning_pb2_grpc
-from google.protobuf import any_pb2
-from google.rpc import error_details_pb2, status_pb2
-from sqlalchemy import text
 
-from services.cart.app import MIGRATIONS as CART_MIGRATIONS
+from services.cart.app import MIGRATIONS
 from services.cart.app import assemble as assemble_cart
-from services.catalog.app import MIGRATIONS as CATALOG_MIGRATIONS
-from services.catalog.app import assemble as assemble_catalog
 from services.devmesh.nats import Nats
 from services.devmesh.postgres import Postgres
 from services.runtime.bootstrap import open_database
-from services.runtime.db import Database, schema_for
+from services.runtime.db import Database
 from services.runtime.server import Running, create_server
 from services.runtime.settings import Settings
+from tests.catalog.harness import Metadata, provision, start_catalog
 from tests.tokens import TestKeys
-
-Metadata = tuple[tuple[str, str], ...]
 
 
 @pytest.fixture(scope="session")
@@ -47,15 +40,14 @@ def cart_settings(postgres: Postgres, nats_server: Nats) -> Settings:
 
 @pytest.fixture(scope="session")
 async def catalog_server(cart_settings: Settings, cart_keys: TestKeys) -> AsyncIterator[Running]:
-    db = await open_database(cart_settings, "catalog", CATALOG_MIGRATIONS)
-    running = await create_server(assemble_catalog(db, cart_keys.verifier()), "127.0.0.1:0", 0.2)
+    running, _ = await start_catalog(cart_settings, cart_keys)
     yield running
     await running.stop(0)
 
 
 @pytest.fixture(scope="session")
 async def cart_server(cart_settings: Settings, cart_keys: TestKeys, catalog_server: Running) -> AsyncIterator[Running]:
-    db = await open_database(cart_settings, "cart", CART_MIGRATIONS)
+    db = await open_database(cart_settings, "cart", MIGRATIONS)
     app = assemble_cart(db, cart_keys.verifier(), cart_settings, f"127.0.0.1:{catalog_server.port}")
     running = await create_server(app, "127.0.0.1:0", 0.2)
     yield running
@@ -142,12 +134,6 @@ def new_tenant_id() -> str:
     return f"crt-{uuid.uuid4().hex[:10]}"
 
 
-async def provision(channel: grpc.aio.Channel, keys: TestKeys, tenant: str) -> None:
-    stub = provisioning_pb2_grpc.ProvisioningServiceStub(channel)
-    await stub.ProvisionTenant(provisioning_pb2.ProvisionTenantRequest(tenant_id=tenant, currency_code="USD"),
-                               metadata=keys.metadata(tenant="platform", roles=["service"]))
-
-
 async def new_shop(cart_channel: grpc.aio.Channel, catalog_channel: grpc.aio.Channel, keys: TestKeys) -> Shop:
     tenant = new_tenant_id()
     await provision(catalog_channel, keys, tenant)
@@ -160,26 +146,3 @@ async def new_shop(cart_channel: grpc.aio.Channel, catalog_channel: grpc.aio.Cha
 async def shop(cart_channel: grpc.aio.Channel, catalog_channel: grpc.aio.Channel, cart_keys: TestKeys) -> Shop:
     return await new_shop(cart_channel, catalog_channel, cart_keys)
 
-
-async def count_rows(db: Database, tenant: str, table: str) -> int:
-    async with db.engine.connect() as conn:
-        return int(await conn.scalar(text(f'SELECT count(*) FROM "{schema_for(tenant)}".{table}')) or 0)
-
-
-def error_details(error: grpc.aio.AioRpcError) -> tuple[error_details_pb2.ErrorInfo, error_details_pb2.BadRequest]:
-    """The google.rpc details the interceptor attached to a failed call."""
-    raw = dict(error.trailing_metadata() or ()).get("grpc-status-details-bin")
-    assert raw is not None, f"no rich status on {error.code()}: {error.details()}"
-    status = status_pb2.Status.FromString(raw if isinstance(raw, bytes) else raw.encode())
-    info, bad = error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest()
-    detail: any_pb2.Any
-    for detail in status.details:
-        if detail.Is(info.DESCRIPTOR):
-            detail.Unpack(info)
-        elif detail.Is(bad.DESCRIPTOR):
-            detail.Unpack(bad)
-    return info, bad
-
-
-def violated_fields(error: grpc.aio.AioRpcError) -> Sequence[str]:
-    return [v.field for v in error_details(error)[1].field_violations]

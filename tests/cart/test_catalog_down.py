@@ -12,7 +12,8 @@ from services.cart.app import assemble
 from services.runtime.db import Database
 from services.runtime.server import Running, create_server
 from services.runtime.settings import Settings
-from tests.cart.conftest import Shop, count_rows, error_details
+from tests.cart.conftest import Shop
+from tests.catalog.harness import count_rows, error_details
 from tests.conftest import free_port
 from tests.tokens import TestKeys
 

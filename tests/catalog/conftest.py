@@ -5,7 +5,7 @@ provisioned through the ProvisioningService RPC as the tenant service does."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
@@ -13,20 +13,13 @@ import pytest
 from commerce.catalog.v1 import catalog_pb2 as pb
 from commerce.catalog.v1 import catalog_pb2_grpc, inventory_pb2, inventory_pb2_grpc
 from commerce.common.v1 import money_pb2
-from commerce.tenant.v1 import provisioning_pb2, provisioning_pb2_grpc
-from google.protobuf import any_pb2
-from google.rpc import error_details_pb2, status_pb2
-from sqlalchemy import text
 
-from services.catalog.app import MIGRATIONS, assemble
 from services.devmesh.postgres import Postgres
-from services.runtime.bootstrap import open_database
-from services.runtime.db import Database, schema_for
-from services.runtime.server import Running, create_server
+from services.runtime.db import Database
+from services.runtime.server import Running
 from services.runtime.settings import Settings
+from tests.catalog.harness import Metadata, provision, start_catalog
 from tests.tokens import TestKeys
-
-Metadata = tuple[tuple[str, str], ...]
 
 
 @pytest.fixture(scope="session")
@@ -37,12 +30,6 @@ def keys() -> TestKeys:
 @pytest.fixture(scope="session")
 def catalog_settings(postgres: Postgres) -> Settings:
     return Settings(database_url=postgres.url, database_prefix="cattest", db_pool_size=5)
-
-
-async def start_catalog(settings: Settings, keys: TestKeys, probe_seconds: float = 0.2) -> tuple[Running, Database]:
-    db = await open_database(settings, "catalog", MIGRATIONS)
-    running = await create_server(assemble(db, keys.verifier()), "127.0.0.1:0", probe_seconds)
-    return running, db
 
 
 @pytest.fixture(scope="session")
@@ -104,52 +91,24 @@ def product(sku: str, *, title: str = "Trail shoe", category: str = "shoes", pri
                       status=status, attributes=attributes or {})  # type: ignore[arg-type]
 
 
-async def provision(channel: grpc.aio.Channel, keys: TestKeys, tenant: str) -> None:
-    stub = provisioning_pb2_grpc.ProvisioningServiceStub(channel)
-    await stub.ProvisionTenant(provisioning_pb2.ProvisionTenantRequest(tenant_id=tenant, currency_code="USD"),
-                               metadata=keys.metadata(tenant="platform", roles=["service"]))
-
-
 def new_tenant_id() -> str:
     return f"cat-{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture
-async def shop(channel: grpc.aio.Channel, keys: TestKeys) -> Shop:
+async def new_shop(channel: grpc.aio.Channel, keys: TestKeys) -> Shop:
     tenant = new_tenant_id()
     await provision(channel, keys, tenant)
     return Shop(tenant, catalog_pb2_grpc.CatalogServiceStub(channel), keys)
+
+
+@pytest.fixture
+async def shop(channel: grpc.aio.Channel, keys: TestKeys) -> Shop:
+    return await new_shop(channel, keys)
 
 
 @pytest.fixture
 async def other_shop(channel: grpc.aio.Channel, keys: TestKeys) -> Shop:
-    tenant = new_tenant_id()
-    await provision(channel, keys, tenant)
-    return Shop(tenant, catalog_pb2_grpc.CatalogServiceStub(channel), keys)
-
-
-async def count_rows(db: Database, tenant: str, table: str) -> int:
-    async with db.engine.connect() as conn:
-        return int(await conn.scalar(text(f'SELECT count(*) FROM "{schema_for(tenant)}".{table}')) or 0)
-
-
-def error_details(error: grpc.aio.AioRpcError) -> tuple[error_details_pb2.ErrorInfo, error_details_pb2.BadRequest]:
-    """The google.rpc details the interceptor attached to a failed call."""
-    raw = dict(error.trailing_metadata() or ()).get("grpc-status-details-bin")
-    assert raw is not None, f"no rich status on {error.code()}: {error.details()}"
-    status = status_pb2.Status.FromString(raw if isinstance(raw, bytes) else raw.encode())
-    info, bad = error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest()
-    detail: any_pb2.Any
-    for detail in status.details:
-        if detail.Is(info.DESCRIPTOR):
-            detail.Unpack(info)
-        elif detail.Is(bad.DESCRIPTOR):
-            detail.Unpack(bad)
-    return info, bad
-
-
-def violated_fields(error: grpc.aio.AioRpcError) -> Sequence[str]:
-    return [v.field for v in error_details(error)[1].field_violations]
+    return await new_shop(channel, keys)
 
 
 @dataclass

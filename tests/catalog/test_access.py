@@ -8,7 +8,8 @@ from commerce.catalog.v1 import catalog_pb2 as pb
 from google.protobuf import field_mask_pb2
 
 from services.runtime.db import Database
-from tests.catalog.conftest import Shop, count_rows, product
+from tests.catalog.conftest import Shop, product
+from tests.catalog.harness import count_rows
 from tests.tokens import TestKeys
 
 

@@ -9,7 +9,8 @@ from commerce.common.v1 import money_pb2
 from google.protobuf import field_mask_pb2
 
 from services.runtime.db import Database
-from tests.catalog.conftest import Shop, count_rows, error_details, product, violated_fields
+from tests.catalog.conftest import Shop, product
+from tests.catalog.harness import count_rows, error_details, violated_fields
 
 
 def _with(**changes: object) -> pb.Product:

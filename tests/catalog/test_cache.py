@@ -16,7 +16,8 @@ from sqlalchemy import text
 from services.runtime.db import Database, schema_for
 from services.runtime.server import Running
 from services.runtime.settings import Settings
-from tests.catalog.conftest import Shop, start_catalog
+from tests.catalog.conftest import Shop
+from tests.catalog.harness import start_catalog
 from tests.tokens import TestKeys
 
 

@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.devmesh.postgres import Postgres
 from services.runtime.settings import Settings
-from tests.catalog.conftest import start_catalog
+from tests.catalog.harness import start_catalog
 from tests.conftest import free_port
 from tests.tokens import TestKeys
 

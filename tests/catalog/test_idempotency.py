@@ -11,7 +11,8 @@ from commerce.catalog.v1 import catalog_pb2 as pb
 from google.protobuf import field_mask_pb2
 
 from services.runtime.db import Database
-from tests.catalog.conftest import Shop, count_rows, error_details, product, violated_fields
+from tests.catalog.conftest import Shop, product
+from tests.catalog.harness import count_rows, error_details, violated_fields
 
 
 async def test_retried_create_returns_the_same_product_and_one_row(shop: Shop, catalog_db: Database) -> None:

@@ -11,7 +11,8 @@ from commerce.catalog.v1 import catalog_pb2 as pb
 from commerce.catalog.v1 import inventory_pb2 as inv
 
 from services.runtime.db import Database
-from tests.catalog.conftest import Stockroom, count_rows, error_details, violated_fields
+from tests.catalog.conftest import Stockroom
+from tests.catalog.harness import count_rows, error_details, violated_fields
 
 HELD, COMMITTED = inv.RESERVATION_STATE_HELD, inv.RESERVATION_STATE_COMMITTED
 RELEASED = inv.RESERVATION_STATE_RELEASED

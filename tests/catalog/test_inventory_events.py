@@ -14,7 +14,8 @@ from commerce.catalog.v1 import inventory_pb2 as inv
 from sqlalchemy import text
 
 from services.runtime.db import Database, schema_for
-from tests.catalog.conftest import Stockroom, error_details
+from tests.catalog.conftest import Stockroom
+from tests.catalog.harness import error_details
 
 
 async def outbox(db: Database, tenant: str) -> list[tuple[str, str, bytes]]:

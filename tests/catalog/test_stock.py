@@ -10,7 +10,8 @@ from commerce.catalog.v1 import catalog_pb2 as pb
 from sqlalchemy import text
 
 from services.runtime.db import Database, schema_for
-from tests.catalog.conftest import Shop, error_details, violated_fields
+from tests.catalog.conftest import Shop
+from tests.catalog.harness import error_details, violated_fields
 
 
 async def _stock(shop: Shop, product_id: str) -> pb.StockLevel:

@@ -1,0 +1,60 @@
+"""What the catalog's tests and the cart's (which run a catalog to price from)
+share: an in-process catalog server on a free port, tenant provisioning as the
+tenant service does it, row counts behind a service's back, and the google.rpc
+details of a failed call."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import grpc
+from commerce.tenant.v1 import provisioning_pb2, provisioning_pb2_grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from sqlalchemy import text
+
+from services.catalog.app import MIGRATIONS, assemble
+from services.runtime.bootstrap import open_database
+from services.runtime.db import Database, schema_for
+from services.runtime.server import Running, create_server
+from services.runtime.settings import Settings
+from tests.tokens import TestKeys
+
+Metadata = tuple[tuple[str, str], ...]
+
+
+async def start_catalog(settings: Settings, keys: TestKeys, probe_seconds: float = 0.2) -> tuple[Running, Database]:
+    db = await open_database(settings, "catalog", MIGRATIONS)
+    running = await create_server(assemble(db, keys.verifier()), "127.0.0.1:0", probe_seconds)
+    return running, db
+
+
+async def provision(channel: grpc.aio.Channel, keys: TestKeys, tenant: str) -> None:
+    """Creates the tenant's schema in the service behind ``channel``, with a service token."""
+    stub = provisioning_pb2_grpc.ProvisioningServiceStub(channel)
+    await stub.ProvisionTenant(provisioning_pb2.ProvisionTenantRequest(tenant_id=tenant, currency_code="USD"),
+                               metadata=keys.metadata(tenant="platform", roles=["service"]))
+
+
+async def count_rows(db: Database, tenant: str, table: str) -> int:
+    async with db.engine.connect() as conn:
+        return int(await conn.scalar(text(f'SELECT count(*) FROM "{schema_for(tenant)}".{table}')) or 0)
+
+
+def error_details(error: grpc.aio.AioRpcError) -> tuple[error_details_pb2.ErrorInfo, error_details_pb2.BadRequest]:
+    """The google.rpc details the interceptor attached to a failed call."""
+    raw = dict(error.trailing_metadata() or ()).get("grpc-status-details-bin")
+    assert raw is not None, f"no rich status on {error.code()}: {error.details()}"
+    status = status_pb2.Status.FromString(raw if isinstance(raw, bytes) else raw.encode())
+    info, bad = error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest()
+    detail: any_pb2.Any
+    for detail in status.details:
+        if detail.Is(info.DESCRIPTOR):
+            detail.Unpack(info)
+        elif detail.Is(bad.DESCRIPTOR):
+            detail.Unpack(bad)
+    return info, bad
+
+
+def violated_fields(error: grpc.aio.AioRpcError) -> Sequence[str]:
+    return [v.field for v in error_details(error)[1].field_violations]
