@@ -16,7 +16,7 @@ from datetime import datetime
 
 from services.catalog.domain.ids import is_product_id
 from services.catalog.domain.validation import Violations
-from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.runtime.errors import FailedPrecondition, NotFound
 
 RESERVATION_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 LINES_MAX, QUANTITY_MAX = 100, 1000
@@ -60,21 +60,25 @@ class Reservation:
         return self.state is ReservationState.HELD and now >= self.expire_time
 
 
-def checked_reservation_id(value: str, field: str = "reservation_id") -> str:
+def _reservation_id(v: Violations, value: str, field: str) -> str:
     if not value:
-        raise InvalidArgument.field(field, "is required")
-    if not RESERVATION_ID.fullmatch(value):
-        raise InvalidArgument.field(field, "must be 1-128 of A-Z a-z 0-9 _ . : - (the order id)")
+        v.add(field, "is required")
+    elif not RESERVATION_ID.fullmatch(value):
+        v.add(field, "must be 1-128 of A-Z a-z 0-9 _ . : - (the order id)")
+    return value
+
+
+def checked_reservation_id(value: str, field: str = "reservation_id") -> str:
+    v = Violations()
+    _reservation_id(v, value, field)
+    v.raise_if_any()
     return value
 
 
 def reserve_request(reservation_id: str, lines: Sequence[tuple[str, int]], ttl_seconds: int) -> ReserveRequest:
     """Every field checked at once: one INVALID_ARGUMENT names each bad one ("lines[2].quantity")."""
     v = Violations()
-    if not reservation_id:
-        v.add("reservation_id", "is required")
-    elif not RESERVATION_ID.fullmatch(reservation_id):
-        v.add("reservation_id", "must be 1-128 of A-Z a-z 0-9 _ . : - (the order id)")
+    _reservation_id(v, reservation_id, "reservation_id")
     if not lines:
         v.add("lines", "at least one line is required")
     elif len(lines) > LINES_MAX:
