@@ -52,6 +52,11 @@ class RevocationList:
         self._clock = clock
         self._tenants: dict[str, float] = {}
         self._users: dict[tuple[str, str], float] = {}
+        # Old entries are swept at most this often, not on every event: a (re)subscribe replays
+        # every revocation of the last remember_seconds at once, and sweeping on each of them
+        # would cost time quadratic in their number, on the event loop.
+        self._sweep_every = remember_seconds / 10
+        self._swept_at = float("-inf")
 
     def revoke_tenant(self, tenant_id: str, at: float) -> None:
         self._tenants[tenant_id] = max(at, self._tenants.get(tenant_id, at))
@@ -77,9 +82,14 @@ class RevocationList:
             raise Unauthenticated("the user of this token was deleted", reason="USER_DELETED")
 
     def _forget_old(self) -> None:
-        cutoff = self._clock() - self.remember_seconds
-        self._tenants = {k: at for k, at in self._tenants.items() if at >= cutoff}
-        self._users = {k: at for k, at in self._users.items() if at >= cutoff}
+        """Drop entries older than ``remember_seconds`` (every token they refuse has expired;
+        one kept a little longer refuses nothing more)."""
+        now = self._clock()
+        if now - self._swept_at >= self._sweep_every:
+            self._swept_at = now
+            cutoff = now - self.remember_seconds
+            self._tenants = {k: at for k, at in self._tenants.items() if at >= cutoff}
+            self._users = {k: at for k, at in self._users.items() if at >= cutoff}
         REVOKED.labels("tenant").set(len(self._tenants))
         REVOKED.labels("user").set(len(self._users))
 
