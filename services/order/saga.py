@@ -30,6 +30,7 @@ from services.runtime.db import Database
 
 log = structlog.get_logger("commerce.order.saga")
 AfterStep = Callable[[str, Step], Awaitable[None]]
+State = tuple[Order, SagaState]
 _PAYMENT_STATUS = {number: name.removeprefix("PAYMENT_STATUS_")
                    for name, number in payment_pb2.PaymentStatus.items()}
 
@@ -53,34 +54,38 @@ class SagaRunner:
         self._after_step = after_step
 
     async def run(self, tenant_id: str, order_id: str, payment_token: str | None = None) -> None:
-        """Drives the saga until DONE (or a stall); the caller must hold its lease."""
-        while True:
-            async with self._db.tenant_read(tenant_id) as conn:
-                found = await store.get(conn, order_id)
-            if found is None:
-                return
-            order, saga = found
-            if saga.step is Step.DONE:
-                return
+        """Drives the saga until DONE (or a stall); the caller must hold its lease. Each step
+        goes on from the state the previous one persisted (read under its row lock); the row
+        is read again only when a step found the saga moved by someone else."""
+        state = await self._load(tenant_id, order_id)
+        while state is not None and state[1].step is not Step.DONE:
+            order, saga = state
             try:
-                await self._step(tenant_id, order, saga, payment_token)
+                state = await self._step(tenant_id, order, saga, payment_token)
             except Stalled as stall:
                 log.warning("saga stalled; the recovery worker resumes it", order_id=order_id, step=saga.step,
                             error=str(stall))
                 return
             if self._after_step is not None:
                 await self._after_step(order_id, saga.step)
+            if state is None:
+                state = await self._load(tenant_id, order_id)
+
+    async def _load(self, tenant_id: str, order_id: str) -> State | None:
+        async with self._db.tenant_read(tenant_id) as conn:
+            return await store.get(conn, order_id)
 
     # --- persistence ----------------------------------------------------------------------
 
     async def _persist(self, tenant_id: str, order_id: str, expected: Step,
                        change: Callable[[Order, SagaState], tuple[Order, SagaState]],
-                       refunded_minor: int = 0) -> None:
-        """Applies ``change`` if the saga is still at ``expected``, with the event of the new status."""
+                       refunded_minor: int = 0) -> State | None:
+        """Applies ``change`` if the saga is still at ``expected``, with the event of the new status;
+        the state saved (None when the saga was no longer at ``expected``)."""
         async with self._db.tenant(tenant_id) as conn:
             found = await store.get(conn, order_id, for_update=True)
             if found is None or found[1].step is not expected:
-                return
+                return None
             before, saga_before = found
             order, saga = change(before, saga_before)
             done = saga.step is Step.DONE
@@ -89,14 +94,15 @@ class SagaRunner:
                 await events.status_changed(conn, tenant_id, order, saga.cancelled_by)
             if refunded_minor:
                 await events.refunded(conn, tenant_id, order, refunded_minor)
+        return order, saga
 
     async def _to_compensation(self, tenant_id: str, order_id: str, expected: Step, reason: str,
-                               payment_id: str = "") -> None:
+                               payment_id: str = "") -> State | None:
         def change(order: Order, saga: SagaState) -> tuple[Order, SagaState]:
             return (replace(order, failure_reason=reason, payment_id=payment_id or order.payment_id),
                     replace(saga, step=Step.COMPENSATE, attempts=0))
 
-        await self._persist(tenant_id, order_id, expected, change)
+        return await self._persist(tenant_id, order_id, expected, change)
 
     async def _retrying(self, tenant_id: str, order_id: str, step: Step,
                         call: Callable[[], Awaitable[object]]) -> object:
@@ -121,103 +127,93 @@ class SagaRunner:
 
     # --- steps ----------------------------------------------------------------------------
 
-    async def _step(self, tenant_id: str, order: Order, saga: SagaState, token: str | None) -> None:
+    async def _step(self, tenant_id: str, order: Order, saga: SagaState, token: str | None) -> State | None:
+        """Runs the saga's current step; the state it persisted (None if the saga moved meanwhile)."""
         if saga.cancel_requested and saga.step in s.CHECKOUT_STEPS:
-            await self._to_compensation(tenant_id, order.order_id, saga.step, "")
-            return
+            return await self._to_compensation(tenant_id, order.order_id, saga.step, "")
         if saga.step is Step.RESERVE:
-            await self._reserve(tenant_id, order)
-        elif saga.step is Step.AUTHORIZE:
-            await self._authorize(tenant_id, order, token)
-        elif saga.step is Step.CAPTURE:
-            await self._capture(tenant_id, order)
-        elif saga.step is Step.COMMIT:
-            await self._commit(tenant_id, order)
-        elif saga.step is Step.COMPENSATE:
-            await self._compensate(tenant_id, order, saga)
-        elif saga.step is Step.CANCEL:
-            await self._cancel_confirmed(tenant_id, order)
-        elif saga.step is Step.RETURN:
-            await self._refund_return(tenant_id, order)
+            return await self._reserve(tenant_id, order)
+        if saga.step is Step.AUTHORIZE:
+            return await self._authorize(tenant_id, order, token)
+        if saga.step is Step.CAPTURE:
+            return await self._capture(tenant_id, order)
+        if saga.step is Step.COMMIT:
+            return await self._commit(tenant_id, order)
+        if saga.step is Step.COMPENSATE:
+            return await self._compensate(tenant_id, order, saga)
+        if saga.step is Step.CANCEL:
+            return await self._cancel_confirmed(tenant_id, order)
+        assert saga.step is Step.RETURN, saga.step
+        return await self._refund_return(tenant_id, order)
 
-    async def _reserve(self, tenant_id: str, order: Order) -> None:
+    async def _reserve(self, tenant_id: str, order: Order) -> State | None:
         oid = order.order_id
         try:
             await self._retrying(tenant_id, oid, Step.RESERVE, lambda: self._peers.reserve(tenant_id, oid, order.lines))
         except Stalled:
-            await self._to_compensation(tenant_id, oid, Step.RESERVE, s.CHECKOUT_UNAVAILABLE)
-            return
+            return await self._to_compensation(tenant_id, oid, Step.RESERVE, s.CHECKOUT_UNAVAILABLE)
         except RemoteError as refused:  # all or nothing: no stock is held
             reason = refused.reason if refused.reason in (s.OUT_OF_STOCK, "PRODUCT_NOT_FOUND",
                                                           "PRODUCT_UNAVAILABLE") else s.OUT_OF_STOCK
-            await self._persist(tenant_id, oid, Step.RESERVE, lambda o, g: (
+            return await self._persist(tenant_id, oid, Step.RESERVE, lambda o, g: (
                 o.moved(OrderStatus.FAILED, failure_reason=reason), replace(g, step=Step.DONE, attempts=0)))
-            return
-        await self._persist(tenant_id, oid, Step.RESERVE, lambda o, g: (
+        return await self._persist(tenant_id, oid, Step.RESERVE, lambda o, g: (
             o.moved(OrderStatus.RESERVED), replace(g, step=Step.AUTHORIZE, attempts=0)))
 
-    async def _authorize(self, tenant_id: str, order: Order, token: str | None) -> None:
+    async def _authorize(self, tenant_id: str, order: Order, token: str | None) -> State | None:
         oid = order.order_id
         if token is None:  # resumed after a crash: the token was never stored
-            await self._adopt_payment(tenant_id, order)
-            return
+            return await self._adopt_payment(tenant_id, order)
         amount = money(order.totals.currency_code, order.totals.total_minor)
         key = s.idempotency_key(oid, "authorize")
         try:
             answer = await self._retrying(tenant_id, oid, Step.AUTHORIZE,
                                           lambda: self._peers.authorize(tenant_id, oid, amount, token, key))
         except Stalled:
-            await self._to_compensation(tenant_id, oid, Step.AUTHORIZE, s.PAYMENT_FAILED)
-            return
+            return await self._to_compensation(tenant_id, oid, Step.AUTHORIZE, s.PAYMENT_FAILED)
         except RemoteError:
-            await self._to_compensation(tenant_id, oid, Step.AUTHORIZE, s.PAYMENT_FAILED)
-            return
+            return await self._to_compensation(tenant_id, oid, Step.AUTHORIZE, s.PAYMENT_FAILED)
         assert isinstance(answer, payment_pb2.Payment)
         status = _payment_status(answer)
         if status != "AUTHORIZED":
-            await self._to_compensation(tenant_id, oid, Step.AUTHORIZE, s.decline_reason(status, answer.decline_reason),
-                                        answer.payment_id)
-            return
-        await self._persist(tenant_id, oid, Step.AUTHORIZE, lambda o, g: (
+            return await self._to_compensation(tenant_id, oid, Step.AUTHORIZE,
+                                               s.decline_reason(status, answer.decline_reason), answer.payment_id)
+        return await self._persist(tenant_id, oid, Step.AUTHORIZE, lambda o, g: (
             replace(o, payment_id=answer.payment_id), replace(g, step=Step.CAPTURE, attempts=0)))
 
-    async def _adopt_payment(self, tenant_id: str, order: Order) -> None:
+    async def _adopt_payment(self, tenant_id: str, order: Order) -> State | None:
         """Authorization outcome unknown: continue with an authorized payment of the order, else undo."""
         oid = order.order_id
         try:
             found = await self._retrying(tenant_id, oid, Step.AUTHORIZE,
                                          lambda: self._peers.payments_of(tenant_id, oid))
         except (Stalled, RemoteError):
-            await self._to_compensation(tenant_id, oid, Step.AUTHORIZE, s.PAYMENT_FAILED)
-            return
+            return await self._to_compensation(tenant_id, oid, Step.AUTHORIZE, s.PAYMENT_FAILED)
         assert isinstance(found, list)
         held = [p for p in found if _payment_status(p) in ("AUTHORIZED", "CAPTURED")]
         if not held:
-            await self._to_compensation(tenant_id, oid, Step.AUTHORIZE, s.PAYMENT_FAILED)
-            return
-        await self._persist(tenant_id, oid, Step.AUTHORIZE, lambda o, g: (
+            return await self._to_compensation(tenant_id, oid, Step.AUTHORIZE, s.PAYMENT_FAILED)
+        return await self._persist(tenant_id, oid, Step.AUTHORIZE, lambda o, g: (
             replace(o, payment_id=held[0].payment_id), replace(g, step=Step.CAPTURE, attempts=0)))
 
-    async def _capture(self, tenant_id: str, order: Order) -> None:
+    async def _capture(self, tenant_id: str, order: Order) -> State | None:
         oid = order.order_id
         key = s.idempotency_key(oid, "capture")
         try:
             await self._retrying(tenant_id, oid, Step.CAPTURE,
                                  lambda: self._peers.capture(tenant_id, oid, order.payment_id, key))
         except (Stalled, RemoteError):
-            await self._to_compensation(tenant_id, oid, Step.CAPTURE, s.PAYMENT_FAILED)
-            return
-        await self._persist(tenant_id, oid, Step.CAPTURE, lambda o, g: (
+            return await self._to_compensation(tenant_id, oid, Step.CAPTURE, s.PAYMENT_FAILED)
+        return await self._persist(tenant_id, oid, Step.CAPTURE, lambda o, g: (
             o.moved(OrderStatus.PAID), replace(g, step=Step.COMMIT, attempts=0)))
 
-    async def _commit(self, tenant_id: str, order: Order) -> None:
+    async def _commit(self, tenant_id: str, order: Order) -> State | None:
         oid = order.order_id
         try:
             await self._retrying(tenant_id, oid, Step.COMMIT, lambda: self._peers.commit(tenant_id, oid))
         except RemoteError as refused:  # e.g. the reservation expired: undo the payment
-            await self._to_compensation(tenant_id, oid, Step.COMMIT, refused.reason or s.OUT_OF_STOCK)
-            return
-        await self._persist(tenant_id, oid, Step.COMMIT, lambda o, g: (
+            return await self._to_compensation(tenant_id, oid, Step.COMMIT, refused.reason or s.OUT_OF_STOCK)
+        return await self._persist(tenant_id, oid, Step.COMMIT, lambda o, g: (
             o.moved(OrderStatus.CONFIRMED), replace(g, step=Step.DONE, attempts=0)))
 
     async def _undo_payments(self, tenant_id: str, order: Order, purpose: str) -> int:
@@ -270,23 +266,23 @@ class SagaRunner:
                 return
             raise Stalled(str(refused)) from refused
 
-    async def _compensate(self, tenant_id: str, order: Order, saga: SagaState) -> None:
+    async def _compensate(self, tenant_id: str, order: Order, saga: SagaState) -> State | None:
         oid = order.order_id
         purpose = "cancel-refund" if saga.cancel_requested else "compensate-refund"
         refunded = await self._undo_payments(tenant_id, order, purpose)
         await self._release(tenant_id, order)
         target = OrderStatus.CANCELLED if saga.cancel_requested else OrderStatus.FAILED
-        await self._persist(tenant_id, oid, Step.COMPENSATE, lambda o, g: (
+        return await self._persist(tenant_id, oid, Step.COMPENSATE, lambda o, g: (
             o.moved(target, failure_reason="" if g.cancel_requested else (o.failure_reason or s.PAYMENT_FAILED)),
             replace(g, step=Step.DONE, attempts=0)), refunded)
 
-    async def _cancel_confirmed(self, tenant_id: str, order: Order) -> None:
+    async def _cancel_confirmed(self, tenant_id: str, order: Order) -> State | None:
         """A CONFIRMED order cancelled: refund everything, put the sold units back on hand."""
         oid = order.order_id
         refunded = await self._refund(tenant_id, oid, order.payment_id, None, "cancel-refund", Step.CANCEL)
         for i, line in enumerate(order.lines):
             await self._restock(tenant_id, oid, line.product_id, line.quantity, f"restock-{i}", Step.CANCEL)
-        await self._persist(tenant_id, oid, Step.CANCEL, lambda o, g: (
+        return await self._persist(tenant_id, oid, Step.CANCEL, lambda o, g: (
             o.moved(OrderStatus.CANCELLED), replace(g, step=Step.DONE, attempts=0)), refunded)
 
     async def _restock(self, tenant_id: str, oid: str, product_id: str, units: int, purpose: str,
@@ -299,7 +295,7 @@ class SagaRunner:
                 return
             raise Stalled(str(refused)) from refused
 
-    async def _refund_return(self, tenant_id: str, order: Order) -> None:
+    async def _refund_return(self, tenant_id: str, order: Order) -> State | None:
         """A received return: its units back on hand, their value refunded: REFUNDED."""
         oid = order.order_id
         info = order.return_info
@@ -312,7 +308,7 @@ class SagaRunner:
         if info.refund_amount_minor > 0:
             refunded = await self._refund(tenant_id, oid, order.payment_id, info.refund_amount_minor, "return-refund",
                                           Step.RETURN, order.totals.currency_code)
-        await self._persist(tenant_id, oid, Step.RETURN, lambda o, g: (
+        return await self._persist(tenant_id, oid, Step.RETURN, lambda o, g: (
             o.moved(OrderStatus.REFUNDED), replace(g, step=Step.DONE, attempts=0)), refunded)
 
 
