@@ -11,7 +11,7 @@ from commerce.tenant.v1 import provisioning_pb2_grpc
 from services.catalog import inventory_servicer
 from services.catalog.cache import ProductCache
 from services.catalog.catalog import Catalog
-from services.catalog.invalidation import CacheInvalidator, listener_dsn
+from services.catalog.invalidation import CacheInvalidator
 from services.catalog.inventory import Inventory
 from services.catalog.inventory_servicer import InventoryServicer
 from services.catalog.servicer import SERVICE, CatalogServicer
@@ -19,6 +19,7 @@ from services.catalog.sweeper import ReservationSweeper
 from services.runtime import provisioning
 from services.runtime.bootstrap import open_database, remote_verifier
 from services.runtime.db import Database
+from services.runtime.events.listener import listener_dsn
 from services.runtime.events.relay import OutboxRelay
 from services.runtime.provisioning import ProvisioningServicer
 from services.runtime.server import App

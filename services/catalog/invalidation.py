@@ -11,20 +11,14 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import structlog
-from sqlalchemy.engine import make_url
 
 from services.catalog.cache import ProductCache
 from services.catalog.store.products import CHANNEL
-from services.runtime.db import Database, tenant_of
+from services.runtime.db import tenant_of
 from services.runtime.tasks import cancel_and_wait
 
 log = structlog.get_logger("commerce.catalog.cache")
 _MAX_RETRY_SECONDS = 5.0
-
-
-def listener_dsn(db: Database) -> str:
-    url = make_url(db.server_url).set(drivername="postgresql", database=db.database)
-    return url.render_as_string(hide_password=False)
 
 
 class CacheInvalidator:
