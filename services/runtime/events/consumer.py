@@ -29,7 +29,7 @@ from google.protobuf.message import Message
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import APIError, NotFoundError
+from nats.js.errors import APIError
 from prometheus_client import Counter, Histogram
 from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert
@@ -175,8 +175,6 @@ class EventConsumer:
                 if idle % 10 == 0 and self.nats.connected:
                     await sub.consumer_info()  # NotFoundError when the consumer is gone: subscribe again
                 continue
-            except NotFoundError:
-                raise
             idle = 0
             for msg in messages:
                 await self._process(js, msg)
