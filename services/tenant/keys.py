@@ -188,7 +188,7 @@ class KeyStore:
         private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption())
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        stamp = datetime.now(UTC).strftime(_STAMP)
         newest = max((name for name, _, _ in self._list()), default="")
         name = f"{stamp}{_SUFFIX}"
         if name <= newest:  # clock went backwards: still sort after every existing key
