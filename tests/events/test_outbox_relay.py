@@ -9,13 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 from sqlalchemy import text
 
 from services.devmesh.nats import Nats
-from services.runtime.db import Database
+from services.runtime.db import Database, schema_for
 from services.runtime.events import naming
-from services.runtime.events.outbox import emit
+from services.runtime.events.listener import listener_dsn
+from services.runtime.events.outbox import CHANNEL, emit
 from services.runtime.events.relay import OutboxRelay
 from services.runtime.settings import Settings
 from tests.conftest import free_port
@@ -101,6 +103,34 @@ async def test_an_event_emitted_in_a_rolled_back_transaction_is_never_published(
         await nc.close()
     assert [order_confirmed().FromString(m.data).order.order_id for m in messages] == ["ord-kept"]
     assert await scalar(db, tenant, "SELECT count(*) FROM {schema}.outbox") == 1
+
+
+async def test_a_commit_notifies_the_relay_once_with_the_tenant_schema_and_a_rollback_not_at_all(
+        db: Database) -> None:
+    tenant = await provisioned(db)
+    schema = schema_for(tenant)
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    listening = await asyncpg.connect(listener_dsn(db))
+    await listening.add_listener(CHANNEL, lambda _c, _p, _ch, payload: heard.put_nowait(payload))
+
+    async def notifications(settle: float) -> list[str]:
+        await asyncio.sleep(settle)
+        found = []
+        while not heard.empty():
+            found.append(heard.get_nowait())
+        return [p for p in found if p == schema]  # other tests' tenants share the channel
+    try:
+        with pytest.raises(RuntimeError):
+            async with db.tenant(tenant) as conn:
+                await emit(conn, order_confirmed("lost"), tenant_id=tenant, aggregate_id="lost")
+                raise RuntimeError("rolled back")
+        assert await notifications(0.3) == []
+        async with db.tenant(tenant) as conn:
+            await emit(conn, order_confirmed("a"), tenant_id=tenant, aggregate_id="a")
+            await emit(conn, order_confirmed("b"), tenant_id=tenant, aggregate_id="b")
+        assert await notifications(0.3) == [schema]
+    finally:
+        await listening.close()
 
 
 async def test_events_written_while_nats_is_down_are_all_published_once_it_returns(
