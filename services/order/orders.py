@@ -44,6 +44,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _deadline() -> float:
+    """When a call stops waiting for its saga: SETTLE_SECONDS from now, for the whole call."""
+    return asyncio.get_running_loop().time() + SETTLE_SECONDS
+
+
 def can_see(caller: Caller, order: Order) -> bool:
     return caller.is_staff or "service" in caller.roles or order.customer_id == caller.subject
 
@@ -78,11 +83,12 @@ class Orders:
     # --- checkout -------------------------------------------------------------------------
 
     async def place(self, caller: Caller, tenant_id: str, checkout: validation.Checkout) -> Order:
+        deadline = _deadline()
         async with self._db.tenant_read(tenant_id) as conn:
             order_id = await store.order_of_request(conn, caller.subject, checkout.request_id)
         if order_id is None:
-            order_id = await self._create(caller, tenant_id, checkout)
-        order = await self._settled(tenant_id, order_id)
+            order_id = await self._create(caller, tenant_id, checkout, deadline)
+        order = await self._settled(tenant_id, order_id, deadline)
         if order.customer_id != caller.subject:  # cannot happen: the key includes the customer
             raise order_not_found(order_id)
         if order.status is OrderStatus.FAILED:
@@ -91,7 +97,7 @@ class Orders:
                                      metadata={"order_id": order_id})
         return order
 
-    async def _create(self, caller: Caller, tenant_id: str, checkout: validation.Checkout) -> str:
+    async def _create(self, caller: Caller, tenant_id: str, checkout: validation.Checkout, deadline: float) -> str:
         cart = await self._peers.cart(caller.token)
         if not cart.lines:
             raise FailedPrecondition("the cart is empty", reason="CART_EMPTY")
@@ -111,14 +117,13 @@ class Orders:
                 await store.insert_order(conn, tenant_id, order, SagaState(Step.RESERVE), self._runner.lease_seconds)
                 await events.status_changed(conn, tenant_id, order)
         if order_id == order.order_id:
-            await self._follow(self._spawn(tenant_id, order_id, checkout.payment_token))
+            await self._follow(self._spawn(tenant_id, order_id, checkout.payment_token), deadline)
         return order_id
 
-    async def _settled(self, tenant_id: str, order_id: str, limit: float = SETTLE_SECONDS) -> Order:
-        """The order once its saga is done (or as it is after ``limit`` seconds). Re-read when
-        the change feed reports a write to it, instead of polling the row."""
+    async def _settled(self, tenant_id: str, order_id: str, deadline: float) -> Order:
+        """The order once its saga is done (or as it is at ``deadline``, event-loop time). Re-read
+        when the change feed reports a write to it, instead of polling the row."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + limit
         async with self._changes(tenant_id, order_id) as changed:
             while True:
                 changed.clear()
@@ -201,6 +206,8 @@ class Orders:
 
     async def cancel(self, caller: Caller, tenant_id: str, order_id: str, reason: str,
                      key: IdempotencyKey | None) -> Order:
+        deadline = _deadline()
+
         def change(order: Order, saga: SagaState) -> tuple[Order, SagaState]:
             if order.status not in CANCELLABLE:
                 raise invalid_status(order.status, OrderStatus.CANCELLED.value)
@@ -214,23 +221,23 @@ class Orders:
 
         changed = await self._change(caller, tenant_id, order_id, change, key)
         if changed is not None:
-            await self._drive(tenant_id, order_id, leased=changed[1].step is Step.CANCEL)
-        return await self._settled(tenant_id, order_id)
+            await self._drive(tenant_id, order_id, deadline, leased=changed[1].step is Step.CANCEL)
+        return await self._settled(tenant_id, order_id, deadline)
 
-    async def _drive(self, tenant_id: str, order_id: str, *, leased: bool) -> None:
+    async def _drive(self, tenant_id: str, order_id: str, deadline: float, *, leased: bool) -> None:
         """Runs the order's saga here: at once when this process holds its lease, else when
         its runner is gone (lease run out), e.g. a checkout cancelled after a crash."""
         if not leased:
             async with self._db.tenant(tenant_id) as conn:
                 leased = await store.take_lease(conn, order_id, self._runner.lease_seconds)
         if leased:
-            await self._follow(self._spawn(tenant_id, order_id))
+            await self._follow(self._spawn(tenant_id, order_id), deadline)
 
     @staticmethod
-    async def _follow(task: asyncio.Task[None]) -> None:
-        """Waits (at most SETTLE_SECONDS) for a saga task without ever cancelling it: a client
+    async def _follow(task: asyncio.Task[None], deadline: float) -> None:
+        """Waits (until ``deadline`` at most) for a saga task without ever cancelling it: a client
         that goes away does not stop a saga half-way. A runner that died raises here."""
-        await asyncio.wait({task}, timeout=SETTLE_SECONDS)
+        await asyncio.wait({task}, timeout=max(deadline - asyncio.get_running_loop().time(), 0.0))
         if task.done() and not task.cancelled() and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]
 
@@ -269,6 +276,8 @@ class Orders:
 
     async def receive_return(self, caller: Caller, tenant_id: str, order_id: str,
                              key: IdempotencyKey | None) -> Order:
+        deadline = _deadline()
+
         def change(order: Order, saga: SagaState) -> tuple[Order, SagaState]:
             check_move(order.status, OrderStatus.RETURNED)
             assert order.return_info is not None
@@ -276,5 +285,5 @@ class Orders:
             return order.moved(OrderStatus.RETURNED, return_info=info), SagaState(Step.RETURN)
 
         if await self._change(caller, tenant_id, order_id, change, key) is not None:
-            await self._drive(tenant_id, order_id, leased=True)
-        return await self._settled(tenant_id, order_id)
+            await self._drive(tenant_id, order_id, deadline, leased=True)
+        return await self._settled(tenant_id, order_id, deadline)

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 import pytest
 from commerce.catalog.v1 import catalog_pb2 as cpb
 from commerce.order.v1 import order_pb2 as pb
 from commerce.payment.v1 import payment_pb2
 
-from tests.order.conftest import DECLINED, INSUFFICIENT, Shop, error_info
+from services.order import orders as orders_module
+from services.order.domain import validation
+from services.order.domain.order import Address
+from services.order.domain.saga import Step
+from services.order.domain.status import OrderStatus
+from services.order.orders import Orders
+from services.order.saga import SagaRunner
+from services.runtime.context import Caller
+from tests.order.conftest import DECLINED, INSUFFICIENT, OK, Shop, error_info
 
 
 async def test_a_placed_order_is_confirmed_charged_once_and_its_stock_sold(shop: Shop) -> None:
@@ -68,3 +78,35 @@ async def test_out_of_stock_fails_the_order_with_reason_out_of_stock(shop: Shop)
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert error_info(caught.value)[0].reason == "OUT_OF_STOCK"
     assert await shop.payments_of(error_info(caught.value)[0].metadata["order_id"]) == []
+
+
+async def test_a_checkout_slower_than_the_settle_limit_is_answered_in_progress_at_that_limit_not_twice_it(
+        shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    settle, slow_step = 0.5, 2.0
+    monkeypatch.setattr(orders_module, "SETTLE_SECONDS", settle)
+
+    async def slow(_order_id: str, step: Step) -> None:
+        if step is Step.RESERVE:
+            await asyncio.sleep(slow_step)
+
+    mesh = shop.mesh
+    orders = Orders(mesh.order_db, mesh.peers, SagaRunner(mesh.order_db, mesh.peers, after_step=slow),
+                    mesh.parts.feed)
+    product = await shop.product(stock=5)
+    sub = "user-slow"
+    await shop.add(shop.customer(sub), product, 1)
+    caller = Caller(sub, shop.tenant, frozenset({"customer"}),
+                    mesh.keys.mint(tenant=shop.tenant, roles=["customer"], sub=sub))
+    checkout = validation.checkout("slow-1", Address("A", "1 Main St", "", "Town", "", "", "US"), OK, "a@b.co")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    order = await orders.place(caller, shop.tenant, checkout)
+
+    assert loop.time() - started < settle + 0.4  # one limit for the whole call (it was waited twice)
+    assert order.status is OrderStatus.RESERVED
+    for _ in range(100):  # the saga was not stopped: it finishes on its own
+        if (await shop.get(order.order_id)).status == pb.ORDER_STATUS_CONFIRMED:
+            break
+        await asyncio.sleep(0.05)
+    assert (await shop.get(order.order_id)).status == pb.ORDER_STATUS_CONFIRMED
