@@ -8,8 +8,6 @@ same filters.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 
 from services.payment.domain.ids import is_payment_id
@@ -25,8 +23,7 @@ class PaymentFilter:
     status: PaymentStatus | None
 
     def fingerprint(self) -> str:
-        canonical = json.dumps([self.order_id, self.status.value if self.status else ""], separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        return paging.fingerprint(self.order_id, self.status.value if self.status else "")
 
 
 @dataclass(frozen=True)
