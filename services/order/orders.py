@@ -201,9 +201,6 @@ class Orders:
             await remember(conn, key, Empty())
         return order, saga
 
-    async def _current(self, caller: Caller, tenant_id: str, order_id: str) -> Order:
-        return await self.get(caller, tenant_id, order_id)
-
     async def cancel(self, caller: Caller, tenant_id: str, order_id: str, reason: str,
                      key: IdempotencyKey | None) -> Order:
         deadline = _deadline()
@@ -254,7 +251,7 @@ class Orders:
                        change: Callable[[Order, SagaState], tuple[Order, SagaState]], key: IdempotencyKey | None,
                        *, own_only: bool = False) -> Order:
         changed = await self._change(caller, tenant_id, order_id, change, key, own_only=own_only)
-        return changed[0] if changed is not None else await self._current(caller, tenant_id, order_id)
+        return changed[0] if changed is not None else await self.get(caller, tenant_id, order_id)
 
     async def deliver(self, caller: Caller, tenant_id: str, order_id: str, key: IdempotencyKey | None) -> Order:
         def change(order: Order, saga: SagaState) -> tuple[Order, SagaState]:
