@@ -16,8 +16,9 @@ from services.order.domain.order import Address
 from services.order.domain.saga import Step
 from services.order.domain.status import OrderStatus
 from services.order.orders import Orders
-from services.order.saga import SagaRunner
+from services.order.saga import AfterStep, SagaRunner
 from services.runtime.context import Caller
+from services.runtime.errors import FailedPrecondition
 from tests.order.conftest import DECLINED, INSUFFICIENT, OK, Shop, error_info
 
 
@@ -80,6 +81,18 @@ async def test_out_of_stock_fails_the_order_with_reason_out_of_stock(shop: Shop)
     assert await shop.payments_of(error_info(caught.value)[0].metadata["order_id"]) == []
 
 
+
+def direct_checkout(shop: Shop, sub: str, after_step: AfterStep) -> tuple[Orders, Caller, validation.Checkout]:
+    """The order service's use cases with a runner whose ``after_step`` hook acts between steps."""
+    mesh = shop.mesh
+    orders = Orders(mesh.order_db, mesh.peers, SagaRunner(mesh.order_db, mesh.peers, after_step=after_step),
+                    mesh.parts.feed)
+    caller = Caller(sub, shop.tenant, frozenset({"customer"}),
+                    mesh.keys.mint(tenant=shop.tenant, roles=["customer"], sub=sub))
+    checkout = validation.checkout(f"{sub}-1", Address("A", "1 Main St", "", "Town", "", "", "US"), OK, "a@b.co")
+    return orders, caller, checkout
+
+
 async def test_a_checkout_slower_than_the_settle_limit_is_answered_in_progress_at_that_limit_not_twice_it(
         shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
     settle, slow_step = 0.5, 2.0
@@ -89,15 +102,9 @@ async def test_a_checkout_slower_than_the_settle_limit_is_answered_in_progress_a
         if step is Step.RESERVE:
             await asyncio.sleep(slow_step)
 
-    mesh = shop.mesh
-    orders = Orders(mesh.order_db, mesh.peers, SagaRunner(mesh.order_db, mesh.peers, after_step=slow),
-                    mesh.parts.feed)
+    orders, caller, checkout = direct_checkout(shop, "user-slow", slow)
     product = await shop.product(stock=5)
-    sub = "user-slow"
-    await shop.add(shop.customer(sub), product, 1)
-    caller = Caller(sub, shop.tenant, frozenset({"customer"}),
-                    mesh.keys.mint(tenant=shop.tenant, roles=["customer"], sub=sub))
-    checkout = validation.checkout("slow-1", Address("A", "1 Main St", "", "Town", "", "", "US"), OK, "a@b.co")
+    await shop.add(shop.customer(caller.subject), product, 1)
     loop = asyncio.get_running_loop()
     started = loop.time()
 
@@ -110,3 +117,26 @@ async def test_a_checkout_slower_than_the_settle_limit_is_answered_in_progress_a
             break
         await asyncio.sleep(0.05)
     assert (await shop.get(order.order_id)).status == pb.ORDER_STATUS_CONFIRMED
+
+
+async def test_a_reservation_lost_after_capture_fails_the_order_and_refunds_the_payment_in_full(shop: Shop) -> None:
+    async def reservation_lost(order_id: str, step: Step) -> None:
+        if step is Step.CAPTURE:  # e.g. expired by the catalog's sweeper while the payment was slow
+            await shop.mesh.peers.release(shop.tenant, order_id)
+
+    orders, caller, checkout = direct_checkout(shop, "user-lost", reservation_lost)
+    product = await shop.product(price=800, stock=4)
+    await shop.add(shop.customer(caller.subject), product, 2)
+
+    with pytest.raises(FailedPrecondition) as caught:
+        await orders.place(caller, shop.tenant, checkout)
+
+    assert caught.value.reason == "RESERVATION_EXPIRED"
+    order = await shop.get(caught.value.metadata["order_id"])
+    assert order.status == pb.ORDER_STATUS_FAILED and order.failure_reason == "RESERVATION_EXPIRED"
+    payments = await shop.payments_of(order.order_id)
+    assert [(p.status, p.captured_amount.amount_minor, p.refunded_amount.amount_minor) for p in payments] == [
+        (payment_pb2.PAYMENT_STATUS_REFUNDED, 1600, 1600)]
+    stock = await shop.stock(product)
+    assert (stock.on_hand, stock.reserved) == (4, 0)
+    assert await shop.count("outbox", "event_type LIKE '%OrderRefunded'") == 1
