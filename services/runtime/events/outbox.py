@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.message import Message
-from sqlalchemy import text
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.runtime.db import schema_for
@@ -23,7 +23,6 @@ from services.runtime.events import naming, tracing
 from services.runtime.events.schema import PENDING, outbox
 
 CHANNEL = "commerce_outbox"
-_NOTIFY = text("SELECT pg_notify(:channel, :schema)")
 
 
 def _fill_metadata(event: Message, event_id: str, tenant_id: str, aggregate_id: str,
@@ -55,9 +54,11 @@ async def emit(conn: AsyncConnection, event: Message, *, tenant_id: str, aggrega
         naming.TENANT: tenant_id,
         naming.TRACEPARENT: traceparent,
     }
-    await conn.execute(outbox.insert().values(
+    inserted = outbox.insert().values(
         event_id=event_id, subject=naming.subject_for(event.DESCRIPTOR, tenant_id), event_type=event_type,
         payload=event.SerializeToString(), headers=headers, state=PENDING, attempts=0, create_time=now,
-    ))
-    await conn.execute(_NOTIFY, {"channel": CHANNEL, "schema": schema or schema_for(tenant_id)})
+    ).returning(outbox.c.event_id).cte("emitted")
+    # One round trip for the row and the relay's wake-up (delivered on commit, once per
+    # transaction and schema however many events it emits).
+    await conn.execute(select(func.pg_notify(CHANNEL, schema or schema_for(tenant_id))).select_from(inserted))
     return event_id
