@@ -93,7 +93,7 @@ class Orders:
             raise order_not_found(order_id)
         if order.status is OrderStatus.FAILED:
             raise FailedPrecondition(f"checkout failed ({order.failure_reason}); order {order_id} is FAILED and "
-                                     "nothing was charged", reason=order.failure_reason,
+                                     "any payment taken was given back", reason=order.failure_reason,
                                      metadata={"order_id": order_id})
         return order
 
