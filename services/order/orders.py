@@ -86,9 +86,10 @@ class Orders:
         deadline = _deadline()
         async with self._db.tenant_read(tenant_id) as conn:
             order_id = await store.order_of_request(conn, caller.subject, checkout.request_id)
+        runner = None
         if order_id is None:
-            order_id = await self._create(caller, tenant_id, checkout, deadline)
-        order = await self._settled(tenant_id, order_id, deadline)
+            order_id, runner = await self._create(caller, tenant_id, checkout)
+        order = await self._settled(tenant_id, order_id, deadline, runner)
         if order.customer_id != caller.subject:  # cannot happen: the key includes the customer
             raise order_not_found(order_id)
         if order.status is OrderStatus.FAILED:
@@ -97,7 +98,9 @@ class Orders:
                                      metadata={"order_id": order_id})
         return order
 
-    async def _create(self, caller: Caller, tenant_id: str, checkout: validation.Checkout, deadline: float) -> str:
+    async def _create(self, caller: Caller, tenant_id: str,
+                      checkout: validation.Checkout) -> tuple[str, asyncio.Task[None] | None]:
+        """The id of the request's order, and the saga task when this call created the order."""
         cart = await self._peers.cart(caller.token)
         if not cart.lines:
             raise FailedPrecondition("the cart is empty", reason="CART_EMPTY")
@@ -117,13 +120,18 @@ class Orders:
                 await store.insert_order(conn, tenant_id, order, SagaState(Step.RESERVE), self._runner.lease_seconds)
                 await events.status_changed(conn, tenant_id, order)
         if order_id == order.order_id:
-            await self._follow(self._spawn(tenant_id, order_id, checkout.payment_token), deadline)
-        return order_id
+            return order_id, self._spawn(tenant_id, order_id, checkout.payment_token)
+        return order_id, None
 
-    async def _settled(self, tenant_id: str, order_id: str, deadline: float) -> Order:
-        """The order once its saga is done (or as it is at ``deadline``, event-loop time). Re-read
-        when the change feed reports a write to it, instead of polling the row."""
+    async def _settled(self, tenant_id: str, order_id: str, deadline: float,
+                       runner: asyncio.Task[None] | None = None) -> Order:
+        """The order once its saga is done (or as it is at ``deadline``, event-loop time). With
+        the ``runner`` this call started, as soon as it ends: a runner that stalled leaves the
+        rest to the recovery worker, nothing else moves the order meanwhile. Otherwise (a saga
+        run elsewhere) re-read when the change feed reports a write to the order."""
         loop = asyncio.get_running_loop()
+        if runner is not None and await self._follow(runner, deadline):
+            deadline = loop.time()
         async with self._changes(tenant_id, order_id) as changed:
             while True:
                 changed.clear()
@@ -133,7 +141,7 @@ class Orders:
                     raise order_not_found(order_id)
                 order, saga = found
                 left = deadline - loop.time()
-                if saga.step is Step.DONE or left < 0:
+                if saga.step is Step.DONE or left <= 0:
                     return order
                 online = self._feed is not None and self._feed.online
                 with contextlib.suppress(TimeoutError):
@@ -217,26 +225,27 @@ class Orders:
             return cancelled, replace(saga, cancel_requested=True, cancelled_by=caller.subject)
 
         changed = await self._change(caller, tenant_id, order_id, change, key)
+        runner = None
         if changed is not None:
-            await self._drive(tenant_id, order_id, deadline, leased=changed[1].step is Step.CANCEL)
-        return await self._settled(tenant_id, order_id, deadline)
+            runner = await self._drive(tenant_id, order_id, leased=changed[1].step is Step.CANCEL)
+        return await self._settled(tenant_id, order_id, deadline, runner)
 
-    async def _drive(self, tenant_id: str, order_id: str, deadline: float, *, leased: bool) -> None:
+    async def _drive(self, tenant_id: str, order_id: str, *, leased: bool) -> asyncio.Task[None] | None:
         """Runs the order's saga here: at once when this process holds its lease, else when
         its runner is gone (lease run out), e.g. a checkout cancelled after a crash."""
         if not leased:
             async with self._db.tenant(tenant_id) as conn:
                 leased = await store.take_lease(conn, order_id, self._runner.lease_seconds)
-        if leased:
-            await self._follow(self._spawn(tenant_id, order_id), deadline)
+        return self._spawn(tenant_id, order_id) if leased else None
 
     @staticmethod
-    async def _follow(task: asyncio.Task[None], deadline: float) -> None:
+    async def _follow(task: asyncio.Task[None], deadline: float) -> bool:
         """Waits (until ``deadline`` at most) for a saga task without ever cancelling it: a client
-        that goes away does not stop a saga half-way. A runner that died raises here."""
+        that goes away does not stop a saga half-way. Whether it ended; a runner that died raises here."""
         await asyncio.wait({task}, timeout=max(deadline - asyncio.get_running_loop().time(), 0.0))
         if task.done() and not task.cancelled() and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]
+        return task.done()
 
     async def ship(self, caller: Caller, tenant_id: str, order_id: str, carrier: str, tracking: str,
                    key: IdempotencyKey | None) -> Order:
@@ -281,6 +290,7 @@ class Orders:
             info = replace(order.return_info, receive_time=_now())
             return order.moved(OrderStatus.RETURNED, return_info=info), SagaState(Step.RETURN)
 
+        runner = None
         if await self._change(caller, tenant_id, order_id, change, key) is not None:
-            await self._drive(tenant_id, order_id, deadline, leased=True)
-        return await self._settled(tenant_id, order_id, deadline)
+            runner = await self._drive(tenant_id, order_id, leased=True)
+        return await self._settled(tenant_id, order_id, deadline, runner)

@@ -16,9 +16,11 @@ from services.order.domain.order import Address
 from services.order.domain.saga import Step
 from services.order.domain.status import OrderStatus
 from services.order.orders import Orders
+from services.order.peers import Peers
 from services.order.saga import AfterStep, SagaRunner
 from services.runtime.context import Caller
 from services.runtime.errors import FailedPrecondition
+from tests.conftest import free_port
 from tests.order.conftest import DECLINED, INSUFFICIENT, OK, Shop, error_info
 
 
@@ -82,11 +84,13 @@ async def test_out_of_stock_fails_the_order_with_reason_out_of_stock(shop: Shop)
 
 
 
-def direct_checkout(shop: Shop, sub: str, after_step: AfterStep) -> tuple[Orders, Caller, validation.Checkout]:
+def direct_checkout(shop: Shop, sub: str, after_step: AfterStep | None = None,
+                    peers: Peers | None = None) -> tuple[Orders, Caller, validation.Checkout]:
     """The order service's use cases with a runner whose ``after_step`` hook acts between steps."""
     mesh = shop.mesh
-    orders = Orders(mesh.order_db, mesh.peers, SagaRunner(mesh.order_db, mesh.peers, after_step=after_step),
-                    mesh.parts.feed)
+    peers = peers or mesh.peers
+    orders = Orders(mesh.order_db, peers, SagaRunner(mesh.order_db, peers, after_step=after_step,
+                                                     max_attempts=2, retry_seconds=0.05), mesh.parts.feed)
     caller = Caller(sub, shop.tenant, frozenset({"customer"}),
                     mesh.keys.mint(tenant=shop.tenant, roles=["customer"], sub=sub))
     checkout = validation.checkout(f"{sub}-1", Address("A", "1 Main St", "", "Town", "", "", "US"), OK, "a@b.co")
@@ -140,3 +144,30 @@ async def test_a_reservation_lost_after_capture_fails_the_order_and_refunds_the_
     stock = await shop.stock(product)
     assert (stock.on_hand, stock.reserved) == (4, 0)
     assert await shop.count("outbox", "event_type LIKE '%OrderRefunded'") == 1
+
+
+async def test_a_checkout_whose_runner_stalled_is_answered_at_once_in_progress_not_after_the_settle_limit(
+        shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    settle = 5.0
+    monkeypatch.setattr(orders_module, "SETTLE_SECONDS", settle)
+    mesh = shop.mesh
+
+    async def service_metadata(tenant: str) -> tuple[tuple[str, str], ...]:
+        return (*mesh.keys.metadata(tenant="platform", roles=["service"]), ("x-tenant-id", tenant))
+
+    catalog_down = grpc.aio.insecure_channel(f"127.0.0.1:{free_port()}")  # nothing listens there
+    peers = Peers({"cart": mesh.channels["cart"], "catalog": catalog_down, "payment": mesh.channels["payment"]},
+                  service_metadata, 1.0)
+    orders, caller, checkout = direct_checkout(shop, "user-stalled", peers=peers)
+    product = await shop.product(stock=5)
+    await shop.add(shop.customer(caller.subject), product, 1)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        order = await orders.place(caller, shop.tenant, checkout)
+    finally:
+        await catalog_down.close()
+
+    assert loop.time() - started < settle / 2  # the stalled saga is the recovery worker's now
+    assert order.status is OrderStatus.PENDING and order.failure_reason == "CHECKOUT_UNAVAILABLE"
+    assert await shop.payments_of(order.order_id) == []
