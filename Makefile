@@ -26,7 +26,7 @@ gen: $(STAMP)  ## regenerate gen/ from proto/
 
 lint: $(STAMP)  ## ruff, mypy --strict, buf lint
 	$(VENV)/bin/ruff check services tests scripts bench
-	$(VENV)/bin/mypy services bench
+	$(VENV)/bin/mypy services bench tests
 	npx --no-install buf lint "gen/descriptor/commerce.pb#format=binpb" --config proto/buf.yaml --path commerce
 
 test: $(STAMP)  ## the whole suite: starts its own PostgreSQL, NATS and Envoy

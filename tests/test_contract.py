@@ -78,7 +78,7 @@ def test_every_public_rpc_has_a_rest_binding() -> None:
 
 def test_every_rpc_declares_who_may_call_it() -> None:
     missing = [f"{svc}/{m.name}" for svc, m in _commerce_methods()
-               if not m.options.HasExtension(access_pb2.access)]
+               if not m.options.HasExtension(access_pb2.access)]  # type: ignore[arg-type]
     assert not missing, f"RPCs without (commerce.access.v1.access): {missing}"
 
 
