@@ -14,7 +14,7 @@ from services.notifications.notifier import DURABLE, SUBJECTS, Mailer, Notifier
 from services.runtime.bootstrap import open_database
 from services.runtime.db import Database
 from services.runtime.events.consumer import EventConsumer
-from services.runtime.server import App
+from services.runtime.server import App, Hook
 from services.runtime.settings import Settings
 from services.runtime.tokens import KeySet, TokenVerifier
 
@@ -42,10 +42,12 @@ def _no_callers() -> TokenVerifier:
 
 async def build(settings: Settings, mailer: Mailer | None = None, **consumer_options: Any) -> App:
     db = await open_database(settings, NAME, SCRIPTS)
-    worker = consumer(db, settings, mailer or SmtpMailer(settings), **consumer_options)
+    smtp = SmtpMailer(settings) if mailer is None else None
+    worker = consumer(db, settings, mailer or smtp, **consumer_options)  # type: ignore[arg-type]
+    on_stop: list[Hook] = [worker.stop, *([smtp.close] if smtp is not None else []), db.dispose]
 
     def register(_server: grpc.aio.Server) -> None:
         pass
 
     return App(name=NAME, services=[], register=register, verifier=_no_callers(),
-               probes={"database": db.ping}, on_start=[worker.start], on_stop=[worker.stop, db.dispose])
+               probes={"database": db.ping}, on_start=[worker.start], on_stop=on_stop)

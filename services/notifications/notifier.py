@@ -12,12 +12,12 @@ from typing import Protocol
 import structlog
 from commerce.order.v1 import order_events_pb2
 from google.protobuf.message import Message
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.notifications import sent_log
 from services.notifications.domain.emails import email_for
 from services.notifications.mailer import message_for
 from services.runtime.events.naming import subject_pattern
+from services.runtime.sql import Session
 
 log = structlog.get_logger("commerce.notifications")
 DURABLE = "notifications-orders"
@@ -35,12 +35,12 @@ class Notifier:
     def __init__(self, mailer: Mailer) -> None:
         self._mailer = mailer
 
-    async def __call__(self, conn: AsyncConnection, event: Message, tenant_id: str) -> None:
+    async def __call__(self, session: Session, event: Message, tenant_id: str) -> None:
         email = email_for(event)
         if email is None:
             return
         event_id = event.metadata.event_id  # type: ignore[attr-defined]
-        if not await sent_log.record(conn, event_id, email):
+        if not await sent_log.record(session, event_id, email):
             log.info("email already sent; skipped", order_id=email.order_id, kind=email.kind)
             return
         await self._mailer.send(message_for(email, self._mailer.sender, event_id, tenant_id))

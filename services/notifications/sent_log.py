@@ -3,13 +3,10 @@ two confirmation (or cancellation) emails."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.notifications.domain.emails import Email
+from services.runtime.sql import Session, Sql
 
 sent_emails = sa.Table(
     "sent_emails", sa.MetaData(),
@@ -22,10 +19,11 @@ sent_emails = sa.Table(
 )
 
 
-async def record(conn: AsyncConnection, event_id: str, email: Email) -> bool:
+RECORD = Sql("INSERT INTO {schema}.sent_emails (event_id, kind, order_id, recipient, subject, sent_time) "
+             "VALUES ($1, $2, $3, $4, $5, now()) ON CONFLICT DO NOTHING RETURNING event_id")
+
+
+async def record(session: Session, event_id: str, email: Email) -> bool:
     """Log the email about to be sent; False when this email was already sent."""
-    first = await conn.scalar(
-        insert(sent_emails).values(event_id=event_id, kind=email.kind, order_id=email.order_id,
-                                   recipient=email.to, subject=email.subject, sent_time=datetime.now(UTC))
-        .on_conflict_do_nothing().returning(sent_emails.c.event_id))
+    first = await session.fetchval(RECORD, event_id, email.kind, email.order_id, email.to, email.subject)
     return first is not None

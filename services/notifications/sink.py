@@ -43,15 +43,59 @@ def _write_whole(target: Path, content: bytes) -> None:
     partial.rename(target)
 
 
-async def start_sink(folder: Path, host: str = "127.0.0.1", port: int = 2525) -> asyncio.Server:
+class _Session(SMTP):
+    """An SMTP session the sink can close when it stops (clients keep theirs open)."""
+
+    def __init__(self, handler: SaveToFolder, sink: Sink) -> None:
+        super().__init__(handler, hostname="commerce-mesh-sink", enable_SMTPUTF8=True)
+        self._open_sessions = sink.open_sessions
+        self._sink = sink
+        self._own: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._own = transport
+        self._open_sessions.add(transport)
+        self._sink.sessions_opened += 1
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._own is not None:
+            self._open_sessions.discard(self._own)
+        super().connection_lost(exc)
+
+
+class Sink:
+    """The running sink; ``close()`` stops listening and ends the open sessions, as a
+    mail server that goes away does."""
+
+    def __init__(self) -> None:
+        self._server: asyncio.Server | None = None
+        self.open_sessions: set[asyncio.BaseTransport] = set()
+        self.sessions_opened = 0
+
+    async def start(self, folder: Path, host: str, port: int) -> None:
+        handler = SaveToFolder(folder)
+
+        def protocol() -> Any:
+            return _Session(handler, self)
+
+        self._server = await asyncio.get_running_loop().create_server(protocol, host=host, port=port)
+
+    async def close(self) -> None:
+        if self._server is None:
+            return
+        self._server.close()
+        for transport in list(self.open_sessions):
+            transport.close()
+        await self._server.wait_closed()
+        self._server = None
+
+
+async def start_sink(folder: Path, host: str = "127.0.0.1", port: int = 2525) -> Sink:
     """Serve SMTP on host:port (port 0 = any free port), saving messages in ``folder``."""
-    handler = SaveToFolder(folder)
-    loop = asyncio.get_running_loop()
-
-    def protocol() -> Any:
-        return SMTP(handler, hostname="commerce-mesh-sink", enable_SMTPUTF8=True)
-
-    return await loop.create_server(protocol, host=host, port=port)
+    sink = Sink()
+    await sink.start(folder, host, port)
+    return sink
 
 
 async def _serve(folder: Path, host: str, port: int) -> None:
@@ -62,8 +106,7 @@ async def _serve(folder: Path, host: str, port: int) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    server.close()
-    await server.wait_closed()
+    await server.close()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,23 +1,36 @@
-"""Database access per tenant schema (SQLAlchemy Core on asyncpg).
+"""Database access per tenant schema.
 
 Each service owns one database; inside it each tenant has a schema ``t_<id>``.
-Tables are declared without a schema and every tenant transaction renders them
-qualified with the tenant's schema (``schema_translate_map``), so a query can
-only ever touch the schema of the tenant in the caller's token.
+Two paths reach it, both scoped to one schema, so a query can only ever touch
+the schema of the tenant in the caller's token:
+
+- hot statements (``session`` / ``transaction``): asyncpg, statements prepared once,
+  table names rendered into the tenant's schema (services/runtime/sql.py);
+- cold paths and migrations (``tenant`` / ``tenant_read`` / ``in_schema``): SQLAlchemy
+  Core, tables declared without a schema and rendered into the tenant's with
+  ``schema_translate_map``.
+
+Outbox rows written on either path are handed to the process's relay after COMMIT.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
+import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from services.runtime.errors import NotFound
+from services.runtime.sql import Handoff, Session, create_pool
+
+if TYPE_CHECKING:
+    from services.runtime.events.outbox import OutboxRow
 
 TENANT_ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{2,31}$")
 SCHEMA_PREFIX = "t_"
@@ -31,6 +44,16 @@ def schema_for(tenant_id: str) -> str:
 
 def tenant_of(schema: str) -> str:
     return schema.removeprefix(SCHEMA_PREFIX).replace("_", "-")
+
+
+def plain_url(url: str, database: str) -> str:
+    """``url`` as asyncpg takes it (no SQLAlchemy driver name), for ``database``."""
+    return make_url(url).set(drivername="postgresql", database=database).render_as_string(hide_password=False)
+
+
+# SQLAlchemy keeps the outbox rows a transaction wrote here (the DBAPI connection's
+# info dict) until the transaction ends.
+OUTBOX_ROWS = "commerce_outbox_rows"
 
 
 def async_url(url: str, database: str | None = None) -> str:
@@ -62,22 +85,93 @@ class Database:
     def __init__(self, server_url: str, database: str, pool_size: int = 10) -> None:
         self.database = database
         self.server_url = server_url
+        self.pool_size = pool_size
+        # Cold paths and migrations: a few connections are plenty.
+        cold = max(1, pool_size // 4)
         self.engine: AsyncEngine = create_async_engine(
-            async_url(server_url, database), pool_size=pool_size, max_overflow=pool_size,
+            async_url(server_url, database), pool_size=cold, max_overflow=cold,
             pool_pre_ping=False, pool_timeout=5,
             connect_args={"timeout": 3, "server_settings": {"application_name": database}},
         )
+        self._pool: asyncpg.Pool | None = None
+        self._pool_lock = asyncio.Lock()
         self._schemas: set[str] = set()
         self._schemas_lock = asyncio.Lock()
+        self._handoff: Handoff | None = None
+
+    # --- hot path (asyncpg) ---------------------------------------------------------------
+
+    async def pool(self) -> asyncpg.Pool:
+        """The asyncpg pool of hot statements, opened on first use."""
+        if self._pool is None:
+            async with self._pool_lock:
+                if self._pool is None:
+                    self._pool = await create_pool(plain_url(self.server_url, self.database), self.pool_size,
+                                                   self.database)
+        return self._pool
+
+    def hand_outbox_to(self, handoff: Handoff | None) -> None:
+        """Where committed outbox rows go (the process's relay); None: nowhere (they wait
+        for a relay's poll)."""
+        self._handoff = handoff
+
+    def _committed(self, schema: str, rows: Sequence[OutboxRow]) -> None:
+        if rows and self._handoff is not None:
+            self._handoff(schema, rows)
+
+    async def schema_of(self, tenant_id: str) -> str:
+        """The tenant's schema; NOT_FOUND TENANT_NOT_FOUND when it has none in this database."""
+        schema = schema_for(tenant_id)
+        if not await self._schema_exists(schema):
+            raise NotFound("tenant not found", reason="TENANT_NOT_FOUND")
+        return schema
+
+    @asynccontextmanager
+    async def session(self, tenant_id: str) -> AsyncIterator[Session]:
+        """A pooled connection in the tenant's schema, no transaction: each statement commits
+        on its own (reads, and writes that are one statement)."""
+        schema = await self.schema_of(tenant_id)
+        async with self.session_in(schema, tenant_id) as session:
+            yield session
+
+    @asynccontextmanager
+    async def transaction(self, tenant_id: str) -> AsyncIterator[Session]:
+        """A transaction in the tenant's schema: commits on success, rolls back on error."""
+        schema = await self.schema_of(tenant_id)
+        async with self.transaction_in(schema, tenant_id) as session:
+            yield session
+
+    @asynccontextmanager
+    async def session_in(self, schema: str, tenant_id: str = "") -> AsyncIterator[Session]:
+        """``session`` in a schema taken as it is (sweeps over every schema, ``platform``)."""
+        pool = await self.pool()
+        async with pool.acquire() as conn:
+            session = Session(conn, schema, tenant_id)
+            try:
+                yield session
+            finally:  # each statement committed on its own: what was written is out
+                self._committed(schema, session.events)
+
+    @asynccontextmanager
+    async def transaction_in(self, schema: str, tenant_id: str = "") -> AsyncIterator[Session]:
+        pool = await self.pool()
+        async with pool.acquire() as conn:
+            session = Session(conn, schema, tenant_id)
+            async with conn.transaction():
+                yield session
+        self._committed(schema, session.events)
 
     async def ping(self, limit_seconds: float = 1.0) -> bool:
         try:
             async with asyncio.timeout(limit_seconds):
-                async with self.engine.connect() as conn:
-                    await conn.execute(text("SELECT 1"))
+                pool = await self.pool()
+                async with pool.acquire() as conn:
+                    await conn.fetchval("SELECT 1")
             return True
         except Exception:
             return False
+
+    # --- schemas ------------------------------------------------------------------------
 
     async def tenant_schemas(self) -> set[str]:
         async with self.engine.connect() as conn:
@@ -95,30 +189,42 @@ class Database:
     def remember_schema(self, schema: str) -> None:
         self._schemas.add(schema)
 
+    # --- cold paths (SQLAlchemy Core) ------------------------------------------------------
+
     @asynccontextmanager
     async def in_schema(self, schema: str) -> AsyncIterator[AsyncConnection]:
         """A transaction in ``schema`` taken as it is (no tenant check): for sweeps over every
-        schema (outbox relay, inbox cleanup) and for schemas that are not a tenant's."""
-        async with self.engine.begin() as conn:
-            yield await conn.execution_options(schema_translate_map={None: schema})
+        schema and for schemas that are not a tenant's."""
+        async with self._begin(schema) as conn:
+            yield conn
 
     @asynccontextmanager
     async def tenant(self, tenant_id: str) -> AsyncIterator[AsyncConnection]:
         """A transaction in the tenant's schema: commits on success, rolls back on error."""
-        schema = schema_for(tenant_id)
-        if not await self._schema_exists(schema):
-            raise NotFound("tenant not found", reason="TENANT_NOT_FOUND")
+        schema = await self.schema_of(tenant_id)
+        async with self._begin(schema) as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def _begin(self, schema: str) -> AsyncIterator[AsyncConnection]:
+        rows: list[Any] = []
         async with self.engine.begin() as conn:
-            yield await conn.execution_options(schema_translate_map={None: schema})
+            conn.info[OUTBOX_ROWS] = rows  # emit() appends the rows it writes
+            try:
+                yield await conn.execution_options(schema_translate_map={None: schema})
+            finally:
+                conn.info.pop(OUTBOX_ROWS, None)
+        self._committed(schema, rows)
 
     @asynccontextmanager
     async def tenant_read(self, tenant_id: str) -> AsyncIterator[AsyncConnection]:
         """A read in the tenant's schema (no explicit transaction block)."""
-        schema = schema_for(tenant_id)
-        if not await self._schema_exists(schema):
-            raise NotFound("tenant not found", reason="TENANT_NOT_FOUND")
+        schema = await self.schema_of(tenant_id)
         async with self.engine.connect() as conn:
             yield await conn.execution_options(schema_translate_map={None: schema})
 
     async def dispose(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
         await self.engine.dispose()

@@ -20,8 +20,8 @@ async def test_the_bought_units_leave_the_buyers_cart_only(shop: Shop, cart_db: 
     await shop.add(shoe.product_id, 2, who=shop.customer("alice"))
     await shop.add(sock.product_id, 1, who=shop.customer("alice"))
     await shop.add(shoe.product_id, 2, who=shop.customer("bob"))
-    async with cart_db.tenant(shop.tenant) as conn:
-        await on_order_confirmed(conn, confirmed("alice", (shoe.product_id, 2)), shop.tenant)
+    async with cart_db.transaction(shop.tenant) as session:
+        await on_order_confirmed(session, confirmed("alice", (shoe.product_id, 2)), shop.tenant)
     alice = await shop.get(shop.customer("alice"))
     assert [(line.product_id, line.quantity) for line in alice.lines] == [(sock.product_id, 1)]
     assert (await shop.get(shop.customer("bob"))).lines[0].quantity == 2
@@ -30,12 +30,23 @@ async def test_the_bought_units_leave_the_buyers_cart_only(shop: Shop, cart_db: 
 async def test_units_added_while_checking_out_stay(shop: Shop, cart_db: Database) -> None:
     shoe = await shop.product()
     await shop.add(shoe.product_id, 5)
-    async with cart_db.tenant(shop.tenant) as conn:
-        await on_order_confirmed(conn, confirmed("user-alice", (shoe.product_id, 3)), shop.tenant)
+    async with cart_db.transaction(shop.tenant) as session:
+        await on_order_confirmed(session, confirmed("user-alice", (shoe.product_id, 3)), shop.tenant)
     assert (await shop.get()).lines[0].quantity == 2
 
 
 async def test_an_order_of_a_shopper_without_a_cart_changes_nothing(shop: Shop, cart_db: Database) -> None:
-    async with cart_db.tenant(shop.tenant) as conn:
-        await on_order_confirmed(conn, confirmed("guest:nobody", ("prd_x", 1)), shop.tenant)
+    async with cart_db.transaction(shop.tenant) as session:
+        await on_order_confirmed(session, confirmed("guest:nobody", ("prd_x", 1)), shop.tenant)
     assert list((await shop.get(shop.guest("guest:nobody"))).lines) == []
+
+
+async def test_a_cart_emptied_by_an_order_forgets_its_currency(shop: Shop, cart_db: Database) -> None:
+    shoe = await shop.product()
+    await shop.add(shoe.product_id, 2, who=shop.customer("carol"))
+    async with cart_db.transaction(shop.tenant) as session:
+        await on_order_confirmed(session, confirmed("carol", (shoe.product_id, 2)), shop.tenant)
+    async with cart_db.session(shop.tenant) as session:
+        assert await session.conn.fetchval(
+            f'SELECT currency_code FROM "{session.schema}".carts WHERE customer_id = $1', "carol") == ""
+    assert list((await shop.get(shop.customer("carol"))).lines) == []

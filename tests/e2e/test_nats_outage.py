@@ -68,8 +68,7 @@ def test_orders_are_placed_while_nats_is_down_and_each_event_is_consumed_once_af
             assert ok(rest.get("/v1/cart", headers=buyer.auth))["cart"]["lines"] == []
 
     schema = "t_" + TENANT
-    confirmed = "event_type = 'commerce.order.v1.OrderConfirmed'"
-    assert count(own_mesh, "order", f"SELECT count(*) FROM {schema}.outbox WHERE {confirmed}") == ORDERS
-    assert count(own_mesh, "order", f"SELECT count(*) FROM {schema}.outbox WHERE state <> 'sent'") == 0
+    # every event that waited was published, then deleted from the outbox
+    assert count(own_mesh, "order", f"SELECT count(*) FROM {schema}.outbox") == 0
     assert count(own_mesh, "cart", f"SELECT count(*) FROM {schema}.inbox "
                                           "WHERE consumer = 'cart-order-confirmed'") == ORDERS

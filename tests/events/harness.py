@@ -20,8 +20,15 @@ from sqlalchemy import text
 from services.runtime.db import Database, ensure_database, schema_for
 from services.runtime.migrations import upgrade_tenant
 from services.runtime.settings import Settings
+from services.runtime.sql import Session, Sql
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+_EFFECT = Sql("INSERT INTO {schema}.effects (event_id, consumer) VALUES ($1, $2)")
+
+
+async def record_effect(session: Session, event_id: str, consumer: str) -> None:
+    """What the tests' handlers do: one row in the tenant's ``effects`` table."""
+    await session.execute(_EFFECT, event_id, consumer)
 
 
 def settings_for(postgres_url: str, nats_url: str, prefix: str) -> Settings:

@@ -11,7 +11,6 @@ import pytest
 import sqlalchemy as sa
 from google.protobuf.message import Message
 from nats.aio.msg import Msg
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.devmesh.nats import Nats
 from services.runtime.db import Database
@@ -21,11 +20,12 @@ from services.runtime.events.outbox import emit
 from services.runtime.events.relay import OutboxRelay
 from services.runtime.events.schema import inbox
 from services.runtime.settings import Settings
-from tests.events.harness import connect, eventually, order_confirmed, provisioned, read_all, scalar
+from services.runtime.sql import Session
+from tests.events.harness import connect, eventually, order_confirmed, provisioned, read_all, record_effect, scalar
 
 EFFECTS = sa.Table("effects", sa.MetaData(), sa.Column("event_id", sa.Text, primary_key=True),
                    sa.Column("consumer", sa.Text))
-Handler = Callable[[AsyncConnection, Message, str], Awaitable[None]]
+Handler = Callable[[Session, Message, str], Awaitable[None]]
 
 
 def durable() -> str:
@@ -33,13 +33,12 @@ def durable() -> str:
 
 
 def recording(calls: list[str], fail: Callable[[str], bool] = lambda _order: False) -> Handler:
-    async def handle(conn: AsyncConnection, event: Message, tenant_id: str) -> None:
+    async def handle(session: Session, event: Message, tenant_id: str) -> None:
         order_id = event.order.order_id  # type: ignore[attr-defined]
         calls.append(order_id)
         if fail(order_id):
             raise RuntimeError(f"cannot handle {order_id}")
-        await conn.execute(EFFECTS.insert().values(event_id=event.metadata.event_id,  # type: ignore[attr-defined]
-                                                   consumer=order_id))
+        await record_effect(session, event.metadata.event_id, order_id)  # type: ignore[attr-defined]
     return handle
 
 

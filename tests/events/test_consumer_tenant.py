@@ -11,14 +11,14 @@ import pytest
 import sqlalchemy as sa
 from commerce.common.v1 import event_pb2
 from google.protobuf.message import Message
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.devmesh.nats import Nats
 from services.runtime.db import Database
 from services.runtime.events import naming
 from services.runtime.events.consumer import DLQ_REASON, EventConsumer
 from services.runtime.settings import Settings
-from tests.events.harness import connect, eventually, order_confirmed, provisioned, read_all, scalar
+from services.runtime.sql import Session
+from tests.events.harness import connect, eventually, order_confirmed, provisioned, read_all, record_effect, scalar
 
 EFFECTS = sa.Table("effects", sa.MetaData(), sa.Column("event_id", sa.Text, primary_key=True),
                    sa.Column("consumer", sa.Text))
@@ -54,10 +54,9 @@ async def test_an_event_whose_subject_header_and_metadata_name_different_tenants
     subject_tenant, header_tenant, meta_tenant = (tenants[k] if k else None for k in CASES[case])
     applied: list[str] = []
 
-    async def handler(conn: AsyncConnection, event: Message, tenant_id: str) -> None:
+    async def handler(session: Session, event: Message, tenant_id: str) -> None:
         applied.append(tenant_id)
-        await conn.execute(EFFECTS.insert().values(event_id=event.metadata.event_id,  # type: ignore[attr-defined]
-                                                   consumer=tenant_id))
+        await record_effect(session, event.metadata.event_id, tenant_id)  # type: ignore[attr-defined]
 
     consumer = EventConsumer(db, settings, durable=f"test-{uuid.uuid4().hex[:8]}",
                              subjects=[f"commerce.order.v1.{EVENT}.{t}" for t in tenants.values()], handler=handler)

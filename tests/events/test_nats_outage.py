@@ -9,7 +9,6 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from google.protobuf.message import Message
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.devmesh.nats import Nats
 from services.runtime.events import naming
@@ -17,8 +16,18 @@ from services.runtime.events.consumer import EventConsumer
 from services.runtime.events.outbox import emit
 from services.runtime.events.relay import OutboxRelay
 from services.runtime.settings import Settings
+from services.runtime.sql import Session
 from tests.conftest import free_port
-from tests.events.harness import connect, eventually, open_db, order_confirmed, provisioned, read_all, scalar
+from tests.events.harness import (
+    connect,
+    eventually,
+    open_db,
+    order_confirmed,
+    provisioned,
+    read_all,
+    record_effect,
+    scalar,
+)
 
 EFFECTS = sa.Table("effects", sa.MetaData(), sa.Column("event_id", sa.Text, primary_key=True),
                    sa.Column("consumer", sa.Text))
@@ -32,10 +41,9 @@ async def test_events_committed_while_nats_is_down_are_each_consumed_exactly_onc
     tenant = await provisioned(db)
     applied: Counter[str] = Counter()
 
-    async def handle(conn: AsyncConnection, event: Message, tenant_id: str) -> None:
+    async def handle(session: Session, event: Message, tenant_id: str) -> None:
         applied[event.order.order_id] += 1  # type: ignore[attr-defined]
-        await conn.execute(EFFECTS.insert().values(event_id=event.metadata.event_id,  # type: ignore[attr-defined]
-                                                   consumer="outage"))
+        await record_effect(session, event.metadata.event_id, "outage")  # type: ignore[attr-defined]
 
     relay = OutboxRelay(db, settings, nats_url=own.url, publish_timeout=0.5)
     consumer = EventConsumer(db, settings, durable="outage", subjects=[f"commerce.order.v1.*.{tenant}"],

@@ -9,15 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
 import pytest
-from sqlalchemy import text
+from nats.aio.msg import Msg
 
 from services.devmesh.nats import Nats
 from services.runtime.db import Database, schema_for
 from services.runtime.events import naming
-from services.runtime.events.listener import listener_dsn
-from services.runtime.events.outbox import CHANNEL, emit
+from services.runtime.events.outbox import emit, insert, outbox_row
 from services.runtime.events.relay import OutboxRelay
 from services.runtime.settings import Settings
 from tests.conftest import free_port
@@ -26,6 +24,22 @@ from tests.events.harness import connect, eventually, open_db, order_confirmed, 
 
 async def pending(db: Database, tenant: str) -> int:
     return int(await scalar(db, tenant, "SELECT count(*) FROM {schema}.outbox WHERE state = 'pending'"))
+
+
+async def published(nats_url: str, tenant: str) -> list[Msg]:
+    """Every event of the tenant JetStream holds, in order."""
+    nc = await connect(nats_url)
+    try:
+        return await read_all(nc, naming.STREAM, f"commerce.*.v1.*.{tenant}")
+    finally:
+        await nc.close()
+
+
+async def outbox_emptied(db: Database, tenant: str, within: float) -> None:
+    """Until every outbox row of the tenant was published (and so deleted)."""
+    async def gone() -> bool:
+        return int(await scalar(db, tenant, "SELECT count(*) FROM {schema}.outbox")) == 0
+    await eventually(gone, within=within)
 
 
 @dataclass
@@ -65,11 +79,7 @@ async def test_committed_events_are_published_once_with_their_subject_and_header
         return await pending(db, tenant) == 0
     await eventually(all_sent)
 
-    nc = await connect(nats_server.url)
-    try:
-        messages = await read_all(nc, naming.STREAM, f"commerce.*.v1.*.{tenant}")
-    finally:
-        await nc.close()
+    messages = await published(nats_server.url, tenant)
     assert [m.subject for m in messages] == [f"commerce.order.v1.order_confirmed.{tenant}"] * 2
     assert [m.headers[naming.MSG_ID] for m in messages if m.headers] == [first, second]
     headers = messages[0].headers or {}
@@ -96,41 +106,70 @@ async def test_an_event_emitted_in_a_rolled_back_transaction_is_never_published(
     async def sent() -> bool:
         return await pending(db, tenant) == 0
     await eventually(sent)
-    nc = await connect(nats_server.url)
-    try:
-        messages = await read_all(nc, naming.STREAM, f"commerce.*.v1.*.{tenant}")
-    finally:
-        await nc.close()
+    messages = await published(nats_server.url, tenant)
     assert [order_confirmed().FromString(m.data).order.order_id for m in messages] == ["ord-kept"]
-    assert await scalar(db, tenant, "SELECT count(*) FROM {schema}.outbox") == 1
+    assert await scalar(db, tenant, "SELECT count(*) FROM {schema}.outbox") == 0  # published: deleted
 
 
-async def test_a_commit_notifies_the_relay_once_with_the_tenant_schema_and_a_rollback_not_at_all(
-        db: Database) -> None:
+async def test_committed_rows_are_handed_to_the_relay_once_on_either_path_and_rolled_back_ones_never(
+        settings: Settings) -> None:
+    db = await open_db(settings, "events_handoff")
     tenant = await provisioned(db)
-    schema = schema_for(tenant)
-    heard: asyncio.Queue[str] = asyncio.Queue()
-    listening = await asyncpg.connect(listener_dsn(db))
-    await listening.add_listener(CHANNEL, lambda _c, _p, _ch, payload: heard.put_nowait(payload))
-
-    async def notifications(settle: float) -> list[str]:
-        await asyncio.sleep(settle)
-        found = []
-        while not heard.empty():
-            found.append(heard.get_nowait())
-        return [p for p in found if p == schema]  # other tests' tenants share the channel
+    handed: list[tuple[str, list[str]]] = []
+    db.hand_outbox_to(lambda schema, rows: handed.append((schema, [r.event_id for r in rows])))
     try:
         with pytest.raises(RuntimeError):
             async with db.tenant(tenant) as conn:
                 await emit(conn, order_confirmed("lost"), tenant_id=tenant, aggregate_id="lost")
                 raise RuntimeError("rolled back")
-        assert await notifications(0.3) == []
-        async with db.tenant(tenant) as conn:
-            await emit(conn, order_confirmed("a"), tenant_id=tenant, aggregate_id="a")
-            await emit(conn, order_confirmed("b"), tenant_id=tenant, aggregate_id="b")
-        assert await notifications(0.3) == [schema]
+        with pytest.raises(RuntimeError):
+            async with db.transaction(tenant) as session:
+                await insert(session, outbox_row(order_confirmed("lost"), tenant_id=tenant, aggregate_id="lost"))
+                raise RuntimeError("rolled back")
+        assert handed == []
+        async with db.tenant(tenant) as conn:  # cold path (SQLAlchemy)
+            a = await emit(conn, order_confirmed("a"), tenant_id=tenant, aggregate_id="a")
+            b = await emit(conn, order_confirmed("b"), tenant_id=tenant, aggregate_id="b")
+        row = outbox_row(order_confirmed("c"), tenant_id=tenant, aggregate_id="c")
+        async with db.transaction(tenant) as session:  # hot path (asyncpg)
+            await insert(session, row)
+        assert handed == [(schema_for(tenant), [a, b]), (schema_for(tenant), [row.event_id])]
+        assert await scalar(db, tenant, "SELECT count(*) FROM {schema}.outbox") == 3
     finally:
-        await listening.close()
+        await db.dispose()
+
+
+async def test_handed_off_rows_are_published_at_once_and_deleted(settings: Settings, tmp_path: Path) -> None:
+    # The poll would not touch a row younger than a minute: only the hand-off can publish it.
+    async with own_relay(settings, tmp_path, min_age_seconds=60) as it:
+        db, tenant = it.db, it.tenant
+        await it.relay.start()
+        await it.relay.nats.wait_ready()
+        rows = [outbox_row(order_confirmed(f"fast-{i}"), tenant_id=tenant, aggregate_id=f"fast-{i}")
+                for i in range(50)]
+        async with db.transaction(tenant) as session:
+            for row in rows:
+                await insert(session, row)
+        await outbox_emptied(db, tenant, within=5)
+        messages = await published(it.nats.url, tenant)
+        assert [m.headers[naming.MSG_ID] for m in messages if m.headers] == [r.event_id for r in rows]
+
+
+async def test_rows_nobody_handed_off_are_found_by_the_poll(settings: Settings, tmp_path: Path) -> None:
+    """Rows committed by another process (one that died before publishing, or has no relay)."""
+    async with own_relay(settings, tmp_path, min_age_seconds=0.2, poll_seconds=0.2) as it:
+        db, tenant = it.db, it.tenant
+        await it.relay.start()
+        await it.relay.nats.wait_ready()
+        elsewhere = Database(db.server_url, db.database, 2)  # another process: no relay of its own
+        try:
+            async with elsewhere.tenant(tenant) as conn:
+                event_id = await emit(conn, order_confirmed("orphan"), tenant_id=tenant, aggregate_id="orphan")
+        finally:
+            await elsewhere.dispose()
+        await outbox_emptied(db, tenant, within=10)
+        messages = await published(it.nats.url, tenant)
+        assert [m.headers[naming.MSG_ID] for m in messages if m.headers] == [event_id]
 
 
 async def test_events_written_while_nats_is_down_are_all_published_once_it_returns(
@@ -160,11 +199,7 @@ async def test_events_written_while_nats_is_down_are_all_published_once_it_retur
 
         it.nats.start()
         await eventually(drained, within=20)
-        nc = await connect(it.nats.url)
-        try:
-            messages = await read_all(nc, naming.STREAM, f"commerce.*.v1.*.{tenant}")
-        finally:
-            await nc.close()
+        messages = await published(it.nats.url, tenant)
         ids = [m.headers[naming.MSG_ID] for m in messages if m.headers]
         assert len(ids) == 21 and len(set(ids)) == 21
         assert set(written) <= set(ids)
@@ -202,17 +237,13 @@ async def test_a_service_starts_while_nats_is_down_and_its_events_flow_once_nats
         async def drained() -> bool:
             return await pending(db, tenant) == 0
         await eventually(drained, within=20)
-        nc = await connect(it.nats.url)
-        try:
-            messages = await read_all(nc, naming.STREAM, f"commerce.*.v1.*.{tenant}")
-        finally:
-            await nc.close()
+        messages = await published(it.nats.url, tenant)
         assert [m.headers[naming.MSG_ID] for m in messages if m.headers] == [event_id]
 
 
-async def test_published_rows_are_deleted_after_the_retention_and_pending_ones_never(
+async def test_published_rows_are_deleted_and_pending_ones_are_kept_while_nats_is_away(
         settings: Settings, tmp_path: Path) -> None:
-    async with own_relay(settings, tmp_path, retention_seconds=0, cleanup_every_seconds=0) as it:
+    async with own_relay(settings, tmp_path) as it:
         db, tenant = it.db, it.tenant
         await it.relay.start()
         await it.relay.nats.wait_ready()
@@ -227,24 +258,3 @@ async def test_published_rows_are_deleted_after_the_retention_and_pending_ones_n
             await emit(conn, order_confirmed("waiting"), tenant_id=tenant, aggregate_id="waiting")
         await asyncio.sleep(2.5)  # several cleanup rounds
         assert await pending(db, tenant) == 1
-
-
-async def test_events_still_flow_while_the_relay_cannot_listen_for_notifications(
-        settings: Settings, tmp_path: Path) -> None:
-    async with own_relay(settings, tmp_path) as it:
-        db, tenant = it.db, it.tenant
-        await it.relay.start()
-        await it.relay.nats.wait_ready()
-        async with db.engine.connect() as conn:  # cut the relay's LISTEN connection, again and again
-            kill = text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :name")
-            for i in range(3):
-                killed = (await conn.execute(kill, {"name": f"{db.database}-relay"})).all()
-                await conn.commit()
-                assert i > 0 or killed, "the relay's LISTEN connection was not found"
-                async with db.tenant(tenant) as tx:
-                    await emit(tx, order_confirmed(f"o{i}"), tenant_id=tenant, aggregate_id=f"o{i}")
-                await asyncio.sleep(0.1)
-
-        async def drained() -> bool:
-            return await pending(db, tenant) == 0
-        await eventually(drained, within=10)

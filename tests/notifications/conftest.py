@@ -4,7 +4,6 @@ relay publishes the order events."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from email import policy
@@ -17,7 +16,7 @@ import pytest
 from services.devmesh.nats import Nats
 from services.devmesh.postgres import Postgres
 from services.notifications.app import build
-from services.notifications.sink import start_sink
+from services.notifications.sink import Sink, start_sink
 from services.runtime.db import Database
 from services.runtime.events.relay import OutboxRelay
 from services.runtime.server import Running, create_server
@@ -32,15 +31,14 @@ class Mailbox:
     def __init__(self, folder: Path, port: int) -> None:
         self.folder = folder
         self.port = port
-        self.server: asyncio.Server | None = None
+        self.server: Sink | None = None
 
     async def start(self) -> None:
         self.server = await start_sink(self.folder, port=self.port)
 
     async def stop(self) -> None:
         if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
+            await self.server.close()
             self.server = None
 
     def messages(self, to: str | None = None) -> list[EmailMessage]:

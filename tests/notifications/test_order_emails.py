@@ -156,3 +156,23 @@ async def test_an_order_confirmed_twice_by_mistake_gets_one_confirmation_email(w
         return await consumer_caught_up(worker, last)
     await eventually(handled, within=15)
     assert len(worker.mailbox.messages(to=email)) == 1
+
+
+async def test_emails_share_one_smtp_session_and_each_is_sent_once(worker: Worker) -> None:
+    assert worker.mailbox.server is not None
+    opened = worker.mailbox.server.sessions_opened
+    tenant = await provisioned(worker.orders)
+    emails = [unique_email() for _ in range(5)]
+    for email in emails:
+        order = an_order(email)
+        async with worker.orders.tenant(tenant) as conn:
+            await emit(conn, order_events_pb2.OrderConfirmed(order=order), tenant_id=tenant,
+                       aggregate_id=order.order_id)
+
+    async def all_sent() -> bool:
+        return all(len(worker.mailbox.messages(to=email)) == 1 for email in emails)
+    await eventually(all_sent, within=15)
+    await asyncio.sleep(0.3)
+    assert [len(worker.mailbox.messages(to=email)) for email in emails] == [1] * 5
+    # one session at most for five emails (none when the worker's session was already open)
+    assert worker.mailbox.server.sessions_opened - opened <= 1

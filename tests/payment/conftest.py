@@ -25,8 +25,10 @@ from services.payment.app import MIGRATIONS, assemble
 from services.payment.providers import sandbox
 from services.runtime.bootstrap import open_database
 from services.runtime.db import Database, schema_for
+from services.runtime.events import naming
 from services.runtime.server import Running, create_server
 from services.runtime.settings import Settings
+from tests.events.harness import connect, eventually, read_all
 from tests.tokens import TestKeys
 
 Metadata = tuple[tuple[str, str], ...]
@@ -39,8 +41,12 @@ def keys() -> TestKeys:
     return TestKeys()
 
 
+_NATS_URL: list[str] = []  # the session's NATS server, for event_types
+
+
 @pytest.fixture(scope="session")
 def payment_settings(postgres: Postgres, nats_server: Nats) -> Settings:
+    _NATS_URL[:] = [nats_server.url]
     return Settings(database_url=postgres.url, nats_url=nats_server.url, database_prefix="paytest",
                     db_pool_size=10, payment_webhook_secret=SecretStr(WEBHOOK_SECRET),
                     payment_provider_timeout_seconds=PROVIDER_DEADLINE)
@@ -165,11 +171,18 @@ async def count_rows(db: Database, tenant: str, table: str, where: str = "true")
                    or 0)
 
 
-async def event_types(db: Database, tenant: str) -> list[str]:
-    """The outbox's events of this tenant, oldest first, by short name (e.g. "PaymentCaptured")."""
-    async with db.engine.connect() as conn:
-        rows = await conn.execute(text(f'SELECT event_type FROM "{schema_for(tenant)}".outbox ORDER BY position'))
-        return [str(r[0]).rsplit(".", 1)[-1] for r in rows]
+async def event_types(db: Database, tenant: str, nats_url: str = "") -> list[str]:
+    """This tenant's events as published, oldest first, by short name (e.g. "PaymentCaptured"):
+    once the outbox has nothing left waiting (published rows are deleted), what JetStream holds."""
+    async def drained() -> bool:
+        return await count_rows(db, tenant, "outbox") == 0
+    await eventually(drained)
+    nc = await connect(nats_url or _NATS_URL[0])
+    try:
+        messages = await read_all(nc, naming.STREAM, f"commerce.payment.v1.*.{tenant}")
+    finally:
+        await nc.close()
+    return [(m.headers or {})[naming.EVENT_TYPE].rsplit(".", 1)[-1] for m in messages]
 
 
 def error_details(error: grpc.aio.AioRpcError) -> tuple[error_details_pb2.ErrorInfo, error_details_pb2.BadRequest]:

@@ -17,6 +17,7 @@ from google.rpc import error_details_pb2, status_pb2
 from sqlalchemy import text
 
 from services.runtime.db import Database, ensure_database
+from services.runtime.events import naming
 from services.runtime.jwks_client import remote_jwks
 from services.runtime.provisioning import ProvisioningServicer
 from services.runtime.server import App, Running, create_server
@@ -26,6 +27,7 @@ from services.tenant.app import build, open_platform
 from services.tenant.keys import KeyStore
 from services.tenant.passwords import Passwords
 from tests.conftest import free_port
+from tests.events.harness import connect, read_all
 
 ADMIN_EMAIL = "root@platform.example"
 ADMIN_PASSWORD = "admin-password-123"
@@ -139,6 +141,16 @@ async def count_rows(settings: Settings, sql: str, **params: Any) -> int:
             return int(await conn.scalar(text(sql), params) or 0)
     finally:
         await db.dispose()
+
+
+async def published(settings: Settings, subject: str, settle: float = 0.3) -> int:
+    """How many events JetStream holds on ``subject`` (published outbox rows are deleted,
+    so what was written is counted where it went)."""
+    nc = await connect(settings.nats_url)
+    try:
+        return len(await read_all(nc, naming.STREAM, subject, settle=settle))
+    finally:
+        await nc.close()
 
 
 class Client:

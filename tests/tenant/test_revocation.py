@@ -20,7 +20,7 @@ from services.runtime.errors import Unauthenticated
 from services.runtime.tokens import Jwk, KeySet, TokenVerifier
 from services.tenant.keys import KeyStore
 from tests.tenant.conftest import OWNER_PASSWORD, Mesh
-from tests.tenant.harness import bearer, count_rows, failure_of
+from tests.tenant.harness import bearer, count_rows, failure_of, published
 
 PREFIX = "tt7"
 
@@ -90,8 +90,8 @@ async def test_a_suspended_tenants_tokens_are_refused_and_other_tenants_keep_wor
     # One event per suspension: suspending again publishes nothing new.
     await mesh.client.stub.SuspendTenant(tenant_pb2.SuspendTenantRequest(tenant_id=tenant_id),
                                          metadata=bearer(mesh.admin))
-    assert await count_rows(mesh.settings, "SELECT count(*) FROM platform.outbox WHERE subject = :s",
-                            s=f"commerce.tenant.v1.tenant_suspended.{tenant_id}") == 1
+    await asyncio.sleep(0.3)
+    assert await published(mesh.settings, f"commerce.tenant.v1.tenant_suspended.{tenant_id}") == 1
 
 
 async def test_a_verifier_started_after_the_revocation_still_refuses_the_token(mesh: Mesh) -> None:
@@ -134,15 +134,16 @@ async def test_user_events_are_written_with_the_change(mesh: Mesh) -> None:
     user = await mesh.add_user(tenant_id, "evented@shop.example", tenant_pb2.USER_ROLE_SELLER, token=owner)
     await mesh.client.stub.DeleteUser(tenant_pb2.DeleteUserRequest(tenant_id=tenant_id, user_id=user.user_id),
                                       metadata=bearer(owner))
-    rows = await count_rows(mesh.settings, f"SELECT count(*) FROM {schema}.outbox WHERE subject = :s",
-                            s=f"commerce.tenant.v1.user_deleted.{tenant_id}")
-    assert rows == 1
-    registered = await count_rows(mesh.settings, f"SELECT count(*) FROM {schema}.outbox WHERE subject = :s",
-                                  s=f"commerce.tenant.v1.user_registered.{tenant_id}")
-    assert registered == 2  # the owner and this seller
-    created = await count_rows(mesh.settings, "SELECT count(*) FROM platform.outbox WHERE subject = :s",
-                               s=f"commerce.tenant.v1.tenant_created.{tenant_id}")
-    assert created == 1
+
+    async def all_published() -> bool:
+        return await published(mesh.settings, f"commerce.tenant.v1.*.{tenant_id}", settle=0.1) == 4
+    await _eventually("the tenant's four events on JetStream", all_published)
+    assert await published(mesh.settings, f"commerce.tenant.v1.user_deleted.{tenant_id}") == 1
+    # the owner and this seller
+    assert await published(mesh.settings, f"commerce.tenant.v1.user_registered.{tenant_id}") == 2
+    assert await published(mesh.settings, f"commerce.tenant.v1.tenant_created.{tenant_id}") == 1
+    # nothing left waiting in either outbox
+    assert await count_rows(mesh.settings, f"SELECT count(*) FROM {schema}.outbox") == 0
     assert tenant_events_pb2.UserDeleted.DESCRIPTOR.fields_by_name["user_id"]
 
 

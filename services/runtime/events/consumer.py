@@ -6,9 +6,10 @@
 
 For each message: the event class comes from the ``Commerce-Event-Type`` header and
 the tenant from ``Commerce-Tenant`` (the subject's last token and ``metadata.tenant_id``
-must name the same tenant); inside ``db.tenant(tenant)`` the event id is
-inserted in the ``inbox`` and, only if it was not there yet, ``handler(conn, event,
-tenant_id)`` runs in the same transaction; the message is acked after the commit.
+must name the same tenant); inside ``db.transaction(tenant)`` the event id is
+inserted in the ``inbox`` and, only if it was not there yet, ``handler(session, event,
+tenant_id)`` runs in the same transaction (a services/runtime/sql.py session); the
+message is acked after the commit.
 A handler error naks the message with back-off; on delivery ``max_deliver`` a
 failure sends it to ``dlq.<subject>`` (stream COMMERCE_DLQ) and acks it. A message
 that cannot be decoded, or whose tenants disagree, goes to the dead-letter subject at once.
@@ -23,6 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg  # type: ignore[import-untyped]
 import nats.errors
 import structlog
 from google.protobuf.message import Message
@@ -31,22 +33,22 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import APIError
 from prometheus_client import Counter, Histogram
-from sqlalchemy import delete
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.runtime.db import TENANT_ID_PATTERN, Database
 from services.runtime.errors import NotFound
 from services.runtime.events import naming, registry, tracing
 from services.runtime.events.connection import NatsConnection
-from services.runtime.events.schema import inbox
 from services.runtime.migrations import upgrade_tenant
 from services.runtime.settings import Settings
+from services.runtime.sql import Session, Sql
 from services.runtime.tasks import cancel_and_wait
 
 log = structlog.get_logger("commerce.events.consumer")
-Handler = Callable[[AsyncConnection, Message, str], Awaitable[None]]
+Handler = Callable[[Session, Message, str], Awaitable[None]]
+
+FIRST_TIME_SQL = Sql("INSERT INTO {schema}.inbox (consumer, event_id, processed_time) VALUES ($1, $2, now()) "
+                     "ON CONFLICT DO NOTHING RETURNING event_id")
+FORGET_SQL = Sql("DELETE FROM {schema}.inbox WHERE consumer = $1 AND processed_time < $2")
 
 CONSUMED = Counter("commerce_events_consumed_total", "Events applied by a consumer", ["consumer"])
 DUPLICATES = Counter("commerce_events_duplicate_total", "Redelivered events skipped thanks to the inbox",
@@ -110,10 +112,9 @@ class EventConsumer:
             cutoff = datetime.now(UTC) - timedelta(seconds=self._inbox_retention)
             try:
                 for schema in sorted(await self._db.tenant_schemas()):
-                    with contextlib.suppress(DBAPIError):  # a schema without an inbox
-                        async with self._db.in_schema(schema) as conn:
-                            await conn.execute(delete(inbox).where(
-                                inbox.c.consumer == self.durable, inbox.c.processed_time < cutoff))
+                    with contextlib.suppress(asyncpg.UndefinedTableError):  # a schema without an inbox
+                        async with self._db.session_in(schema) as session:
+                            await session.execute(FORGET_SQL, self.durable, cutoff)
             except Exception as exc:
                 log.warning("inbox cleanup failed; will retry", consumer=self.durable, error=str(exc))
 
@@ -247,13 +248,10 @@ class EventConsumer:
         return await self._apply_once(event, tenant_id, event_id)
 
     async def _apply_once(self, event: Message, tenant_id: str, event_id: str) -> bool:
-        async with self._db.tenant(tenant_id) as conn:
-            first = await conn.scalar(
-                insert(inbox).values(consumer=self.durable, event_id=event_id, processed_time=datetime.now(UTC))
-                .on_conflict_do_nothing().returning(inbox.c.event_id))
-            if first is None:
+        async with self._db.transaction(tenant_id) as session:
+            if await session.fetchval(FIRST_TIME_SQL, self.durable, event_id) is None:
                 return False
-            await self._handler(conn, event, tenant_id)
+            await self._handler(session, event, tenant_id)
         return True
 
     async def _dead_letter(self, js: JetStreamContext, msg: Msg, reason: str) -> None:

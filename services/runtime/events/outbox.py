@@ -1,28 +1,62 @@
 """Writing an integration event in the caller's transaction (transactional outbox).
 
-    async with db.tenant(tenant_id) as conn:
-        ...state change...
-        await emit(conn, order_events_pb2.OrderPlaced(order=...), tenant_id=tenant_id, aggregate_id=order_id)
+Hot path (asyncpg, services/runtime/sql.py): build the row, insert it in the same
+statement or transaction as the change, and tell the session it was written:
 
-The event commits or rolls back with the state change; the relay publishes it
-after the commit (woken by NOTIFY on ``CHANNEL``).
+    row = outbox_row(order_events_pb2.OrderConfirmed(order=...), tenant_id=t, aggregate_id=order_id)
+    async with db.transaction(t) as s:
+        ...state change...
+        await insert(s, row)            # or one CTE of the change's own statement: INSERT_SQL
+    # committed: the relay publishes the row at once (Session.add_events)
+
+Cold path (SQLAlchemy): ``await emit(conn, event, tenant_id=..., aggregate_id=...)`` inside
+``db.tenant(...)`` / ``db.in_schema(...)``; handed to the relay after COMMIT likewise.
+
+The event commits or rolls back with the state change. A row whose hand-off is lost
+(process gone, NATS away) is found by a relay's poll and published then.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.message import Message
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.runtime.db import schema_for
+from services.runtime.db import OUTBOX_ROWS
 from services.runtime.events import naming, tracing
 from services.runtime.events.schema import PENDING, outbox
+from services.runtime.sql import Session, Sql
 
-CHANNEL = "commerce_outbox"
+COLUMNS = "event_id, subject, event_type, payload, headers, state, attempts, create_time"
+
+
+def values_sql(first: int) -> str:
+    """``VALUES``-list items of one row's ``COLUMNS`` whose parameters start at ``$first``
+    (``OutboxRow.args()``, in order), for a CTE of a caller's own statement."""
+    n = first
+    return f"${n}, ${n + 1}, ${n + 2}, ${n + 3}, ${n + 4}::jsonb, '{PENDING}', 0, ${n + 5}"
+
+
+INSERT_SQL = Sql(f"INSERT INTO {{schema}}.outbox ({COLUMNS}) VALUES ({values_sql(1)})")
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    event_id: str
+    subject: str
+    event_type: str
+    payload: bytes
+    headers: dict[str, str]
+    create_time: datetime
+
+    def args(self) -> tuple[str, str, str, bytes, str, datetime]:
+        return (self.event_id, self.subject, self.event_type, self.payload, json.dumps(self.headers),
+                self.create_time)
 
 
 def _fill_metadata(event: Message, event_id: str, tenant_id: str, aggregate_id: str,
@@ -38,11 +72,8 @@ def _fill_metadata(event: Message, event_id: str, tenant_id: str, aggregate_id: 
     meta.aggregate_id = aggregate_id
 
 
-async def emit(conn: AsyncConnection, event: Message, *, tenant_id: str, aggregate_id: str,
-               schema: str | None = None) -> str:
-    """Fill ``event.metadata``, store the event in the tenant's outbox within ``conn``'s
-    transaction, and return its event id. ``schema``: the schema ``conn`` writes to when
-    it is not the tenant's own (the tenant service's ``platform`` schema)."""
+def outbox_row(event: Message, *, tenant_id: str, aggregate_id: str) -> OutboxRow:
+    """Fills ``event.metadata`` (a new event id, the current trace) and returns its outbox row."""
     event_id = str(uuid.uuid4())
     now = datetime.now(UTC)
     traceparent = tracing.child_of(tracing.current_traceparent())
@@ -54,11 +85,28 @@ async def emit(conn: AsyncConnection, event: Message, *, tenant_id: str, aggrega
         naming.TENANT: tenant_id,
         naming.TRACEPARENT: traceparent,
     }
-    inserted = outbox.insert().values(
-        event_id=event_id, subject=naming.subject_for(event.DESCRIPTOR, tenant_id), event_type=event_type,
-        payload=event.SerializeToString(), headers=headers, state=PENDING, attempts=0, create_time=now,
-    ).returning(outbox.c.event_id).cte("emitted")
-    # One round trip for the row and the relay's wake-up (delivered on commit, once per
-    # transaction and schema however many events it emits).
-    await conn.execute(select(func.pg_notify(CHANNEL, schema or schema_for(tenant_id))).select_from(inserted))
-    return event_id
+    return OutboxRow(event_id, naming.subject_for(event.DESCRIPTOR, tenant_id), event_type,
+                     event.SerializeToString(), headers, now)
+
+
+async def insert(session: Session, row: OutboxRow) -> None:
+    """Writes ``row`` with one statement of its own in ``session``'s transaction."""
+    await session.execute(INSERT_SQL, *row.args())
+    session.add_events(row)
+
+
+async def emit(conn: AsyncConnection, event: Message, *, tenant_id: str, aggregate_id: str,
+               schema: str | None = None) -> str:
+    """Cold path: fill ``event.metadata``, store the event in ``conn``'s transaction (a
+    ``Database.tenant`` / ``in_schema`` one), and return its event id. ``schema`` is unused
+    (kept for callers that name the ``platform`` schema)."""
+    del schema
+    row = outbox_row(event, tenant_id=tenant_id, aggregate_id=aggregate_id)
+    await conn.execute(outbox.insert().values(
+        event_id=row.event_id, subject=row.subject, event_type=row.event_type, payload=row.payload,
+        headers=row.headers, state=PENDING, attempts=0, create_time=row.create_time))
+    pending = conn.info.get(OUTBOX_ROWS)
+    if pending is not None:
+        pending.append(row)
+    return row.event_id
+

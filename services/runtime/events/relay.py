@@ -1,196 +1,237 @@
-"""The outbox relay: publishes each tenant schema's pending outbox rows to JetStream
-(header ``Nats-Msg-Id`` = event id, so a row published twice is stored once) and
-marks them sent. One relay runs per service process.
+"""The outbox relay: publishes outbox rows to JetStream (header ``Nats-Msg-Id`` = event
+id, so a row published twice is stored once) and deletes them once acknowledged.
+One relay runs per service process.
 
-It wakes on NOTIFY (``outbox.CHANNEL``, payload = the schema that committed events)
-and when NATS (re)connects, and also polls every schema, backing off while there is
-nothing to do, so nothing waits forever on a lost notification. While NATS is away
-rows stay pending and flow once it is back; start-up never waits for NATS.
+- **Hand-off** (the normal path): the process's own writes give the relay their rows
+  once committed (``Database.hand_outbox_to``). It publishes them in batches with
+  asynchronous acks and deletes each schema's acknowledged rows with one statement:
+  no outbox scan, no NOTIFY.
+- **Poll** (what nobody handed off: another process died after its commit, NATS was
+  away, a publish failed): every ``poll_seconds`` (backing off to ``max_poll_seconds``
+  while there is nothing) and at once when NATS (re)connects, each schema's pending rows
+  older than ``min_age_seconds`` (younger ones are still being handed off) are read
+  oldest first (``FOR UPDATE SKIP LOCKED``, so replicas share them), published, deleted.
+
+Published rows are deleted, so the pending index stays as small as the rows in flight
+and the relay's cost stays flat as history grows. Rows marked ``sent`` by earlier
+versions are deleted ``retention_seconds`` after they were sent. Start-up never waits
+for NATS; while it is away rows wait in the outbox.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
+from collections import defaultdict, deque
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import structlog
 from nats.js import JetStreamContext
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.runtime.db import Database
 from services.runtime.events.connection import NatsConnection
-from services.runtime.events.listener import Listener, listener_dsn
-from services.runtime.events.outbox import CHANNEL
-from services.runtime.events.schema import PENDING, SENT, outbox
+from services.runtime.events.outbox import OutboxRow
+from services.runtime.events.schema import PENDING, SENT
 from services.runtime.settings import Settings
+from services.runtime.sql import Sql
 from services.runtime.tasks import cancel_and_wait
 
 log = structlog.get_logger("commerce.events.relay")
-_CLEANUP_BATCH = 5000
 PUBLISHED = Counter("commerce_outbox_published_total", "Outbox events published to JetStream", ["database"])
 PUBLISH_FAILED = Counter("commerce_outbox_publish_failed_total", "Outbox publish attempts that failed", ["database"])
 PENDING_ROWS = Gauge("commerce_outbox_pending", "Outbox events not yet published", ["database"])
 LAG = Histogram("commerce_outbox_relay_lag_seconds", "From outbox commit to JetStream ack", ["database"],
                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
 
+DELETE_SQL = Sql("DELETE FROM {schema}.outbox WHERE event_id = ANY($1::text[])")
+PENDING_SQL = Sql(
+    "SELECT event_id, subject, event_type, payload, headers, create_time FROM {schema}.outbox "
+    f"WHERE state = '{PENDING}' AND create_time < now() - make_interval(secs => $1) "
+    "ORDER BY position LIMIT $2 FOR UPDATE SKIP LOCKED")
+FAILED_SQL = Sql("UPDATE {schema}.outbox SET attempts = attempts + 1, last_error = $2 WHERE event_id = ANY($1::text[])")
+OLD_SENT_SQL = Sql(
+    "DELETE FROM {schema}.outbox WHERE event_id IN (SELECT event_id FROM {schema}.outbox "
+    f"WHERE state = '{SENT}' AND sent_time < $1 LIMIT 5000)")
+
 
 class OutboxRelay:
-    def __init__(self, db: Database, settings: Settings, *, batch_size: int = 100,
-                 idle_seconds: float = 0.2, max_idle_seconds: float = 1.0, listening_idle_seconds: float = 5.0,
-                 publish_timeout: float = 2.0,
+    def __init__(self, db: Database, settings: Settings, *, batch_size: int = 256,
+                 poll_seconds: float = 0.5, max_poll_seconds: float = 5.0, min_age_seconds: float = 2.0,
+                 publish_timeout: float = 2.0, max_handed_off: int = 50_000,
                  retention_seconds: float = 86400.0, cleanup_every_seconds: float = 60.0,
                  nats_url: str | None = None, extra_schemas: tuple[str, ...] = ()) -> None:
         """``extra_schemas``: schemas with an outbox besides the tenant schemas (the tenant
-        service's ``platform``). Idle polls of every schema back off from ``idle_seconds`` to ``max_idle_seconds``,
-        or to ``listening_idle_seconds`` while NOTIFY wakes the relay (and at once when NATS
-        comes back). Sent rows are deleted ``retention_seconds`` after they were published (checked
-        every ``cleanup_every_seconds``); rows still pending are never deleted."""
+        service's ``platform``). Rows handed off beyond ``max_handed_off`` waiting are left
+        to the poll (bounded memory while NATS is slow)."""
         self._db = db
         self._extra_schemas = set(extra_schemas)
         self._batch_size = batch_size
-        self._idle_seconds = idle_seconds
-        self._max_idle_seconds = max_idle_seconds
-        self._listening_idle_seconds = listening_idle_seconds
-        self._poll_all = False
+        self._poll_seconds = poll_seconds
+        self._max_poll_seconds = max_poll_seconds
+        self._min_age = min_age_seconds
         self._publish_timeout = publish_timeout
+        self._max_handed_off = max_handed_off
         self.nats = NatsConnection(nats_url or settings.nats_url, f"{db.database}-relay",
                                    replicas=settings.nats_stream_replicas, on_connected=self._nats_connected)
-        self._listener = Listener(listener_dsn(db), CHANNEL, self._notified, name=f"{db.database}-relay")
-        self._dirty: set[str] = set()
+        self._handed: deque[tuple[str, OutboxRow]] = deque()
         self._wake = asyncio.Event()
+        self._poll_now = False
         self._task: asyncio.Task[None] | None = None
         self._database = db.database
         self._retention = retention_seconds
         self._cleanup_every = cleanup_every_seconds
         self._last_cleanup = time.monotonic()
+        self._pending = PENDING_ROWS.labels(db.database)
 
     async def start(self) -> None:
+        self._db.hand_outbox_to(self.handoff)
         await self.nats.start()
-        self._listener.start()
         self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self._database}")
 
     async def stop(self) -> None:
+        self._db.hand_outbox_to(None)
         await cancel_and_wait(self._task)
         self._task = None
-        await self._listener.stop()
         await self.nats.close()
 
-    def _nats_connected(self) -> None:
-        self._poll_all = True  # rows that waited for NATS go now
+    def handoff(self, schema: str, rows: Sequence[OutboxRow]) -> None:
+        """Committed rows of ``schema`` to publish now (called after COMMIT)."""
+        if len(self._handed) + len(rows) > self._max_handed_off:
+            return  # the poll finds them
+        self._handed.extend((schema, row) for row in rows)
+        self._pending.set(len(self._handed))
         self._wake.set()
 
-    def _notified(self, schema: str) -> None:
-        self._dirty.add(schema)
+    def _nats_connected(self) -> None:
+        self._poll_now = True  # rows that waited for NATS go now
         self._wake.set()
 
     async def _run(self) -> None:
-        idle = self._idle_seconds
+        poll_every = self._poll_seconds
+        next_poll = time.monotonic()
         while True:
-            woken = False
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), idle)
-                woken = True
+                await asyncio.wait_for(self._wake.wait(), max(0.0, next_poll - time.monotonic()))
             self._wake.clear()
-            if self._poll_all:
-                woken, self._poll_all = False, False
             try:
-                if woken:
-                    schemas, self._dirty = self._dirty, set()
-                else:
-                    schemas = await self._db.tenant_schemas() | self._extra_schemas
-                published = await self._drain(schemas, count_pending=not woken)
-                if not woken and time.monotonic() - self._last_cleanup >= self._cleanup_every:
-                    self._last_cleanup = time.monotonic()
-                    await self._delete_old(schemas)
+                while self._handed and self.nats.connected:
+                    await self._publish_handed()
+                if self._poll_now or time.monotonic() >= next_poll:
+                    self._poll_now = False
+                    found = await self._poll()
+                    poll_every = self._poll_seconds if found else min(poll_every * 2, self._max_poll_seconds)
+                    next_poll = time.monotonic() + poll_every
+                    if time.monotonic() - self._last_cleanup >= self._cleanup_every:
+                        self._last_cleanup = time.monotonic()
+                        await self._delete_old_sent()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("outbox relay round failed")
-                published = 0
-            longest = self._listening_idle_seconds if self._listener.listening else self._max_idle_seconds
-            idle = self._idle_seconds if published or woken else min(idle * 2, longest)
+                await asyncio.sleep(self._poll_seconds)
+            if not self.nats.connected:
+                self._handed.clear()  # they wait in the outbox; the poll after reconnecting sends them
+            self._pending.set(len(self._handed))
 
-    async def _drain(self, schemas: set[str], *, count_pending: bool) -> int:
-        if not schemas:
-            return 0
+    # --- hand-off ---------------------------------------------------------------------------
+
+    async def _publish_handed(self) -> None:
+        batch = [self._handed.popleft() for _ in range(min(self._batch_size, len(self._handed)))]
         js = self.nats.js
-        total = 0
-        pending = 0
-        for schema in sorted(schemas):
-            while js is not None:
-                sent, full = await self._publish_batch(js, schema)
-                total += sent
-                if not full or not self.nats.connected:
-                    break
-            if count_pending:
-                pending += await self._count_pending(schema)
-        if count_pending:
-            PENDING_ROWS.labels(self._database).set(pending)
-        return total
+        if js is None:
+            return
+        sent = await self._publish(js, [row for _, row in batch])
+        by_schema: dict[str, list[str]] = defaultdict(list)
+        for (schema, row), ok in zip(batch, sent, strict=True):
+            if ok:
+                by_schema[schema].append(row.event_id)
+        for schema, event_ids in by_schema.items():
+            async with self._db.session_in(schema) as session:
+                await session.execute(DELETE_SQL, event_ids)
 
-    async def _count_pending(self, schema: str) -> int:
+    async def _publish(self, js: JetStreamContext, rows: Sequence[OutboxRow]) -> list[bool]:
+        """Publishes ``rows`` in order with asynchronous acks; which were acknowledged."""
+        futures: list[asyncio.Future[Any]] = []
         try:
-            async with self._db.in_schema(schema) as conn:
-                return int(await conn.scalar(select(func.count()).select_from(outbox).where(
-                    outbox.c.state == PENDING)) or 0)
-        except DBAPIError:  # a schema without an outbox (service without events)
+            for row in rows:
+                futures.append(await js.publish_async(row.subject, row.payload, headers=dict(row.headers)))
+            if futures:
+                await asyncio.wait(futures, timeout=self._publish_timeout)
+        except Exception as exc:  # the connection went away mid-batch
+            log.warning("outbox publish interrupted; the poll retries", error=str(exc))
+        acked = []
+        wall = time.time()
+        for n, row in enumerate(rows):
+            future = futures[n] if n < len(futures) else None
+            ok = future is not None and future.done() and not future.cancelled() and future.exception() is None
+            if future is not None and not future.done():
+                future.cancel()
+            acked.append(ok)
+            if ok:
+                LAG.labels(self._database).observe(max(0.0, wall - row.create_time.timestamp()))
+        published = sum(acked)
+        if published:
+            PUBLISHED.labels(self._database).inc(published)
+        if published < len(rows):
+            PUBLISH_FAILED.labels(self._database).inc(len(rows) - published)
+        return acked
+
+    # --- poll -------------------------------------------------------------------------------
+
+    async def _schemas(self) -> list[str]:
+        return sorted(await self._db.tenant_schemas() | self._extra_schemas)
+
+    async def _poll(self) -> int:
+        """Publishes what waited in every schema's outbox; how many rows it found."""
+        js = self.nats.js
+        if js is None:
+            return 0
+        found = 0
+        for schema in await self._schemas():
+            while True:
+                rows = await self._publish_waiting(js, schema)
+                found += rows
+                if rows < self._batch_size or not self.nats.connected:
+                    break
+        return found
+
+    async def _publish_waiting(self, js: JetStreamContext, schema: str) -> int:
+        try:
+            return await self._publish_waiting_in(js, schema)
+        except asyncpg.UndefinedTableError:  # a schema of a service without events
             return 0
 
-    async def _delete_old(self, schemas: set[str]) -> None:
+    async def _publish_waiting_in(self, js: JetStreamContext, schema: str) -> int:
+        async with self._db.transaction_in(schema) as session:
+            rows = [OutboxRow(r["event_id"], r["subject"], r["event_type"], r["payload"], _headers(r["headers"]),
+                              r["create_time"])
+                    for r in await session.fetch(PENDING_SQL, self._min_age, self._batch_size)]
+            if not rows:
+                return 0
+            acked = await self._publish(js, rows)
+            done = [row.event_id for row, ok in zip(rows, acked, strict=True) if ok]
+            failed = [row.event_id for row, ok in zip(rows, acked, strict=True) if not ok]
+            if done:
+                await session.execute(DELETE_SQL, done)
+            if failed:
+                await session.execute(FAILED_SQL, failed, "not acknowledged by JetStream in time")
+                log.warning("outbox publish failed; will retry", failed=len(failed), schema=schema)
+        return len(rows)
+
+    async def _delete_old_sent(self) -> None:
         cutoff = datetime.now(UTC) - timedelta(seconds=self._retention)
-        old = (select(outbox.c.event_id).where(outbox.c.state == SENT, outbox.c.sent_time < cutoff)
-               .limit(_CLEANUP_BATCH).scalar_subquery())
-        for schema in sorted(schemas):
-            try:
-                async with self._db.in_schema(schema) as conn:
-                    await conn.execute(delete(outbox).where(outbox.c.event_id.in_(old)))
-            except DBAPIError:  # a schema without an outbox
-                continue
+        for schema in await self._schemas():
+            with contextlib.suppress(asyncpg.UndefinedTableError):
+                async with self._db.session_in(schema) as session:
+                    await session.execute(OLD_SENT_SQL, cutoff)
 
-    async def _publish_batch(self, js: JetStreamContext, schema: str) -> tuple[int, bool]:
-        """Publish up to one batch of the schema's pending rows; (published, more may be waiting)."""
-        try:
-            async with self._db.in_schema(schema) as conn:
-                rows = (await conn.execute(
-                    select(outbox.c.event_id, outbox.c.subject, outbox.c.payload, outbox.c.headers,
-                           outbox.c.create_time)
-                    .where(outbox.c.state == PENDING).order_by(outbox.c.position)
-                    .limit(self._batch_size).with_for_update(skip_locked=True)
-                )).all()
-                if not rows:
-                    return 0, False
-                results = await asyncio.gather(*(
-                    js.publish(r.subject, r.payload, timeout=self._publish_timeout, headers=dict(r.headers))
-                    for r in rows), return_exceptions=True)
-                await self._record(conn, rows, results)
-        except DBAPIError as exc:
-            if "outbox" in str(exc) and "does not exist" in str(exc):
-                return 0, False
-            raise
-        sent = sum(1 for r in results if not isinstance(r, BaseException))
-        # Go on with this schema only after a full batch that all went out (failures wait for the next poll).
-        return sent, len(rows) == self._batch_size and sent == len(rows)
 
-    async def _record(self, conn: AsyncConnection, rows: Any, results: list[Any]) -> None:
-        now = datetime.now(UTC)
-        ok = [r.event_id for r, res in zip(rows, results, strict=True) if not isinstance(res, BaseException)]
-        failed = [(r.event_id, res) for r, res in zip(rows, results, strict=True) if isinstance(res, BaseException)]
-        if ok:
-            await conn.execute(update(outbox).where(outbox.c.event_id.in_(ok)).values(state=SENT, sent_time=now))
-            PUBLISHED.labels(self._database).inc(len(ok))
-            wall = time.time()
-            for r, res in zip(rows, results, strict=True):
-                if not isinstance(res, BaseException):
-                    LAG.labels(self._database).observe(max(0.0, wall - r.create_time.timestamp()))
-        for event_id, error in failed:
-            await conn.execute(update(outbox).where(outbox.c.event_id == event_id).values(
-                attempts=outbox.c.attempts + 1, last_error=f"{type(error).__name__}: {error}"[:500]))
-        if failed:
-            PUBLISH_FAILED.labels(self._database).inc(len(failed))
-            log.warning("outbox publish failed; will retry", failed=len(failed), error=str(failed[0][1]))
+def _headers(value: Any) -> dict[str, str]:
+    loaded = json.loads(value) if isinstance(value, str) else value
+    return {str(k): str(v) for k, v in dict(loaded).items()}
