@@ -120,6 +120,27 @@ class Payments:
 
         return await self._write(tenant_id, key, reply, work)
 
+    async def charge(self, tenant_id: str, cmd: requests.Authorize, key: IdempotencyKey,
+                     reply: Reply[Payment, M]) -> M:
+        """Authorize and capture in one call: CAPTURED for the whole amount, or DECLINED/FAILED."""
+        async def work(conn: AsyncConnection) -> Payment:
+            existing = await store.by_authorize_request(conn, cmd.request_id)
+            if existing is not None:  # remembered answer lost: never charge again
+                return existing
+            provider = self._provider(cmd.provider, tenant_id)
+            result = await self._call(provider.authorize(cmd.request_id, cmd.amount, cmd.payment_token))
+            payment = _new_payment(cmd, provider.name, result)
+            if payment.status is not PaymentStatus.AUTHORIZED:
+                declined = await store.insert(conn, payment, cmd.request_id)
+                await events.authorized_or_declined(conn, tenant_id, declined)
+                return declined
+            await self._call(provider.capture(cmd.request_id, result.reference, cmd.amount))
+            captured = await store.insert(conn, payment.captured(None), cmd.request_id)
+            await events.captured(conn, tenant_id, captured)
+            return captured
+
+        return await self._write(tenant_id, key, reply, work)
+
     async def capture(self, tenant_id: str, cmd: requests.Capture, key: IdempotencyKey,
                       reply: Reply[Payment, M]) -> M:
         async def work(conn: AsyncConnection) -> Payment:

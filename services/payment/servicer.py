@@ -25,6 +25,8 @@ SERVICE = pb.DESCRIPTOR.services_by_name["PaymentService"]
 PROCESSING = pb.DESCRIPTOR.services_by_name["PaymentProcessingService"]
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
+CHARGED: Reply[Payment, pb.ChargePaymentResponse] = Reply(
+    pb.ChargePaymentResponse, lambda p: pb.ChargePaymentResponse(payment=payment_pb(p)))
 AUTHORIZED: Reply[Payment, pb.AuthorizePaymentResponse] = Reply(
     pb.AuthorizePaymentResponse, lambda p: pb.AuthorizePaymentResponse(payment=payment_pb(p)))
 CAPTURED: Reply[Payment, pb.CapturePaymentResponse] = Reply(
@@ -91,6 +93,13 @@ class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
 class PaymentProcessingServicer(payment_pb2_grpc.PaymentProcessingServiceServicer):
     def __init__(self, payments: Payments) -> None:
         self._payments = payments
+
+    async def ChargePayment(self, request: pb.ChargePaymentRequest, context: Context) -> pb.ChargePaymentResponse:
+        _, tenant = require_tenant()
+        cmd = requests.authorize(request.request_id, request.order_id, optional_money(request, "amount"),
+                                 request.payment_token, request.provider)
+        return await self._payments.charge(tenant, cmd, _key(PROCESSING.full_name, "ChargePayment", request),
+                                           CHARGED)
 
     async def AuthorizePayment(self, request: pb.AuthorizePaymentRequest,
                                context: Context) -> pb.AuthorizePaymentResponse:

@@ -49,6 +49,8 @@ EXCEPTIONS = {
     "PaymentService.ListPayments": "order_id is a filter of a list: B's list for A's order is empty (tested below)",
     "PaymentProcessingService.AuthorizePayment": "order_id is the order service's reference for a new payment of "
                                                  "the caller's tenant, not a lookup (service role only)",
+    "PaymentProcessingService.ChargePayment": "order_id is the order service's reference for a new payment of "
+                                              "the caller's tenant, not a lookup (service role only)",
     "PaymentService.HandleProviderWebhook": "anonymous: tenant_id in the URL names whose provider account the "
                                             "signed webhook is for; no token, so no 'other tenant'",
     "ProvisioningService.ProvisionTenant": "platform operation (admin/service): tenant_id names the tenant to create",

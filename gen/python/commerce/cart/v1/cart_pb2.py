@@ -29,7 +29,7 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63ommerce/cart/v1/cart.proto\x12\x10\x63ommerce.cart.v1\x1a\x1f\x63ommerce/access/v1/access.proto\x1a\x1e\x63ommerce/common/v1/money.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdb\x02\n\x04\x43\x61rt\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x15\n\x07\x63\x61rt_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x63ustomer_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12/\n\x05lines\x18\x04 \x03(\x0b\x32\x1a.commerce.cart.v1.CartLineB\x04\xe2\x41\x01\x03\x12\x31\n\x08subtotal\x18\x05 \x01(\x0b\x32\x19.commerce.common.v1.MoneyB\x04\xe2\x41\x01\x03\x12\x1b\n\rcurrency_code\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12\x18\n\nitem_count\x18\x07 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12;\n\x11unavailable_lines\x18\t \x03(\x0b\x32\x1a.commerce.cart.v1.CartLineB\x04\xe2\x41\x01\x03\"\xc6\x01\n\x08\x43\x61rtLine\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x10\n\x08quantity\x18\x04 \x01(\x03\x12-\n\nunit_price\x18\x05 \x01(\x0b\x32\x19.commerce.common.v1.Money\x12-\n\nline_total\x18\x06 \x01(\x0b\x32\x19.commerce.common.v1.Money\x12\x1a\n\x12unavailable_reason\x18\x07 \x01(\t\"\x10\n\x0eGetCartRequest\"7\n\x0fGetCartResponse\x12$\n\x04\x63\x61rt\x18\x01 \x01(\x0b\x32\x16.commerce.cart.v1.Cart\"Z\n\x12\x41\x64\x64\x43\x61rtItemRequest\x12\x18\n\nproduct_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08quantity\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x03 \x01(\t\";\n\x13\x41\x64\x64\x43\x61rtItemResponse\x12$\n\x04\x63\x61rt\x18\x01 \x01(\x0b\x32\x16.commerce.cart.v1.Cart\"]\n\x15UpdateCartItemRequest\x12\x18\n\nproduct_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08quantity\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x03 \x01(\t\">\n\x16UpdateCartItemResponse\x12$\n\x04\x63\x61rt\x18\x01 \x01(\x0b\x32\x16.commerce.cart.v1.Cart\"E\n\x15RemoveCartItemRequest\x12\x18\n\nproduct_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x02 \x01(\t\">\n\x16RemoveCartItemResponse\x12$\n\x04\x63\x61rt\x18\x01 \x01(\x0b\x32\x16.commerce.cart.v1.Cart\"&\n\x10\x43learCartRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"9\n\x11\x43learCartResponse\x12$\n\x04\x63\x61rt\x18\x01 \x01(\x0b\x32\x16.commerce.cart.v1.Cart2\x98\x05\n\x0b\x43\x61rtService\x12h\n\x07GetCart\x12 .commerce.cart.v1.GetCartRequest\x1a!.commerce.cart.v1.GetCartResponse\"\x18\xca\xf3\x18\x04\n\x02\x04\x05\x82\xd3\xe4\x93\x02\n\x12\x08/v1/cart\x12}\n\x0b\x41\x64\x64\x43\x61rtItem\x12$.commerce.cart.v1.AddCartItemRequest\x1a%.commerce.cart.v1.AddCartItemResponse\"!\xca\xf3\x18\x04\n\x02\x04\x05\x82\xd3\xe4\x93\x02\x13\"\x0e/v1/cart/items:\x01*\x12\x93\x01\n\x0eUpdateCartItem\x12\'.commerce.cart.v1.UpdateCartItemRequest\x1a(.commerce.cart.v1.UpdateCartItemResponse\".\xca\xf3\x18\x04\n\x02\x04\x05\x82\xd3\xe4\x93\x02 2\x1b/v1/cart/items/{product_id}:\x01*\x12\x90\x01\n\x0eRemoveCartItem\x12\'.commerce.cart.v1.RemoveCartItemRequest\x1a(.commerce.cart.v1.RemoveCartItemResponse\"+\xca\xf3\x18\x04\n\x02\x04\x05\x82\xd3\xe4\x93\x02\x1d*\x1b/v1/cart/items/{product_id}\x12w\n\tClearCart\x12\".commerce.cart.v1.ClearCartRequest\x1a#.commerce.cart.v1.ClearCartResponse\"!\xca\xf3\x18\x04\n\x02\x04\x05\x82\xd3\xe4\x93\x02\x13\"\x0e/v1/cart:clear:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63ommerce/cart/v1/cart.proto\x12\x10\x63ommerce.cart.v1\x1a\x1f\x63ommerce/access/v1/access.proto\x1a\x1e\x63ommerce/common/v1/money.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdb\x02\n\x04\x43\x61rt\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x15\n\x07\x63\x61rt_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x63ustomer_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12/\n\x05lines\x18\x04 \x03(\x0b\x32\x1a.commerce.cart.v1.CartLineB\x04\xe2\x41\x01\x03\x12\x31\n\x08subtotal\x18\x05 \x01(\x0b\x32\x19.commerce.common.v1.MoneyB\x04\xe2\x41\x01\x03\x12\x1b\n\rcurrency_code\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12\x18\n\nitem_count\x18\x07 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12;\n\x11unavailable_lines\x18\t \x03(\x0b\x32\x1a.commerce.cart.v1.CartLineB\x04\xe2\x41\x01\x03\"\xe7\x01\n\x08\x43\x61rtLine\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x10\n\x08quantity\x18\x04 \x01(\x03\x12-\n\nunit_price\x18\x05 \x01(\x0b\x32\x19.commerce.common.v1.Money\x12-\n\nline_total\x18\x06 \x01(\x0b\x32\x19.commerce.common.v1.Money\x12\x1a\n\x12unavailable_reason\x18\x07 \x01(\t\x12\x1f\n\x11unit_weight_grams\x18\x08 \x01(\x03\x42\x04\xe2\x41\x01\x03\"\x10\n\x0eGetCartRequest\"7\n\x0fGetCartResponse\x12$\n\x04\x63\x61rt\x18\x01 \x01(\x0b\x32\x16.commerce.cart.v1.Cart\"Z\n\x12\x41\x64\x64\x43\x61rtItemRequest\x12\x18\n\nproduct_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08quantity\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x03 \x01(\t\";\n\x13\x41\x64\x64\x43\x61rtItemResponse\x12$\n\x04\x63\x61rt\x18\x01 \x01(\x0b\x32\x16.commerce.cart.v1.Cart\"]\n\x15UpdateCartItemRequest\x12\x18\n\nproduct_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08quantity\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x03 \x01(\t\">\n\x16UpdateCartItemResponse\x12$\n\x04\x63\x61rt\x18\x01 \x01(\x0b\x32\x16.commerce.cart.v1.Cart\"E\n\x15RemoveCartItemRequest\x12\x18\n\nproduct_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x02 \x01(\t\">\n\x16RemoveCartItemResponse\x12$\n\x04\x63\x61rt\x18\x01 \x01(\x0b\x32\x16.commerce.cart.v1.Cart\"&\n\x10\x43learCartRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"9\n\x11\x43learCartResponse\x12$\n\x04\x63\x61rt\x18\x01 \x01(\x0b\x32\x16.commerce.cart.v1.Cart2\x98\x05\n\x0b\x43\x61rtService\x12h\n\x07GetCart\x12 .commerce.cart.v1.GetCartRequest\x1a!.commerce.cart.v1.GetCartResponse\"\x18\xca\xf3\x18\x04\n\x02\x04\x05\x82\xd3\xe4\x93\x02\n\x12\x08/v1/cart\x12}\n\x0b\x41\x64\x64\x43\x61rtItem\x12$.commerce.cart.v1.AddCartItemRequest\x1a%.commerce.cart.v1.AddCartItemResponse\"!\xca\xf3\x18\x04\n\x02\x04\x05\x82\xd3\xe4\x93\x02\x13\"\x0e/v1/cart/items:\x01*\x12\x93\x01\n\x0eUpdateCartItem\x12\'.commerce.cart.v1.UpdateCartItemRequest\x1a(.commerce.cart.v1.UpdateCartItemResponse\".\xca\xf3\x18\x04\n\x02\x04\x05\x82\xd3\xe4\x93\x02 2\x1b/v1/cart/items/{product_id}:\x01*\x12\x90\x01\n\x0eRemoveCartItem\x12\'.commerce.cart.v1.RemoveCartItemRequest\x1a(.commerce.cart.v1.RemoveCartItemResponse\"+\xca\xf3\x18\x04\n\x02\x04\x05\x82\xd3\xe4\x93\x02\x1d*\x1b/v1/cart/items/{product_id}\x12w\n\tClearCart\x12\".commerce.cart.v1.ClearCartRequest\x1a#.commerce.cart.v1.ClearCartResponse\"!\xca\xf3\x18\x04\n\x02\x04\x05\x82\xd3\xe4\x93\x02\x13\"\x0e/v1/cart:clear:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -54,6 +54,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CART'].fields_by_name['update_time']._serialized_options = b'\342A\001\003'
   _globals['_CART'].fields_by_name['unavailable_lines']._loaded_options = None
   _globals['_CART'].fields_by_name['unavailable_lines']._serialized_options = b'\342A\001\003'
+  _globals['_CARTLINE'].fields_by_name['unit_weight_grams']._loaded_options = None
+  _globals['_CARTLINE'].fields_by_name['unit_weight_grams']._serialized_options = b'\342A\001\003'
   _globals['_ADDCARTITEMREQUEST'].fields_by_name['product_id']._loaded_options = None
   _globals['_ADDCARTITEMREQUEST'].fields_by_name['product_id']._serialized_options = b'\342A\001\002'
   _globals['_ADDCARTITEMREQUEST'].fields_by_name['quantity']._loaded_options = None
@@ -77,27 +79,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CART']._serialized_start=211
   _globals['_CART']._serialized_end=558
   _globals['_CARTLINE']._serialized_start=561
-  _globals['_CARTLINE']._serialized_end=759
-  _globals['_GETCARTREQUEST']._serialized_start=761
-  _globals['_GETCARTREQUEST']._serialized_end=777
-  _globals['_GETCARTRESPONSE']._serialized_start=779
-  _globals['_GETCARTRESPONSE']._serialized_end=834
-  _globals['_ADDCARTITEMREQUEST']._serialized_start=836
-  _globals['_ADDCARTITEMREQUEST']._serialized_end=926
-  _globals['_ADDCARTITEMRESPONSE']._serialized_start=928
-  _globals['_ADDCARTITEMRESPONSE']._serialized_end=987
-  _globals['_UPDATECARTITEMREQUEST']._serialized_start=989
-  _globals['_UPDATECARTITEMREQUEST']._serialized_end=1082
-  _globals['_UPDATECARTITEMRESPONSE']._serialized_start=1084
-  _globals['_UPDATECARTITEMRESPONSE']._serialized_end=1146
-  _globals['_REMOVECARTITEMREQUEST']._serialized_start=1148
-  _globals['_REMOVECARTITEMREQUEST']._serialized_end=1217
-  _globals['_REMOVECARTITEMRESPONSE']._serialized_start=1219
-  _globals['_REMOVECARTITEMRESPONSE']._serialized_end=1281
-  _globals['_CLEARCARTREQUEST']._serialized_start=1283
-  _globals['_CLEARCARTREQUEST']._serialized_end=1321
-  _globals['_CLEARCARTRESPONSE']._serialized_start=1323
-  _globals['_CLEARCARTRESPONSE']._serialized_end=1380
-  _globals['_CARTSERVICE']._serialized_start=1383
-  _globals['_CARTSERVICE']._serialized_end=2047
+  _globals['_CARTLINE']._serialized_end=792
+  _globals['_GETCARTREQUEST']._serialized_start=794
+  _globals['_GETCARTREQUEST']._serialized_end=810
+  _globals['_GETCARTRESPONSE']._serialized_start=812
+  _globals['_GETCARTRESPONSE']._serialized_end=867
+  _globals['_ADDCARTITEMREQUEST']._serialized_start=869
+  _globals['_ADDCARTITEMREQUEST']._serialized_end=959
+  _globals['_ADDCARTITEMRESPONSE']._serialized_start=961
+  _globals['_ADDCARTITEMRESPONSE']._serialized_end=1020
+  _globals['_UPDATECARTITEMREQUEST']._serialized_start=1022
+  _globals['_UPDATECARTITEMREQUEST']._serialized_end=1115
+  _globals['_UPDATECARTITEMRESPONSE']._serialized_start=1117
+  _globals['_UPDATECARTITEMRESPONSE']._serialized_end=1179
+  _globals['_REMOVECARTITEMREQUEST']._serialized_start=1181
+  _globals['_REMOVECARTITEMREQUEST']._serialized_end=1250
+  _globals['_REMOVECARTITEMRESPONSE']._serialized_start=1252
+  _globals['_REMOVECARTITEMRESPONSE']._serialized_end=1314
+  _globals['_CLEARCARTREQUEST']._serialized_start=1316
+  _globals['_CLEARCARTREQUEST']._serialized_end=1354
+  _globals['_CLEARCARTRESPONSE']._serialized_start=1356
+  _globals['_CLEARCARTRESPONSE']._serialized_end=1413
+  _globals['_CARTSERVICE']._serialized_start=1416
+  _globals['_CARTSERVICE']._serialized_end=2080
 # @@protoc_insertion_point(module_scope)

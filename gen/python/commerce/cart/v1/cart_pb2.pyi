@@ -36,7 +36,7 @@ class Cart(_message.Message):
     def __init__(self, name: _Optional[str] = ..., cart_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[CartLine, _Mapping]]] = ..., subtotal: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., currency_code: _Optional[str] = ..., item_count: _Optional[int] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., unavailable_lines: _Optional[_Iterable[_Union[CartLine, _Mapping]]] = ...) -> None: ...
 
 class CartLine(_message.Message):
-    __slots__ = ("product_id", "sku", "title", "quantity", "unit_price", "line_total", "unavailable_reason")
+    __slots__ = ("product_id", "sku", "title", "quantity", "unit_price", "line_total", "unavailable_reason", "unit_weight_grams")
     PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
     SKU_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
@@ -44,6 +44,7 @@ class CartLine(_message.Message):
     UNIT_PRICE_FIELD_NUMBER: _ClassVar[int]
     LINE_TOTAL_FIELD_NUMBER: _ClassVar[int]
     UNAVAILABLE_REASON_FIELD_NUMBER: _ClassVar[int]
+    UNIT_WEIGHT_GRAMS_FIELD_NUMBER: _ClassVar[int]
     product_id: str
     sku: str
     title: str
@@ -51,7 +52,8 @@ class CartLine(_message.Message):
     unit_price: _money_pb2.Money
     line_total: _money_pb2.Money
     unavailable_reason: str
-    def __init__(self, product_id: _Optional[str] = ..., sku: _Optional[str] = ..., title: _Optional[str] = ..., quantity: _Optional[int] = ..., unit_price: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., line_total: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., unavailable_reason: _Optional[str] = ...) -> None: ...
+    unit_weight_grams: int
+    def __init__(self, product_id: _Optional[str] = ..., sku: _Optional[str] = ..., title: _Optional[str] = ..., quantity: _Optional[int] = ..., unit_price: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., line_total: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., unavailable_reason: _Optional[str] = ..., unit_weight_grams: _Optional[int] = ...) -> None: ...
 
 class GetCartRequest(_message.Message):
     __slots__ = ()

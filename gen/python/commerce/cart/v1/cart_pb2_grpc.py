@@ -28,8 +28,9 @@ if _version_not_supported:
 class CartServiceStub:
     """The caller's shopping cart. Each customer or guest (the subject of the
     access token) has at most one open cart in a tenant; there is no cart id in
-    any request. Lines are priced from the catalog on every read, so totals
-    always show current prices. The cart does not hold stock: adding or raising
+    any request. Lines are priced on every read from the cart's copy of the
+    catalog, kept current by the catalog's product events (a price change shows
+    within milliseconds), so totals show current prices without a catalog call. The cart does not hold stock: adding or raising
     a quantity beyond what can be sold right now (the product's available
     stock) is FAILED_PRECONDITION with reason INSUFFICIENT_STOCK (ErrorInfo
     metadata "available"), but stock is only reserved when the order is placed.
@@ -73,8 +74,9 @@ class CartServiceStub:
 class CartServiceServicer:
     """The caller's shopping cart. Each customer or guest (the subject of the
     access token) has at most one open cart in a tenant; there is no cart id in
-    any request. Lines are priced from the catalog on every read, so totals
-    always show current prices. The cart does not hold stock: adding or raising
+    any request. Lines are priced on every read from the cart's copy of the
+    catalog, kept current by the catalog's product events (a price change shows
+    within milliseconds), so totals show current prices without a catalog call. The cart does not hold stock: adding or raising
     a quantity beyond what can be sold right now (the product's available
     stock) is FAILED_PRECONDITION with reason INSUFFICIENT_STOCK (ErrorInfo
     metadata "available"), but stock is only reserved when the order is placed.
@@ -167,8 +169,9 @@ def add_CartServiceServicer_to_server(servicer, server):
 class CartService:
     """The caller's shopping cart. Each customer or guest (the subject of the
     access token) has at most one open cart in a tenant; there is no cart id in
-    any request. Lines are priced from the catalog on every read, so totals
-    always show current prices. The cart does not hold stock: adding or raising
+    any request. Lines are priced on every read from the cart's copy of the
+    catalog, kept current by the catalog's product events (a price change shows
+    within milliseconds), so totals show current prices without a catalog call. The cart does not hold stock: adding or raising
     a quantity beyond what can be sold right now (the product's available
     stock) is FAILED_PRECONDITION with reason INSUFFICIENT_STOCK (ErrorInfo
     metadata "available"), but stock is only reserved when the order is placed.

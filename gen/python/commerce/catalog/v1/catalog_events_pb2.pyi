@@ -65,6 +65,20 @@ class StockCommitted(_message.Message):
     lines: _containers.RepeatedCompositeFieldContainer[_inventory_pb2.ReservationLine]
     def __init__(self, metadata: _Optional[_Union[_event_pb2.EventMetadata, _Mapping]] = ..., reservation_id: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[_inventory_pb2.ReservationLine, _Mapping]]] = ...) -> None: ...
 
+class StockShortfall(_message.Message):
+    __slots__ = ("metadata", "reservation_id", "lines", "product_id", "available")
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    metadata: _event_pb2.EventMetadata
+    reservation_id: str
+    lines: _containers.RepeatedCompositeFieldContainer[_inventory_pb2.ReservationLine]
+    product_id: str
+    available: int
+    def __init__(self, metadata: _Optional[_Union[_event_pb2.EventMetadata, _Mapping]] = ..., reservation_id: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[_inventory_pb2.ReservationLine, _Mapping]]] = ..., product_id: _Optional[str] = ..., available: _Optional[int] = ...) -> None: ...
+
 class LowStock(_message.Message):
     __slots__ = ("metadata", "product_id", "sku", "available", "threshold")
     METADATA_FIELD_NUMBER: _ClassVar[int]

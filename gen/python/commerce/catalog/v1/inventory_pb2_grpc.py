@@ -74,7 +74,10 @@ class InventoryServiceServicer:
 
     def CommitReservation(self, request, context):
         """Turns a reservation into a sale: on_hand and reserved both drop. Committing
-        a committed reservation returns it. A released or expired one (or one held
+        a committed reservation returns it. Checkout does not call it: the catalog
+        commits a reservation itself when the order it was made for is confirmed
+        (it consumes OrderConfirmed; the reservation id is the order id), so the
+        shopper never waits for it. A released or expired one (or one held
         past its expire_time) -> FAILED_PRECONDITION reason RESERVATION_EXPIRED;
         an unknown id -> NOT_FOUND reason RESERVATION_NOT_FOUND.
         """

@@ -27,27 +27,29 @@ from commerce.common.v1 import money_pb2 as commerce_dot_common_dot_v1_dot_money
 from commerce.order.v1 import order_pb2 as commerce_dot_order_dot_v1_dot_order__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$commerce/order/v1/order_events.proto\x12\x11\x63ommerce.order.v1\x1a\x1e\x63ommerce/common/v1/event.proto\x1a\x1e\x63ommerce/common/v1/money.proto\x1a\x1d\x63ommerce/order/v1/order.proto\"k\n\x0bOrderPlaced\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12\'\n\x05order\x18\x02 \x01(\x0b\x32\x18.commerce.order.v1.Order\"n\n\x0eOrderConfirmed\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12\'\n\x05order\x18\x02 \x01(\x0b\x32\x18.commerce.order.v1.Order\"k\n\x0bOrderFailed\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12\'\n\x05order\x18\x02 \x01(\x0b\x32\x18.commerce.order.v1.Order\"\x84\x01\n\x0eOrderCancelled\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12\'\n\x05order\x18\x02 \x01(\x0b\x32\x18.commerce.order.v1.Order\x12\x14\n\x0c\x63\x61ncelled_by\x18\x03 \x01(\t\"l\n\x0cOrderShipped\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12\'\n\x05order\x18\x02 \x01(\x0b\x32\x18.commerce.order.v1.Order\"n\n\x0eOrderDelivered\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12\'\n\x05order\x18\x02 \x01(\x0b\x32\x18.commerce.order.v1.Order\"o\n\x0fReturnRequested\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12\'\n\x05order\x18\x02 \x01(\x0b\x32\x18.commerce.order.v1.Order\"\xac\x01\n\rOrderRefunded\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12\'\n\x05order\x18\x02 \x01(\x0b\x32\x18.commerce.order.v1.Order\x12\x12\n\npayment_id\x18\x03 \x01(\t\x12)\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x19.commerce.common.v1.Moneyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$commerce/order/v1/order_events.proto\x12\x11\x63ommerce.order.v1\x1a\x1e\x63ommerce/common/v1/event.proto\x1a\x1e\x63ommerce/common/v1/money.proto\x1a\x1d\x63ommerce/order/v1/order.proto\"o\n\x0bOrderPlaced\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12\'\n\x05order\x18\x02 \x01(\x0b\x32\x18.commerce.order.v1.Order:\x02\x18\x01\"n\n\x0eOrderConfirmed\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12\'\n\x05order\x18\x02 \x01(\x0b\x32\x18.commerce.order.v1.Order\"k\n\x0bOrderFailed\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12\'\n\x05order\x18\x02 \x01(\x0b\x32\x18.commerce.order.v1.Order\"\x84\x01\n\x0eOrderCancelled\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12\'\n\x05order\x18\x02 \x01(\x0b\x32\x18.commerce.order.v1.Order\x12\x14\n\x0c\x63\x61ncelled_by\x18\x03 \x01(\t\"l\n\x0cOrderShipped\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12\'\n\x05order\x18\x02 \x01(\x0b\x32\x18.commerce.order.v1.Order\"n\n\x0eOrderDelivered\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12\'\n\x05order\x18\x02 \x01(\x0b\x32\x18.commerce.order.v1.Order\"o\n\x0fReturnRequested\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12\'\n\x05order\x18\x02 \x01(\x0b\x32\x18.commerce.order.v1.Order\"\xac\x01\n\rOrderRefunded\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12\'\n\x05order\x18\x02 \x01(\x0b\x32\x18.commerce.order.v1.Order\x12\x12\n\npayment_id\x18\x03 \x01(\t\x12)\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x19.commerce.common.v1.Moneyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'commerce.order.v1.order_events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_ORDERPLACED']._loaded_options = None
+  _globals['_ORDERPLACED']._serialized_options = b'\030\001'
   _globals['_ORDERPLACED']._serialized_start=154
-  _globals['_ORDERPLACED']._serialized_end=261
-  _globals['_ORDERCONFIRMED']._serialized_start=263
-  _globals['_ORDERCONFIRMED']._serialized_end=373
-  _globals['_ORDERFAILED']._serialized_start=375
-  _globals['_ORDERFAILED']._serialized_end=482
-  _globals['_ORDERCANCELLED']._serialized_start=485
-  _globals['_ORDERCANCELLED']._serialized_end=617
-  _globals['_ORDERSHIPPED']._serialized_start=619
-  _globals['_ORDERSHIPPED']._serialized_end=727
-  _globals['_ORDERDELIVERED']._serialized_start=729
-  _globals['_ORDERDELIVERED']._serialized_end=839
-  _globals['_RETURNREQUESTED']._serialized_start=841
-  _globals['_RETURNREQUESTED']._serialized_end=952
-  _globals['_ORDERREFUNDED']._serialized_start=955
-  _globals['_ORDERREFUNDED']._serialized_end=1127
+  _globals['_ORDERPLACED']._serialized_end=265
+  _globals['_ORDERCONFIRMED']._serialized_start=267
+  _globals['_ORDERCONFIRMED']._serialized_end=377
+  _globals['_ORDERFAILED']._serialized_start=379
+  _globals['_ORDERFAILED']._serialized_end=486
+  _globals['_ORDERCANCELLED']._serialized_start=489
+  _globals['_ORDERCANCELLED']._serialized_end=621
+  _globals['_ORDERSHIPPED']._serialized_start=623
+  _globals['_ORDERSHIPPED']._serialized_end=731
+  _globals['_ORDERDELIVERED']._serialized_start=733
+  _globals['_ORDERDELIVERED']._serialized_end=843
+  _globals['_RETURNREQUESTED']._serialized_start=845
+  _globals['_RETURNREQUESTED']._serialized_end=956
+  _globals['_ORDERREFUNDED']._serialized_start=959
+  _globals['_ORDERREFUNDED']._serialized_end=1131
 # @@protoc_insertion_point(module_scope)

@@ -96,13 +96,15 @@ class OrderServiceServicer:
 
     def PlaceOrder(self, request, context):
         """Places an order for everything in the caller's cart (the checkout saga):
-        reserve stock, authorize and capture payment, confirm. Each step is
-        persisted; a failure runs the compensations (release stock, void or refund)
-        and leaves the order FAILED with a failure_reason. A retry with the same
-        request_id returns the same order and never charges twice.
-        The returned order may still be in progress (PENDING, RESERVED, PAID):
-        follow it with GetOrder or WatchOrder. The cart is emptied once the order
-        is confirmed; a failed checkout leaves it as it was.
+        reserve stock, charge the payment (authorize and capture in one step),
+        confirm; the catalog then commits the reserved stock on its own. A failure
+        runs the compensations (release stock, void or refund) and leaves the
+        order FAILED with a failure_reason. A retry with the same request_id
+        returns the same order and never charges twice. An order whose total is
+        zero is confirmed with no payment.
+        The returned order may still be in progress (PENDING): follow it with
+        GetOrder or WatchOrder. The cart is emptied once the order is confirmed;
+        a failed checkout leaves it as it was.
         An empty cart is FAILED_PRECONDITION with reason CART_EMPTY (no order).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

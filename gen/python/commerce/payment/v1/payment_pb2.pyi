@@ -148,6 +148,26 @@ class HandleProviderWebhookResponse(_message.Message):
     duplicate: bool
     def __init__(self, event_id: _Optional[str] = ..., duplicate: _Optional[bool] = ...) -> None: ...
 
+class ChargePaymentRequest(_message.Message):
+    __slots__ = ("request_id", "order_id", "amount", "payment_token", "provider")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    order_id: str
+    amount: _money_pb2.Money
+    payment_token: str
+    provider: str
+    def __init__(self, request_id: _Optional[str] = ..., order_id: _Optional[str] = ..., amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., payment_token: _Optional[str] = ..., provider: _Optional[str] = ...) -> None: ...
+
+class ChargePaymentResponse(_message.Message):
+    __slots__ = ("payment",)
+    PAYMENT_FIELD_NUMBER: _ClassVar[int]
+    payment: Payment
+    def __init__(self, payment: _Optional[_Union[Payment, _Mapping]] = ...) -> None: ...
+
 class AuthorizePaymentRequest(_message.Message):
     __slots__ = ("request_id", "order_id", "amount", "payment_token", "provider")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]

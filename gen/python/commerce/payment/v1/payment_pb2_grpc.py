@@ -301,6 +301,11 @@ class PaymentProcessingServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.ChargePayment = channel.unary_unary(
+                '/commerce.payment.v1.PaymentProcessingService/ChargePayment',
+                request_serializer=commerce_dot_payment_dot_v1_dot_payment__pb2.ChargePaymentRequest.SerializeToString,
+                response_deserializer=commerce_dot_payment_dot_v1_dot_payment__pb2.ChargePaymentResponse.FromString,
+                _registered_method=True)
         self.AuthorizePayment = channel.unary_unary(
                 '/commerce.payment.v1.PaymentProcessingService/AuthorizePayment',
                 request_serializer=commerce_dot_payment_dot_v1_dot_payment__pb2.AuthorizePaymentRequest.SerializeToString,
@@ -325,10 +330,22 @@ class PaymentProcessingServiceServicer:
     A provider that cannot be reached is UNAVAILABLE; retry with the same key.
     """
 
+    def ChargePayment(self, request, context):
+        """Authorizes and captures an amount in one call (checkout with immediate
+        capture): the payment comes back CAPTURED for the whole amount. A decline
+        is not an RPC error: the payment comes back DECLINED (or FAILED) with a
+        decline_reason and nothing is charged. Providers that can charge in one
+        step do; others authorize then capture, both under this request_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def AuthorizePayment(self, request, context):
         """Authorizes (holds) an amount on the customer's payment method and
-        records a payment. A decline is not an RPC error: the payment comes back
-        DECLINED (or FAILED) with a decline_reason.
+        records a payment, to be captured later with CapturePayment. A decline is
+        not an RPC error: the payment comes back DECLINED (or FAILED) with a
+        decline_reason.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -353,6 +370,11 @@ class PaymentProcessingServiceServicer:
 
 def add_PaymentProcessingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'ChargePayment': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChargePayment,
+                    request_deserializer=commerce_dot_payment_dot_v1_dot_payment__pb2.ChargePaymentRequest.FromString,
+                    response_serializer=commerce_dot_payment_dot_v1_dot_payment__pb2.ChargePaymentResponse.SerializeToString,
+            ),
             'AuthorizePayment': grpc.unary_unary_rpc_method_handler(
                     servicer.AuthorizePayment,
                     request_deserializer=commerce_dot_payment_dot_v1_dot_payment__pb2.AuthorizePaymentRequest.FromString,
@@ -382,6 +404,33 @@ class PaymentProcessingService:
     request_id: a retry returns the first answer and never moves money twice.
     A provider that cannot be reached is UNAVAILABLE; retry with the same key.
     """
+
+    @staticmethod
+    def ChargePayment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/commerce.payment.v1.PaymentProcessingService/ChargePayment',
+            commerce_dot_payment_dot_v1_dot_payment__pb2.ChargePaymentRequest.SerializeToString,
+            commerce_dot_payment_dot_v1_dot_payment__pb2.ChargePaymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def AuthorizePayment(request,
