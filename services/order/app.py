@@ -10,6 +10,7 @@ import grpc
 from commerce.order.v1 import order_pb2_grpc
 from commerce.tenant.v1 import provisioning_pb2_grpc
 
+from services.order import shortfall
 from services.order.orders import Orders
 from services.order.peers import Peers
 from services.order.recovery import RecoveryWorker
@@ -19,6 +20,8 @@ from services.order.watch import ChangeFeed, listener_dsn
 from services.runtime import provisioning
 from services.runtime.bootstrap import open_database, remote_verifier
 from services.runtime.db import Database
+from services.runtime.events.consumer import EventConsumer
+from services.runtime.events.naming import subject_pattern
 from services.runtime.events.relay import OutboxRelay
 from services.runtime.provisioning import ProvisioningServicer
 from services.runtime.server import App, Hook
@@ -50,7 +53,8 @@ class Parts:
 
 
 def assemble(db: Database, verifier: TokenVerifier, peers: Peers, *, tuning: SagaTuning = SagaTuning(),
-             relay: OutboxRelay | None = None, after_step: AfterStep | None = None,
+             relay: OutboxRelay | None = None, shortfalls: EventConsumer | None = None,
+             after_step: AfterStep | None = None,
              recover_in_background: bool = True) -> tuple[App, Parts]:
     runner = SagaRunner(db, peers, lease_seconds=tuning.lease_seconds, max_attempts=tuning.max_attempts,
                         retry_seconds=tuning.retry_seconds, after_step=after_step)
@@ -72,6 +76,9 @@ def assemble(db: Database, verifier: TokenVerifier, peers: Peers, *, tuning: Sag
     if relay is not None:
         on_start.append(relay.start)
         on_stop.append(relay.stop)
+    if shortfalls is not None:
+        on_start.append(shortfalls.start)
+        on_stop.append(shortfalls.stop)
     on_stop += [orders.close, peers.close, db.dispose]
     app = App(name="order", services=[SERVICE, provisioning.SERVICE], register=register, verifier=verifier,
               probes={"database": db.ping}, on_start=on_start, on_stop=on_stop)
@@ -83,5 +90,16 @@ async def build(settings: Settings) -> App:
     tokens = ServiceTokens(settings, service="order")
     peers = Peers.connect({name: settings.address_of(name) for name in ("cart", "catalog", "payment")},
                           tokens.metadata)
-    app, _ = assemble(db, remote_verifier(settings, "order"), peers, relay=OutboxRelay(db, settings))
+    tuning = SagaTuning(lease_seconds=settings.order_saga_lease_seconds,
+                        recovery_interval_seconds=settings.order_recovery_interval_seconds,
+                        recovery_idle_seconds=settings.order_recovery_idle_seconds)
+    app, _ = assemble(db, remote_verifier(settings, "order"), peers, tuning=tuning, relay=OutboxRelay(db, settings),
+                      shortfalls=shortfall_consumer(db, settings))
     return app
+
+
+def shortfall_consumer(db: Database, settings: Settings) -> EventConsumer:
+    """Confirmed orders the catalog could not take the units of: cancelled and refunded."""
+    return EventConsumer(db, settings, durable=shortfall.DURABLE,
+                         subjects=[subject_pattern(shortfall.EVENT.DESCRIPTOR)],
+                         handler=shortfall.on_stock_shortfall, script_location=MIGRATIONS)

@@ -12,8 +12,9 @@ from services.order.domain.status import OrderStatus
 from services.order.peers import money
 from services.runtime.events.outbox import emit
 
+# PENDING has none: OrderPlaced is no longer published (OrderConfirmed / OrderFailed carry the order).
 _BY_STATUS = {
-    OrderStatus.PENDING: ev.OrderPlaced, OrderStatus.CONFIRMED: ev.OrderConfirmed,
+    OrderStatus.CONFIRMED: ev.OrderConfirmed,
     OrderStatus.FAILED: ev.OrderFailed, OrderStatus.SHIPPED: ev.OrderShipped,
     OrderStatus.DELIVERED: ev.OrderDelivered, OrderStatus.RETURN_REQUESTED: ev.ReturnRequested,
 }

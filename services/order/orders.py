@@ -11,6 +11,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from commerce.cart.v1 import cart_pb2
 from google.protobuf.empty_pb2 import Empty
@@ -21,9 +22,10 @@ from services.order.domain.ids import new_order_id, order_not_found
 from services.order.domain.order import Order, OrderLine, ReturnInfo, ReturnLine, Shipment, returned_value
 from services.order.domain.saga import CHECKOUT_STEPS, SagaState, Step
 from services.order.domain.status import CANCELLABLE, OrderStatus, check_move, invalid_status
-from services.order.domain.totals import WEIGHT, totals
+from services.order.domain.totals import WEIGHT, Rules, totals
 from services.order.peers import Peers
 from services.order.saga import SagaRunner
+from services.order.store import checkout as checkout_store
 from services.order.store import orders as store
 from services.order.watch import ChangeFeed
 from services.runtime.context import Caller
@@ -33,11 +35,14 @@ from services.runtime.idempotency import IdempotencyKey, remember, replay
 
 # Longest a call waits for a saga before answering the order as it is (below the edge's 15 s).
 SETTLE_SECONDS = 10.0
+# How long a tenant's shipping and tax rules are reused before they are read again.
+RULES_SECONDS = 5.0
 # A call waiting for a saga run elsewhere (a retry, another replica) re-reads the order when the
 # change feed says it changed, and at least this often (as often as _POLL_SECONDS while the
 # feed is down or absent).
 _RECHECK_SECONDS = 1.0
 _POLL_SECONDS = 0.05
+T = TypeVar("T")
 
 
 def _now() -> datetime:
@@ -47,6 +52,15 @@ def _now() -> datetime:
 def _deadline() -> float:
     """When a call stops waiting for its saga: SETTLE_SECONDS from now, for the whole call."""
     return asyncio.get_running_loop().time() + SETTLE_SECONDS
+
+
+def _outcome(order: Order) -> Order:
+    """PlaceOrder's answer: the order, or FAILED_PRECONDITION naming why its checkout failed."""
+    if order.status is OrderStatus.FAILED:
+        raise FailedPrecondition(f"checkout failed ({order.failure_reason}); order {order.order_id} is FAILED and "
+                                 "any payment taken was given back", reason=order.failure_reason,
+                                 metadata={"order_id": order.order_id})
+    return order
 
 
 def can_see(caller: Caller, order: Order) -> bool:
@@ -64,7 +78,8 @@ class Orders:
         self._peers = peers
         self._runner = runner
         self._feed = feed
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._rules_cache: dict[str, tuple[float, Rules]] = {}
 
     async def close(self) -> None:
         """Lets running sagas finish their current step (the recovery worker resumes the rest)."""
@@ -75,7 +90,9 @@ class Orders:
                 await task
 
     def _spawn(self, tenant_id: str, order_id: str, token: str | None = None) -> asyncio.Task[None]:
-        task = asyncio.create_task(self._runner.run(tenant_id, order_id, token), name=f"saga-{order_id}")
+        return self._keep(asyncio.create_task(self._runner.run(tenant_id, order_id, token), name=f"saga-{order_id}"))
+
+    def _keep(self, task: asyncio.Task[T]) -> asyncio.Task[T]:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
@@ -84,44 +101,46 @@ class Orders:
 
     async def place(self, caller: Caller, tenant_id: str, checkout: validation.Checkout) -> Order:
         deadline = _deadline()
-        async with self._db.tenant_read(tenant_id) as conn:
-            order_id = await store.order_of_request(conn, caller.subject, checkout.request_id)
-        runner = None
-        if order_id is None:
-            order_id, runner = await self._create(caller, tenant_id, checkout)
-        order = await self._settled(tenant_id, order_id, deadline, runner)
-        if order.customer_id != caller.subject:  # cannot happen: the key includes the customer
-            raise order_not_found(order_id)
-        if order.status is OrderStatus.FAILED:
-            raise FailedPrecondition(f"checkout failed ({order.failure_reason}); order {order_id} is FAILED and "
-                                     "any payment taken was given back", reason=order.failure_reason,
-                                     metadata={"order_id": order_id})
-        return order
-
-    async def _create(self, caller: Caller, tenant_id: str,
-                      checkout: validation.Checkout) -> tuple[str, asyncio.Task[None] | None]:
-        """The id of the request's order, and the saga task when this call created the order."""
         cart = await self._peers.cart(caller.token)
-        if not cart.lines:
+        order = await self._new_order(caller, tenant_id, checkout, cart) if cart.lines else None
+        if order is not None:
+            async with self._db.session(tenant_id) as session:
+                accepted = await checkout_store.accept(session, order, self._runner.lease_seconds)
+            if accepted:
+                task = self._keep(asyncio.create_task(
+                    self._runner.checkout(tenant_id, order, checkout.payment_token), name=f"checkout-{order.order_id}"))
+                ended = await self._follow(task, deadline) and task.result()
+                return _outcome(ended or await self.get(caller, tenant_id, order.order_id))
+        # The request was placed before (a retry, maybe once the cart was emptied by its order).
+        async with self._db.session(tenant_id) as session:
+            order_id = await checkout_store.order_of_request(session, caller.subject, checkout.request_id)
+        if order_id is None:
             raise FailedPrecondition("the cart is empty", reason="CART_EMPTY")
+        return _outcome(await self._settled(tenant_id, order_id, deadline))
+
+    async def _new_order(self, caller: Caller, tenant_id: str, checkout: validation.Checkout,
+                         cart: cart_pb2.Cart) -> Order:
         lines = _lines(cart)
-        async with self._db.tenant_read(tenant_id) as conn:
-            rules = await store.rules(conn)
-        grams = await self._peers.weights(tenant_id, lines) if rules.shipping.mode == WEIGHT else {}
+        rules = await self._rules(tenant_id)
+        grams = {line.product_id: line.unit_weight_grams for line in cart.lines} \
+            if rules.shipping.mode == WEIGHT else {}
         a = checkout.address
         now = _now()
-        order = Order(order_id=new_order_id(), request_id=checkout.request_id, customer_id=caller.subject,
-                      email=checkout.email, status=OrderStatus.PENDING, lines=lines, address=a,
-                      totals=totals(cart.currency_code, lines, grams, rules, a.country_code, a.region),
-                      create_time=now, update_time=now)
-        async with self._db.tenant(tenant_id) as conn:
-            order_id = await store.claim_request(conn, caller.subject, checkout.request_id, order.order_id)
-            if order_id == order.order_id:
-                await store.insert_order(conn, tenant_id, order, SagaState(Step.RESERVE), self._runner.lease_seconds)
-                await events.status_changed(conn, tenant_id, order)
-        if order_id == order.order_id:
-            return order_id, self._spawn(tenant_id, order_id, checkout.payment_token)
-        return order_id, None
+        return Order(order_id=new_order_id(), request_id=checkout.request_id, customer_id=caller.subject,
+                     email=checkout.email, status=OrderStatus.PENDING, lines=lines, address=a,
+                     totals=totals(cart.currency_code, lines, grams, rules, a.country_code, a.region),
+                     create_time=now, update_time=now)
+
+    async def _rules(self, tenant_id: str) -> Rules:
+        """The tenant's shipping and tax rules, read at most every RULES_SECONDS."""
+        loop_now = asyncio.get_running_loop().time()
+        cached = self._rules_cache.get(tenant_id)
+        if cached is not None and loop_now - cached[0] < RULES_SECONDS:
+            return cached[1]
+        async with self._db.session(tenant_id) as session:
+            rules = await checkout_store.rules(session)
+        self._rules_cache[tenant_id] = (loop_now, rules)
+        return rules
 
     async def _settled(self, tenant_id: str, order_id: str, deadline: float,
                        runner: asyncio.Task[None] | None = None) -> Order:
@@ -135,8 +154,8 @@ class Orders:
         async with self._changes(tenant_id, order_id) as changed:
             while True:
                 changed.clear()
-                async with self._db.tenant_read(tenant_id) as conn:
-                    found = await store.get(conn, order_id)
+                async with self._db.session(tenant_id) as session:
+                    found = await checkout_store.get(session, order_id)
                 if found is None:
                     raise order_not_found(order_id)
                 order, saga = found
@@ -156,8 +175,8 @@ class Orders:
     # --- reads ----------------------------------------------------------------------------
 
     async def get(self, caller: Caller, tenant_id: str, order_id: str) -> Order:
-        async with self._db.tenant_read(tenant_id) as conn:
-            found = await store.get(conn, order_id)
+        async with self._db.session(tenant_id) as session:
+            found = await checkout_store.get(session, order_id)
         if found is None or not can_see(caller, found[0]):
             raise order_not_found(order_id)
         return found[0]
@@ -239,7 +258,7 @@ class Orders:
         return self._spawn(tenant_id, order_id) if leased else None
 
     @staticmethod
-    async def _follow(task: asyncio.Task[None], deadline: float) -> bool:
+    async def _follow(task: asyncio.Task[Any], deadline: float) -> bool:
         """Waits (until ``deadline`` at most) for a saga task without ever cancelling it: a client
         that goes away does not stop a saga half-way. Whether it ended; a runner that died raises here."""
         await asyncio.wait({task}, timeout=max(deadline - asyncio.get_running_loop().time(), 0.0))

@@ -7,7 +7,6 @@ idempotency key instead of treating it as a refusal."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -19,7 +18,6 @@ from commerce.payment.v1 import payment_pb2, payment_pb2_grpc
 from google.rpc import error_details_pb2, status_pb2
 
 from services.order.domain.order import OrderLine
-from services.order.domain.totals import weight_grams
 from services.runtime.errors import Unavailable
 
 Metadata = Sequence[tuple[str, str]]
@@ -104,32 +102,16 @@ class Peers:
         cart: cart_pb2.Cart = reply.cart
         return cart
 
-    async def weights(self, tenant_id: str, lines: Sequence[OrderLine]) -> dict[str, int]:
-        """Grams per unit of each product (attribute "weight_grams"), for weight-based shipping."""
-        metadata = await self._service(tenant_id)
-
-        async def one(product_id: str) -> tuple[str, int]:
-            try:
-                reply = await self._call("GetProduct", self._catalog.GetProduct,
-                                         catalog_pb2.GetProductRequest(product_id=product_id), metadata)
-            except RemoteError as error:
-                raise Unavailable("the catalog could not be read; retry with the same request_id",
-                                  reason="CATALOG_UNAVAILABLE") from error
-            return product_id, weight_grams(dict(reply.product.attributes))
-
-        return dict(await asyncio.gather(*(one(line.product_id) for line in lines)))
-
     # --- inventory ------------------------------------------------------------------------
 
-    async def reserve(self, tenant_id: str, order_id: str, lines: Sequence[OrderLine]) -> None:
+    async def reserve(self, tenant_id: str, order_id: str, lines: Sequence[OrderLine]) -> inventory_pb2.Reservation:
+        """The order's reservation (its id is the order id): new, or as it is when it existed."""
         request = inventory_pb2.ReserveStockRequest(reservation_id=order_id, lines=[
             inventory_pb2.ReservationLine(product_id=line.product_id, quantity=line.quantity) for line in lines])
-        await self._call("ReserveStock", self._inventory.ReserveStock, request, await self._service(tenant_id))
-
-    async def commit(self, tenant_id: str, order_id: str) -> None:
-        await self._call("CommitReservation", self._inventory.CommitReservation,
-                         inventory_pb2.CommitReservationRequest(reservation_id=order_id),
-                         await self._service(tenant_id))
+        reply = await self._call("ReserveStock", self._inventory.ReserveStock, request,
+                                 await self._service(tenant_id))
+        reservation: inventory_pb2.Reservation = reply.reservation
+        return reservation
 
     async def release(self, tenant_id: str, order_id: str) -> None:
         await self._call("ReleaseReservation", self._inventory.ReleaseReservation,
@@ -143,11 +125,12 @@ class Peers:
 
     # --- payment --------------------------------------------------------------------------
 
-    async def authorize(self, tenant_id: str, order_id: str, amount: money_pb2.Money, token: str,
-                        request_id: str) -> payment_pb2.Payment:
-        reply = await self._call("AuthorizePayment", self._processing.AuthorizePayment,
-                                 payment_pb2.AuthorizePaymentRequest(request_id=request_id, order_id=order_id,
-                                                                     amount=amount, payment_token=token),
+    async def charge(self, tenant_id: str, order_id: str, amount: money_pb2.Money, token: str,
+                     request_id: str) -> payment_pb2.Payment:
+        """Authorize and capture at once: CAPTURED, or DECLINED / FAILED (nothing charged)."""
+        reply = await self._call("ChargePayment", self._processing.ChargePayment,
+                                 payment_pb2.ChargePaymentRequest(request_id=request_id, order_id=order_id,
+                                                                  amount=amount, payment_token=token),
                                  await self._service(tenant_id))
         payment: payment_pb2.Payment = reply.payment
         return payment

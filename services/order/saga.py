@@ -1,36 +1,65 @@
-"""Runs an order's saga step by step (see domain/saga.py).
+"""Runs an order's saga (see domain/saga.py).
 
-One runner at a time holds an order's saga by its lease (``lease_until``); each
-step's outcome is persisted, with the event it implies and a renewed lease,
-before the next step starts. A remote call whose outcome is unknown (timeout,
-unreachable) is retried with the same idempotency key, ``max_attempts`` times;
-then checkout steps compensate, while COMMIT, COMPENSATE, CANCEL and RETURN
-(which must finish) are left to the recovery worker, which resumes them once
-the lease has run out.
+One runner at a time holds an order's saga by its lease (``lease_until``).
+
+**Checkout** (the shopper's path) keeps its state in memory: reserve the stock, charge
+the payment (authorize and capture in one call), then one statement writes the outcome
+(CONFIRMED, or FAILED when the stock was refused) with its event and gives the lease
+back; the catalog commits the reservation when it consumes OrderConfirmed. Nothing is
+written between the steps: every remote call is idempotent by the order's id, so a
+checkout resumed after a crash (the recovery worker, once the lease ran out) simply
+calls again — ReserveStock answers the order's reservation, and the payment already
+taken is found with ListPayments (the card token is never stored, so a checkout that
+had not charged yet is compensated).
+
+**Compensations, cancellations, returns** persist each step (with the event it implies
+and a renewed lease) before the next. A remote call whose outcome is unknown (timeout,
+unreachable) is retried with the same idempotency key, ``max_attempts`` times; then
+checkout compensates, while COMPENSATE, CANCEL and RETURN (which must finish) are left
+to the recovery worker.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import structlog
+from commerce.catalog.v1 import inventory_pb2
+from commerce.order.v1 import order_events_pb2
 from commerce.payment.v1 import payment_pb2
+from google.protobuf.message import Message
 
 from services.order import events
+from services.order.convert import order_pb
 from services.order.domain import saga as s
 from services.order.domain.order import Order
 from services.order.domain.saga import SagaState, Step
 from services.order.domain.status import OrderStatus
 from services.order.peers import Peers, RemoteError, money
+from services.order.store import checkout as checkout_store
 from services.order.store import orders as store
 from services.runtime.db import Database
+from services.runtime.events.outbox import outbox_row
 
 log = structlog.get_logger("commerce.order.saga")
+# Called after each persisted step, and at checkout's milestones: RESERVE once the stock is
+# held, CAPTURE once the payment is taken (tests use it to stop a saga between steps).
 AfterStep = Callable[[str, Step], Awaitable[None]]
 State = tuple[Order, SagaState]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Paid:
+    payment_id: str
+    failure: str = ""  # the order's failure_reason when nothing (or not all) was taken
+
+
+Pay = Callable[[], Awaitable[Paid]]
 _PAYMENT_STATUS = {number: name.removeprefix("PAYMENT_STATUS_")
                    for name, number in payment_pb2.PaymentStatus.items()}
 
@@ -45,18 +74,36 @@ def _payment_status(payment: payment_pb2.Payment) -> str:
 
 class SagaRunner:
     def __init__(self, db: Database, peers: Peers, *, lease_seconds: float = 30.0, max_attempts: int = 4,
-                 retry_seconds: float = 0.2, after_step: AfterStep | None = None) -> None:
+                 retry_seconds: float = 0.2, reservation_margin_seconds: float = 60.0,
+                 after_step: AfterStep | None = None) -> None:
+        """``reservation_margin_seconds``: an order is confirmed only while its reservation
+        holds for at least this long still (the catalog commits it moments later)."""
         self._db = db
         self._peers = peers
         self.lease_seconds = lease_seconds
         self._max_attempts = max_attempts
         self._retry_seconds = retry_seconds
+        self._margin = reservation_margin_seconds
         self._after_step = after_step
 
+    async def checkout(self, tenant_id: str, order: Order, payment_token: str) -> Order | None:
+        """Runs the checkout of an order just accepted (PENDING, leased to this process) to its
+        end; the order as it ended, or None when a step stalled (the recovery worker resumes it)."""
+        try:
+            state = await self._checkout(tenant_id, order, self._charge(tenant_id, order, payment_token))
+        except Stalled as stall:
+            log.warning("saga stalled; the recovery worker resumes it", order_id=order.order_id, error=str(stall))
+            return None
+        if state is None or state[1].step is not Step.DONE:  # moved meanwhile (a cancellation), or compensating
+            await self.run(tenant_id, order.order_id)
+            found = await self._load(tenant_id, order.order_id)
+            return found[0] if found is not None and found[1].step is Step.DONE else None
+        return state[0]
+
     async def run(self, tenant_id: str, order_id: str, payment_token: str | None = None) -> None:
-        """Drives the saga until DONE (or a stall); the caller must hold its lease. Each step
-        goes on from the state the previous one persisted (read under its row lock); the row
-        is read again only when a step found the saga moved by someone else."""
+        """Drives the persisted saga until DONE (or a stall); the caller must hold its lease.
+        Each step goes on from the state the previous one persisted; the row is read again
+        only when a step found the saga moved by someone else."""
         state = await self._load(tenant_id, order_id)
         while state is not None and state[1].step is not Step.DONE:
             order, saga = state
@@ -72,19 +119,20 @@ class SagaRunner:
                 state = await self._load(tenant_id, order_id)
 
     async def _load(self, tenant_id: str, order_id: str) -> State | None:
-        async with self._db.tenant_read(tenant_id) as conn:
-            return await store.get(conn, order_id)
+        async with self._db.session(tenant_id) as session:
+            return await checkout_store.get(session, order_id)
 
     # --- persistence ----------------------------------------------------------------------
 
-    async def _persist(self, tenant_id: str, order_id: str, expected: Step,
+    async def _persist(self, tenant_id: str, order_id: str, expected: Step | frozenset[Step],
                        change: Callable[[Order, SagaState], tuple[Order, SagaState]],
                        refunded_minor: int = 0) -> State | None:
-        """Applies ``change`` if the saga is still at ``expected``, with the event of the new status;
-        the state saved (None when the saga was no longer at ``expected``)."""
+        """Applies ``change`` if the saga is still at ``expected`` (one step, or any of a set), with
+        the event of the new status; the state saved (None when the saga was elsewhere)."""
+        steps = expected if isinstance(expected, frozenset) else frozenset({expected})
         async with self._db.tenant(tenant_id) as conn:
             found = await store.get(conn, order_id, for_update=True)
-            if found is None or found[1].step is not expected:
+            if found is None or found[1].step not in steps:
                 return None
             before, saga_before = found
             order, saga = change(before, saga_before)
@@ -96,7 +144,7 @@ class SagaRunner:
                 await events.refunded(conn, tenant_id, order, refunded_minor)
         return order, saga
 
-    async def _to_compensation(self, tenant_id: str, order_id: str, expected: Step, reason: str,
+    async def _to_compensation(self, tenant_id: str, order_id: str, expected: Step | frozenset[Step], reason: str,
                                payment_id: str = "") -> State | None:
         def change(order: Order, saga: SagaState) -> tuple[Order, SagaState]:
             return (replace(order, failure_reason=reason, payment_id=payment_id or order.payment_id),
@@ -104,10 +152,12 @@ class SagaRunner:
 
         return await self._persist(tenant_id, order_id, expected, change)
 
-    async def _retrying(self, tenant_id: str, order_id: str, step: Step,
-                        call: Callable[[], Awaitable[object]]) -> object:
-        """The call's answer; retried with the same key while its outcome is unknown.
-        Raises RemoteError for a refusal, Stalled when attempts run out."""
+    async def _retrying(self, tenant_id: str, order_id: str, step: Step | frozenset[Step],
+                        call: Callable[[], Awaitable[T]]) -> T:
+        """The call's answer; retried with the same key while its outcome is unknown (each
+        attempt recorded, the lease renewed). Raises RemoteError for a refusal, Stalled when
+        attempts run out."""
+        steps = step if isinstance(step, frozenset) else frozenset({step})
         attempt = 0
         while True:
             try:
@@ -118,7 +168,7 @@ class SagaRunner:
                 attempt += 1
                 async with self._db.tenant(tenant_id) as conn:  # record the attempt, keep the lease
                     found = await store.get(conn, order_id, for_update=True)
-                    if found is not None and found[1].step is step:
+                    if found is not None and found[1].step in steps:
                         await store.save(conn, tenant_id, found[0], replace(found[1], attempts=found[1].attempts + 1),
                                          self.lease_seconds)
                 if attempt >= self._max_attempts:
@@ -131,14 +181,9 @@ class SagaRunner:
         """Runs the saga's current step; the state it persisted (None if the saga moved meanwhile)."""
         if saga.cancel_requested and saga.step in s.CHECKOUT_STEPS:
             return await self._to_compensation(tenant_id, order.order_id, saga.step, "")
-        if saga.step is Step.RESERVE:
-            return await self._reserve(tenant_id, order)
-        if saga.step is Step.AUTHORIZE:
-            return await self._authorize(tenant_id, order, token)
-        if saga.step is Step.CAPTURE:
-            return await self._capture(tenant_id, order)
-        if saga.step is Step.COMMIT:
-            return await self._commit(tenant_id, order)
+        if saga.step in s.CHECKOUT_STEPS:
+            pay = self._charge(tenant_id, order, token) if token is not None else self._adopt(tenant_id, order)
+            return await self._checkout(tenant_id, order, pay)
         if saga.step is Step.COMPENSATE:
             return await self._compensate(tenant_id, order, saga)
         if saga.step is Step.CANCEL:
@@ -146,75 +191,100 @@ class SagaRunner:
         assert saga.step is Step.RETURN, saga.step
         return await self._refund_return(tenant_id, order)
 
-    async def _reserve(self, tenant_id: str, order: Order) -> State | None:
+    # --- checkout -------------------------------------------------------------------------
+
+    async def _checkout(self, tenant_id: str, order: Order, pay: Pay) -> State | None:
+        """Reserve -> pay -> confirm, nothing written in between; the state the outcome left."""
         oid = order.order_id
+        steps = s.CHECKOUT_STEPS
         try:
-            await self._retrying(tenant_id, oid, Step.RESERVE, lambda: self._peers.reserve(tenant_id, oid, order.lines))
+            reservation = await self._retrying(tenant_id, oid, steps,
+                                               lambda: self._peers.reserve(tenant_id, oid, order.lines))
         except Stalled:
-            return await self._to_compensation(tenant_id, oid, Step.RESERVE, s.CHECKOUT_UNAVAILABLE)
+            return await self._to_compensation(tenant_id, oid, steps, s.CHECKOUT_UNAVAILABLE)
         except RemoteError as refused:  # all or nothing: no stock is held
             reason = refused.reason if refused.reason in (s.OUT_OF_STOCK, "PRODUCT_NOT_FOUND",
                                                           "PRODUCT_UNAVAILABLE") else s.OUT_OF_STOCK
-            return await self._persist(tenant_id, oid, Step.RESERVE, lambda o, g: (
-                o.moved(OrderStatus.FAILED, failure_reason=reason), replace(g, step=Step.DONE, attempts=0)))
-        return await self._persist(tenant_id, oid, Step.RESERVE, lambda o, g: (
-            o.moved(OrderStatus.RESERVED), replace(g, step=Step.AUTHORIZE, attempts=0)))
+            return await self._finish(tenant_id, order.moved(OrderStatus.FAILED, failure_reason=reason),
+                                      order_events_pb2.OrderFailed)
+        if not self._holds(reservation):  # a resumed checkout whose reservation lapsed
+            return await self._to_compensation(tenant_id, oid, steps, s.RESERVATION_EXPIRED)
+        await self._reached(oid, Step.RESERVE)
+        payment_id = ""
+        if order.totals.total_minor > 0:  # a free order is confirmed with no payment
+            paid = await pay()
+            if paid.failure:
+                return await self._to_compensation(tenant_id, oid, steps, paid.failure, paid.payment_id)
+            payment_id = paid.payment_id
+            await self._reached(oid, Step.CAPTURE)
+        if not self._holds(reservation):  # the payment took too long: give it back
+            return await self._to_compensation(tenant_id, oid, steps, s.RESERVATION_EXPIRED, payment_id)
+        return await self._finish(tenant_id, replace(order.moved(OrderStatus.CONFIRMED), payment_id=payment_id),
+                                  order_events_pb2.OrderConfirmed)
 
-    async def _authorize(self, tenant_id: str, order: Order, token: str | None) -> State | None:
-        oid = order.order_id
-        if token is None:  # resumed after a crash: the token was never stored
-            return await self._adopt_payment(tenant_id, order)
-        amount = money(order.totals.currency_code, order.totals.total_minor)
-        key = s.idempotency_key(oid, "authorize")
-        try:
-            answer = await self._retrying(tenant_id, oid, Step.AUTHORIZE,
-                                          lambda: self._peers.authorize(tenant_id, oid, amount, token, key))
-        except Stalled:
-            return await self._to_compensation(tenant_id, oid, Step.AUTHORIZE, s.PAYMENT_FAILED)
-        except RemoteError:
-            return await self._to_compensation(tenant_id, oid, Step.AUTHORIZE, s.PAYMENT_FAILED)
-        assert isinstance(answer, payment_pb2.Payment)
-        status = _payment_status(answer)
-        if status != "AUTHORIZED":
-            return await self._to_compensation(tenant_id, oid, Step.AUTHORIZE,
-                                               s.decline_reason(status, answer.decline_reason), answer.payment_id)
-        return await self._persist(tenant_id, oid, Step.AUTHORIZE, lambda o, g: (
-            replace(o, payment_id=answer.payment_id), replace(g, step=Step.CAPTURE, attempts=0)))
+    async def _reached(self, order_id: str, step: Step) -> None:
+        """Checkout's in-memory milestones (stock held; payment taken) for the ``after_step`` hook."""
+        if self._after_step is not None:
+            await self._after_step(order_id, step)
 
-    async def _adopt_payment(self, tenant_id: str, order: Order) -> State | None:
-        """Authorization outcome unknown: continue with an authorized payment of the order, else undo."""
-        oid = order.order_id
-        try:
-            found = await self._retrying(tenant_id, oid, Step.AUTHORIZE,
-                                         lambda: self._peers.payments_of(tenant_id, oid))
-        except (Stalled, RemoteError):
-            return await self._to_compensation(tenant_id, oid, Step.AUTHORIZE, s.PAYMENT_FAILED)
-        assert isinstance(found, list)
-        held = [p for p in found if _payment_status(p) in ("AUTHORIZED", "CAPTURED")]
-        if not held:
-            return await self._to_compensation(tenant_id, oid, Step.AUTHORIZE, s.PAYMENT_FAILED)
-        return await self._persist(tenant_id, oid, Step.AUTHORIZE, lambda o, g: (
-            replace(o, payment_id=held[0].payment_id), replace(g, step=Step.CAPTURE, attempts=0)))
+    def _holds(self, reservation: inventory_pb2.Reservation) -> bool:
+        """The reservation is held long enough for the catalog to commit it after the confirmation
+        (or was committed already: a checkout of an older version resumed after its commit)."""
+        if reservation.state == inventory_pb2.RESERVATION_STATE_COMMITTED:
+            return True
+        if reservation.state != inventory_pb2.RESERVATION_STATE_HELD:
+            return False
+        expires = reservation.expire_time.ToDatetime(UTC)
+        return (expires - now()).total_seconds() > self._margin
 
-    async def _capture(self, tenant_id: str, order: Order) -> State | None:
-        oid = order.order_id
-        key = s.idempotency_key(oid, "capture")
-        try:
-            await self._retrying(tenant_id, oid, Step.CAPTURE,
-                                 lambda: self._peers.capture(tenant_id, oid, order.payment_id, key))
-        except (Stalled, RemoteError):
-            return await self._to_compensation(tenant_id, oid, Step.CAPTURE, s.PAYMENT_FAILED)
-        return await self._persist(tenant_id, oid, Step.CAPTURE, lambda o, g: (
-            o.moved(OrderStatus.PAID), replace(g, step=Step.COMMIT, attempts=0)))
+    async def _finish(self, tenant_id: str, order: Order, event_type: type[Message]) -> State | None:
+        """The checkout's one write: its outcome with the event announcing it."""
+        ended = replace(order, update_time=now())
+        event = outbox_row(event_type(order=order_pb(ended)), tenant_id=tenant_id, aggregate_id=ended.order_id)
+        async with self._db.session(tenant_id) as session:
+            if not await checkout_store.finish(session, tenant_id, ended, s.CHECKOUT_STEPS, event):
+                return None
+        return ended, SagaState(Step.DONE)
 
-    async def _commit(self, tenant_id: str, order: Order) -> State | None:
-        oid = order.order_id
-        try:
-            await self._retrying(tenant_id, oid, Step.COMMIT, lambda: self._peers.commit(tenant_id, oid))
-        except RemoteError as refused:  # e.g. the reservation expired: undo the payment
-            return await self._to_compensation(tenant_id, oid, Step.COMMIT, refused.reason or s.OUT_OF_STOCK)
-        return await self._persist(tenant_id, oid, Step.COMMIT, lambda o, g: (
-            o.moved(OrderStatus.CONFIRMED), replace(g, step=Step.DONE, attempts=0)))
+    def _charge(self, tenant_id: str, order: Order, token: str) -> Pay:
+        async def pay() -> Paid:
+            oid = order.order_id
+            amount = money(order.totals.currency_code, order.totals.total_minor)
+            key = s.idempotency_key(oid, "charge")
+            try:
+                payment = await self._retrying(tenant_id, oid, s.CHECKOUT_STEPS,
+                                               lambda: self._peers.charge(tenant_id, oid, amount, token, key))
+            except (Stalled, RemoteError):
+                return Paid("", s.PAYMENT_FAILED)
+            status = _payment_status(payment)
+            if status != "CAPTURED":
+                return Paid(payment.payment_id, s.decline_reason(status, payment.decline_reason))
+            return Paid(payment.payment_id)
+        return pay
+
+    def _adopt(self, tenant_id: str, order: Order) -> Pay:
+        """A resumed checkout (the card token was never stored): the payment it took, if any."""
+        async def pay() -> Paid:
+            oid = order.order_id
+            try:
+                found = await self._retrying(tenant_id, oid, s.CHECKOUT_STEPS,
+                                             lambda: self._peers.payments_of(tenant_id, oid))
+            except (Stalled, RemoteError):
+                return Paid("", s.PAYMENT_FAILED)
+            captured = [p for p in found if _payment_status(p) == "CAPTURED"]
+            if captured:
+                return Paid(captured[0].payment_id)
+            held = [p for p in found if _payment_status(p) == "AUTHORIZED"]  # authorized by an older version
+            if not held:
+                return Paid("", s.PAYMENT_FAILED)
+            pid = held[0].payment_id
+            try:
+                await self._retrying(tenant_id, oid, s.CHECKOUT_STEPS, lambda: self._peers.capture(
+                    tenant_id, oid, pid, s.idempotency_key(oid, "capture")))
+            except (Stalled, RemoteError):
+                return Paid(pid, s.PAYMENT_FAILED)
+            return Paid(pid)
+        return pay
 
     async def _undo_payments(self, tenant_id: str, order: Order, purpose: str) -> int:
         """Voids or refunds every payment of the order; the amount refunded."""

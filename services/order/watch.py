@@ -14,7 +14,7 @@ import asyncpg  # type: ignore[import-untyped]
 import structlog
 from sqlalchemy.engine import make_url
 
-from services.order.store.orders import CHANNEL
+from services.order.store.checkout import CHANNEL
 from services.runtime.db import Database
 from services.runtime.tasks import cancel_and_wait
 

@@ -127,6 +127,13 @@ class Settings(BaseSettings):
     # Longest the payment service waits for its provider before answering UNAVAILABLE.
     payment_provider_timeout_seconds: float = 5.0
 
+    # Order sagas: how long a runner holds an order's saga (a process that dies holds it this
+    # long at most), how often the recovery worker looks for sagas left behind, and how long
+    # an unfinished saga must have been untouched before it takes it over.
+    order_saga_lease_seconds: float = Field(default=30.0, gt=0)
+    order_recovery_interval_seconds: float = Field(default=5.0, gt=0)
+    order_recovery_idle_seconds: float = Field(default=10.0, ge=0)
+
     def port_of(self, service: str) -> int:
         return int(getattr(self, f"{service}_port"))
 

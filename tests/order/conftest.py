@@ -6,6 +6,7 @@ gets its own tenant, provisioned in every service as the tenant service does."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -168,6 +169,27 @@ class Shop:
         reply = await self.payments.ListPayments(payment_pb2.ListPaymentsRequest(order_id=order_id),
                                                  metadata=self.seller)
         return list(reply.payments)
+
+    @property
+    def processing(self) -> payment_pb2_grpc.PaymentProcessingServiceStub:
+        return payment_pb2_grpc.PaymentProcessingServiceStub(self.mesh.channels["payment"])
+
+    @property
+    def service(self) -> Metadata:
+        """A platform service token naming this tenant (what the order service calls peers with)."""
+        return (*self.mesh.keys.metadata(tenant="platform", roles=["service"]), ("x-tenant-id", self.tenant))
+
+    async def stock_settles(self, product_id: str, *, on_hand: int, reserved: int, within: float = 10.0) -> None:
+        """Until the product's stock is (on_hand, reserved): the catalog commits a confirmed order's
+        reservation when it consumes OrderConfirmed, moments after the order is answered."""
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            level = await self.stock(product_id)
+            if (level.on_hand, level.reserved) == (on_hand, reserved):
+                return
+            assert asyncio.get_running_loop().time() < deadline, (
+                f"stock is ({level.on_hand}, {level.reserved}), not ({on_hand}, {reserved})")
+            await asyncio.sleep(0.05)
 
     async def sql(self, statement: str, **params: object) -> None:
         async with self.mesh.order_db.engine.begin() as conn:

@@ -28,8 +28,7 @@ async def test_n_buyers_for_the_last_k_units_k_orders_confirmed_stock_zero_the_r
     assert len(refused) == n - k
     assert all(e.code() == grpc.StatusCode.FAILED_PRECONDITION and error_info(e)[0].reason == "OUT_OF_STOCK"
                for e in refused)
-    stock = await shop.stock(product)
-    assert (stock.on_hand, stock.reserved) == (0, 0)
+    await shop.stock_settles(product, on_hand=0, reserved=0)
     assert await shop.count("orders", "status = 'FAILED' AND failure_reason = 'OUT_OF_STOCK'") == n - k
 
 
@@ -46,7 +45,7 @@ async def test_the_same_request_id_sent_20_times_at_once_makes_one_order_and_one
     assert await shop.count("orders") == 1
     payments = await shop.payments_of(replies[0].order.order_id)
     assert len(payments) == 1 and payments[0].captured_amount.amount_minor == 1400
-    assert (await shop.stock(product)).on_hand == 8
+    await shop.stock_settles(product, on_hand=8, reserved=0)
 
 
 async def test_a_retry_after_the_cart_changed_returns_the_first_order(shop: Shop) -> None:
@@ -60,7 +59,7 @@ async def test_a_retry_after_the_cart_changed_returns_the_first_order(shop: Shop
     again = (await shop.orders.PlaceOrder(request, metadata=alice)).order
 
     assert again.order_id == first.order_id and again.lines == first.lines
-    assert (await shop.stock(product)).on_hand == 9
+    await shop.stock_settles(product, on_hand=9, reserved=0)
 
 
 async def test_a_provider_timeout_resolves_to_one_confirmed_order_charged_once(shop: Shop) -> None:
@@ -75,7 +74,7 @@ async def test_a_provider_timeout_resolves_to_one_confirmed_order_charged_once(s
     payments = await shop.payments_of(order.order_id)
     assert [p.status for p in payments] == [payment_pb2.PAYMENT_STATUS_CAPTURED]
     assert payments[0].captured_amount.amount_minor == 900
-    assert (await shop.stock(product)).on_hand == 3
+    await shop.stock_settles(product, on_hand=3, reserved=0)
 
 
 async def test_a_client_that_gives_up_mid_checkout_does_not_stop_it_and_its_retry_gets_the_order(shop: Shop) -> None:

@@ -10,7 +10,6 @@ import pytest
 from commerce.order.v1 import order_pb2 as pb
 from commerce.payment.v1 import payment_pb2
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.order.domain import validation
 from services.order.domain.order import Address
@@ -19,9 +18,10 @@ from services.order.orders import Orders
 from services.order.peers import money
 from services.order.recovery import RecoveryWorker
 from services.order.saga import SagaRunner
-from services.order.store import orders as store
+from services.order.store import checkout as checkout_store
 from services.runtime.context import Caller
 from services.runtime.db import schema_for
+from services.runtime.sql import Session
 from tests.order.conftest import OK, Mesh, Shop, error_info
 
 CRASH_LEASE_SECONDS = 0.2
@@ -60,11 +60,10 @@ async def recover(mesh: Mesh) -> None:
     await RecoveryWorker(mesh.order_db, mesh.parts.runner, idle_seconds=0).recover_once()
 
 
-@pytest.mark.parametrize("after", [Step.AUTHORIZE, Step.CAPTURE, Step.COMMIT])
-async def test_killed_after_payment_was_authorized_the_order_is_confirmed_and_charged_once(
-        shop: Shop, after: Step) -> None:
+async def test_killed_after_the_payment_was_taken_the_order_is_confirmed_and_charged_once(shop: Shop) -> None:
     product = await shop.product(price=500, stock=5)
-    order_id = await crash_checkout(shop, after, product)
+    order_id = await crash_checkout(shop, Step.CAPTURE, product)
+    assert (await shop.get(order_id)).status == pb.ORDER_STATUS_PENDING  # what the dead process left behind
 
     await recover(shop.mesh)
 
@@ -73,8 +72,8 @@ async def test_killed_after_payment_was_authorized_the_order_is_confirmed_and_ch
     payments = await shop.payments_of(order_id)
     assert [(p.status, p.captured_amount.amount_minor) for p in payments] == [
         (payment_pb2.PAYMENT_STATUS_CAPTURED, 1000)]
-    stock = await shop.stock(product)
-    assert (stock.on_hand, stock.reserved) == (3, 0)
+    assert order.payment_id == payments[0].payment_id
+    await shop.stock_settles(product, on_hand=3, reserved=0)
 
 
 async def test_killed_after_reserving_before_paying_the_order_is_compensated_and_stock_released(shop: Shop) -> None:
@@ -91,11 +90,11 @@ async def test_killed_after_reserving_before_paying_the_order_is_compensated_and
     assert await shop.payments_of(order_id) == []
 
 
-async def test_killed_while_authorizing_the_authorized_payment_is_found_and_the_order_confirmed(shop: Shop) -> None:
+async def test_killed_while_charging_the_payment_taken_is_found_and_the_order_confirmed(shop: Shop) -> None:
     product = await shop.product(price=300, stock=5)
     order_id = await crash_checkout(shop, Step.RESERVE, product)
-    # The authorization reached the provider, but the process died before recording its answer.
-    await shop.mesh.peers.authorize(shop.tenant, order_id, money("USD", 600), OK, f"{order_id}:authorize")
+    # The charge reached the payment service, but the process died before it heard the answer.
+    await shop.mesh.peers.charge(shop.tenant, order_id, money("USD", 600), OK, f"{order_id}:charge")
 
     await recover(shop.mesh)
 
@@ -103,7 +102,23 @@ async def test_killed_while_authorizing_the_authorized_payment_is_found_and_the_
     payments = await shop.payments_of(order_id)
     assert [(p.status, p.captured_amount.amount_minor) for p in payments] == [
         (payment_pb2.PAYMENT_STATUS_CAPTURED, 600)]
-    assert (await shop.stock(product)).on_hand == 3
+    await shop.stock_settles(product, on_hand=3, reserved=0)
+
+
+async def test_a_checkout_an_older_version_left_authorized_is_captured_once_and_confirmed(shop: Shop) -> None:
+    product = await shop.product(price=300, stock=5)
+    order_id = await crash_checkout(shop, Step.RESERVE, product)
+    # Older versions authorized, then captured in a step of its own.
+    await shop.processing.AuthorizePayment(payment_pb2.AuthorizePaymentRequest(
+        request_id=f"{order_id}:authorize", order_id=order_id, amount=money("USD", 600), payment_token=OK),
+        metadata=shop.service)
+
+    await recover(shop.mesh)
+
+    assert (await shop.get(order_id)).status == pb.ORDER_STATUS_CONFIRMED
+    payments = await shop.payments_of(order_id)
+    assert [(p.status, p.captured_amount.amount_minor) for p in payments] == [
+        (payment_pb2.PAYMENT_STATUS_CAPTURED, 600)]
 
 
 async def test_cancelling_a_checkout_its_dead_process_left_mid_way_compensates_it(shop: Shop) -> None:
@@ -125,13 +140,13 @@ async def test_a_retry_waiting_on_a_saga_run_elsewhere_is_woken_by_its_changes_n
     product = await shop.product(stock=5)
     order_id = await crash_checkout(shop, Step.RESERVE, product)
     reads: list[str] = []
-    real_get = store.get
+    real_get = checkout_store.get
 
-    async def counted_get(conn: AsyncConnection, oid: str, *, for_update: bool = False) -> object:
+    async def counted_get(session: Session, oid: str) -> object:
         reads.append(oid)
-        return await real_get(conn, oid, for_update=for_update)
+        return await real_get(session, oid)
 
-    monkeypatch.setattr(store, "get", counted_get)
+    monkeypatch.setattr(checkout_store, "get", counted_get)
     for _ in range(50):  # the order service's change feed is listening
         if shop.mesh.parts.feed.online:
             break

@@ -1,9 +1,12 @@
 """The checkout saga and the order's other multi-service tasks, as persisted steps.
 
-The order row holds ``saga_step``: what must happen next. Checkout goes
-RESERVE -> AUTHORIZE -> CAPTURE -> COMMIT -> DONE; a failure (or a cancellation
-asked for while checkout runs) goes to COMPENSATE, which voids or refunds any
-payment of the order, releases its reservation and ends FAILED (or CANCELLED).
+The order row holds ``saga_step``: what must happen next. A checkout is at RESERVE
+from its acceptance until its outcome is written (reserve, charge and confirm run
+in memory, each remote call idempotent by the order id); AUTHORIZE, CAPTURE and
+COMMIT are the checkout steps older versions persisted, resumed the same way. A
+failure (or a cancellation asked for while checkout runs) goes to COMPENSATE, which
+voids or refunds any payment of the order, releases its reservation and ends
+FAILED (or CANCELLED).
 A CONFIRMED order being cancelled goes to CANCEL (refund + restock), a received
 return to RETURN (restock + refund). Every remote call is idempotent by a key
 derived from the order id, so a step may run again after a crash or a timeout.
@@ -33,6 +36,7 @@ PAYMENT_DECLINED = "PAYMENT_DECLINED"
 INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
 PAYMENT_FAILED = "PAYMENT_FAILED"
 CHECKOUT_UNAVAILABLE = "CHECKOUT_UNAVAILABLE"
+RESERVATION_EXPIRED = "RESERVATION_EXPIRED"
 
 
 def decline_reason(payment_status: str, provider_reason: str) -> str:

@@ -1,6 +1,7 @@
 """Where an order is in its life, and which moves are allowed (order.proto):
 
-    PENDING -> RESERVED -> PAID -> CONFIRMED -> SHIPPED -> DELIVERED
+    PENDING -> CONFIRMED -> SHIPPED -> DELIVERED       (checkout: reserve and charge, then confirm)
+    PENDING -> RESERVED -> PAID -> CONFIRMED          (checkouts of older versions, persisted per step)
     PENDING | RESERVED | PAID -> FAILED
     PENDING | RESERVED | PAID | CONFIRMED -> CANCELLED
     DELIVERED -> RETURN_REQUESTED -> RETURNED -> REFUNDED
@@ -29,7 +30,7 @@ class OrderStatus(StrEnum):
 
 S = OrderStatus
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
-    S.PENDING: frozenset({S.RESERVED, S.FAILED, S.CANCELLED}),
+    S.PENDING: frozenset({S.CONFIRMED, S.RESERVED, S.FAILED, S.CANCELLED}),
     S.RESERVED: frozenset({S.PAID, S.FAILED, S.CANCELLED}),
     S.PAID: frozenset({S.CONFIRMED, S.FAILED, S.CANCELLED}),
     S.CONFIRMED: frozenset({S.SHIPPED, S.CANCELLED}),
