@@ -113,7 +113,7 @@ class SagaRunner:
                 log.warning("saga stalled; the recovery worker resumes it", order_id=order_id, step=saga.step,
                             error=str(stall))
                 return
-            if self._after_step is not None:
+            if self._after_step is not None and saga.step not in s.CHECKOUT_STEPS:  # checkout calls it itself
                 await self._after_step(order_id, saga.step)
             if state is None:
                 state = await self._load(tenant_id, order_id)
