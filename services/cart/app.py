@@ -1,5 +1,5 @@
-"""Wiring of the cart service: its database, the catalog client, the consumer of
-confirmed orders, and the servicers."""
+"""Wiring of the cart service: its database, the catalog client, the consumers of
+product events (the copy of the catalog) and of confirmed orders, and the servicers."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import grpc
 from commerce.cart.v1 import cart_pb2_grpc
 from commerce.tenant.v1 import provisioning_pb2_grpc
 
-from services.cart import checkout
+from services.cart import catalog_copy, checkout
 from services.cart.carts import Carts
 from services.cart.catalog_client import CatalogClient
 from services.cart.servicer import SERVICE, CartServicer
@@ -28,13 +28,17 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 def assemble(db: Database, verifier: TokenVerifier, settings: Settings, catalog_address: str | None = None) -> App:
     """The App around an open database; ``build`` uses it, and tests with their own
-    verifier and catalog. Carts do not need NATS to serve: confirmed orders that
-    arrive while it is away are applied when it returns, so it is no health probe."""
+    verifier and catalog. Carts do not need NATS to serve: product changes and confirmed
+    orders that arrive while it is away are applied when it returns (meanwhile a product
+    the copy does not know is read from the catalog), so it is no health probe."""
     catalog = CatalogClient(catalog_address or settings.address_of("catalog"))
     carts = Carts(db, catalog)
     orders = EventConsumer(db, settings, durable=checkout.DURABLE,
                            subjects=[subject_pattern(checkout.EVENT.DESCRIPTOR)],
                            handler=checkout.on_order_confirmed, script_location=MIGRATIONS)
+    products = EventConsumer(db, settings, durable=catalog_copy.DURABLE,
+                             subjects=[subject_pattern(event.DESCRIPTOR) for event in catalog_copy.EVENTS],
+                             handler=catalog_copy.on_product_event, script_location=MIGRATIONS)
 
     def register(server: grpc.aio.Server) -> None:
         cart_pb2_grpc.add_CartServiceServicer_to_server(CartServicer(carts), server)
@@ -46,8 +50,8 @@ def assemble(db: Database, verifier: TokenVerifier, settings: Settings, catalog_
         register=register,
         verifier=verifier,
         probes={"database": db.ping},
-        on_start=[orders.start],
-        on_stop=[orders.stop, catalog.close, db.dispose],
+        on_start=[products.start, orders.start],
+        on_stop=[orders.stop, products.stop, catalog.close, db.dispose],
     )
 
 

@@ -11,7 +11,8 @@ import grpc
 from commerce.catalog.v1 import catalog_pb2 as pb
 from commerce.catalog.v1 import catalog_pb2_grpc
 
-from services.cart.domain.catalog import Money, Product
+from services.cart.convert import product_of
+from services.cart.domain.catalog import Product
 from services.runtime.errors import DomainError, PermissionDenied, Unauthenticated, Unavailable
 
 CALL_TIMEOUT_SECONDS = 3.0
@@ -19,12 +20,6 @@ CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_permit_without_calls", 1),
 ]
-
-
-def _product(message: pb.Product) -> Product:
-    return Product(message.product_id, message.sku, message.title,
-                   Money(message.price.currency_code, message.price.amount_minor),
-                   active=message.status == pb.PRODUCT_STATUS_ACTIVE)
 
 
 def _failure(error: grpc.aio.AioRpcError) -> DomainError:
@@ -55,7 +50,7 @@ class CatalogClient:
             if error.code() == grpc.StatusCode.NOT_FOUND:
                 return None
             raise _failure(error) from error
-        return _product(reply.product)
+        return product_of(reply.product)
 
     async def products(self, token: str, product_ids: Iterable[str]) -> dict[str, Product | None]:
         """Several products, fetched concurrently."""
@@ -63,14 +58,14 @@ class CatalogClient:
         found = await asyncio.gather(*(self.product(token, pid) for pid in ids))
         return dict(zip(ids, found, strict=True))
 
-    async def available(self, token: str, product_id: str) -> int:
-        """Units that can be sold right now (0 when the product does not exist for this shopper)."""
+    async def available(self, token: str, product_id: str) -> int | None:
+        """Units that can be sold right now; None when the product does not exist for this shopper."""
         try:
             reply = await self._stub.GetStock(pb.GetStockRequest(product_id=product_id),
                                               metadata=self._metadata(token), timeout=CALL_TIMEOUT_SECONDS)
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:
-                return 0
+                return None
             raise _failure(error) from error
         return int(reply.stock.available)
 

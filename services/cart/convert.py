@@ -1,12 +1,25 @@
-"""Priced carts -> messages, and nothing else."""
+"""Messages and the cart's domain: priced carts out, the catalog's products in."""
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from commerce.cart.v1 import cart_pb2 as pb
+from commerce.catalog.v1 import catalog_pb2 as cpb
 from commerce.common.v1 import money_pb2
 
-from services.cart.domain.catalog import Money
+from services.cart.domain.catalog import EPOCH, Money, Product, Status, weight_grams
 from services.cart.domain.pricing import PricedCart, PricedLine
+
+_STATUSES = {number: Status(name.removeprefix("PRODUCT_STATUS_")) for name, number in cpb.ProductStatus.items()}
+
+
+def product_of(message: cpb.Product) -> Product:
+    """A catalog product (from GetProduct or an event) as the cart keeps it."""
+    return Product(message.product_id, message.sku, message.title,
+                   Money(message.price.currency_code, message.price.amount_minor),
+                   _STATUSES.get(message.status, Status.UNSPECIFIED), weight_grams(message.attributes),
+                   message.update_time.ToDatetime(UTC) if message.HasField("update_time") else EPOCH)
 
 
 def money_pb(money: Money) -> money_pb2.Money:
@@ -18,6 +31,7 @@ def line_pb(line: PricedLine) -> pb.CartLine:
                           unavailable_reason=line.unavailable_reason)
     if line.product is not None:
         message.sku, message.title = line.product.sku, line.product.title
+        message.unit_weight_grams = line.product.weight_grams
     total = line.line_total
     if total is not None and line.product is not None:
         message.unit_price.CopyFrom(money_pb(line.product.price))

@@ -74,11 +74,18 @@ async def replay(conn: AsyncConnection, key: IdempotencyKey | None, response_typ
     )).first()
     if row is None:
         return None
-    if row.method != key.method or row.fingerprint != key.fingerprint:
+    return first_answer(key, row.method, row.fingerprint, row.response, response_type)
+
+
+def first_answer(key: IdempotencyKey, method: str, fingerprint: str, response: bytes, response_type: type[M]) -> M:
+    """The answer stored under ``key.request_id`` (its row's method, fingerprint and
+    response), if it answered the same request; REQUEST_ID_REUSED otherwise. For
+    callers that read the row themselves (e.g. with the cart in one statement)."""
+    if method != key.method or fingerprint != key.fingerprint:
         raise FailedPrecondition("request_id was already used for a different request",
                                  reason="REQUEST_ID_REUSED", metadata={"request_id": key.request_id})
     answer = response_type()
-    answer.ParseFromString(row.response)
+    answer.ParseFromString(response)
     return answer
 
 

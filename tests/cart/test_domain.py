@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from services.cart.domain.cart import Line, StoredCart, quantity_after_adding, remaining_after_order
-from services.cart.domain.catalog import Money, Product
+from services.cart.domain.catalog import Money, Product, Status
 from services.cart.domain.pricing import priced
 from services.runtime.errors import FailedPrecondition
 
@@ -20,7 +20,8 @@ def cart(*lines: tuple[str, int]) -> StoredCart:
 
 
 def product(pid: str, amount: int, currency: str = "USD", active: bool = True) -> Product:
-    return Product(pid, f"SKU-{pid}", pid.title(), Money(currency, amount), active)
+    return Product(pid, f"SKU-{pid}", pid.title(), Money(currency, amount),
+                   Status.ACTIVE if active else Status.ARCHIVED)
 
 
 def test_a_hundred_and_first_line_is_refused() -> None:

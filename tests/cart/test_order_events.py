@@ -5,28 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
-import nats
-import pytest
 from commerce.common.v1 import event_pb2
 from commerce.order.v1 import order_events_pb2, order_pb2
 from nats.js import JetStreamContext
 
-from services.devmesh.nats import Nats
 from services.runtime.events import naming
-from services.runtime.events.connection import ensure_streams
-from services.runtime.server import Running
 from tests.cart.conftest import Shop
-
-
-@pytest.fixture
-async def js(nats_server: Nats, cart_server: Running) -> AsyncIterator[JetStreamContext]:
-    nc = await nats.connect(nats_server.url)
-    stream = nc.jetstream()
-    await ensure_streams(stream)
-    yield stream
-    await nc.close()
 
 
 async def publish_confirmed(js: JetStreamContext, tenant: str, customer_id: str, *lines: tuple[str, int],

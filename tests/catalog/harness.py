@@ -16,6 +16,7 @@ from sqlalchemy import text
 from services.catalog.app import MIGRATIONS, assemble
 from services.runtime.bootstrap import open_database
 from services.runtime.db import Database, schema_for
+from services.runtime.events.relay import OutboxRelay
 from services.runtime.server import Running, create_server
 from services.runtime.settings import Settings
 from tests.tokens import TestKeys
@@ -23,9 +24,13 @@ from tests.tokens import TestKeys
 Metadata = tuple[tuple[str, str], ...]
 
 
-async def start_catalog(settings: Settings, keys: TestKeys, probe_seconds: float = 0.2) -> tuple[Running, Database]:
+async def start_catalog(settings: Settings, keys: TestKeys, probe_seconds: float = 0.2, *,
+                        events: bool = False) -> tuple[Running, Database]:
+    """``events``: with the outbox relay, so the catalog's events reach NATS (as the
+    cart's copy of the catalog needs); without, they stay in the outbox."""
     db = await open_database(settings, "catalog", MIGRATIONS)
-    running = await create_server(assemble(db, keys.verifier()), "127.0.0.1:0", probe_seconds)
+    relay = OutboxRelay(db, settings) if events else None
+    running = await create_server(assemble(db, keys.verifier(), relay=relay), "127.0.0.1:0", probe_seconds)
     return running, db
 
 

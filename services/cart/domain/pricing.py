@@ -1,5 +1,6 @@
 """A stored cart priced with the catalog's current products: line totals and the
-subtotal in integer minor units, in the cart's one currency."""
+subtotal in integer minor units, in the cart's one currency. A line shows only what
+its shopper may see of the product (nothing of a draft)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.cart.domain.cart import Line, StoredCart
-from services.cart.domain.catalog import Money, Product
+from services.cart.domain.catalog import Money, Product, shown
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class PricedCart:
 
 
 def unavailable_reason(product: Product | None, currency_code: str) -> str:
+    product = shown(product)
     if product is None:
         return "PRODUCT_NOT_FOUND"
     if not product.active:
@@ -54,11 +56,14 @@ def unavailable_reason(product: Product | None, currency_code: str) -> str:
     return ""
 
 
+def _priced_line(line: Line, product: Product | None, currency_code: str) -> PricedLine:
+    return PricedLine(line, product, unavailable_reason(product, currency_code))
+
+
 def priced(customer_id: str, cart: StoredCart | None, products: Mapping[str, Product | None]) -> PricedCart:
     if cart is None:
         return PricedCart("", customer_id, "", (), (), None)
-    lines = [PricedLine(line, products.get(line.product_id),
-                        unavailable_reason(products.get(line.product_id), cart.currency_code))
+    lines = [_priced_line(line, shown(products.get(line.product_id)), cart.currency_code)
              for line in sorted(cart.lines, key=lambda line: line.position)]
     return PricedCart(cart.cart_id, cart.customer_id, cart.currency_code,
                       tuple(line for line in lines if not line.unavailable_reason),
