@@ -139,6 +139,18 @@ async def test_a_retry_after_the_provider_timed_out_gets_the_charge_at_once(
     assert set(providers.calls[shop.tenant]) == {("charge", request.request_id)}
 
 
+async def test_a_retry_after_a_timeout_for_another_amount_is_refused(shop: Shop, payment_db: Database) -> None:
+    request = charge_request(4200, sandbox.TOKEN_TIMEOUT)
+    with pytest.raises(grpc.aio.AioRpcError):
+        await shop.processing.ChargePayment(request, metadata=shop.service)
+    request.amount.amount_minor = 9999  # nothing of ours remembers the request: the provider refuses its key
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await shop.processing.ChargePayment(request, metadata=shop.service)
+    assert (caught.value.code(), reason_of(caught.value)) == (grpc.StatusCode.FAILED_PRECONDITION,
+                                                               "REQUEST_ID_REUSED")
+    assert await count_rows(payment_db, shop.tenant, "payments") == 0
+
+
 @pytest.mark.parametrize(("field", "value"), [
     ("amount_minor", 1001), ("currency_code", "EUR"), ("order_id", "ord-other"),
     ("payment_token", sandbox.TOKEN_DECLINED),
