@@ -1,13 +1,21 @@
-"""The payment service's use cases: each read or write in one tenant transaction.
+"""The payment service's use cases.
 
-Money-moving writes are idempotent by request_id (AIP-155): the request_id
-takes an advisory lock (concurrent retries queue behind the first), a retry
-replays the remembered response, and the same key is passed to the provider, so
-a retry after a lost answer never moves money twice. The payment row is locked
-(FOR UPDATE) while it changes, so concurrent captures and refunds are serialized
-and their checks see each other's effect. Events go to the outbox in the same
-transaction. ``Reply`` says how a result becomes the response, so this layer
-needs no gRPC.
+ChargePayment (the checkout's one payment call) runs on the hot path
+(services/runtime/sql.py): the payment row is its idempotency record. It reads
+what the request_id made before (one statement, no transaction): a retry gets that
+payment and the provider is not called again. Else it charges through the provider
+under the request_id (the provider's idempotency key, so two concurrent twins are
+one charge), then one statement inserts the payment and its one event; a twin that
+inserted first answers the call instead. Reads are prepared statements too.
+
+The other money-moving writes (authorize, capture, void, refund, webhooks) run in one
+SQLAlchemy transaction each, idempotent by request_id (AIP-155): the request_id takes
+an advisory lock (concurrent retries queue behind the first), a retry replays the
+remembered response, and the same key is passed to the provider, so a retry after a
+lost answer never moves money twice. The payment row is locked (FOR UPDATE) while it
+changes, so concurrent captures and refunds are serialized and their checks see each
+other's effect. Events go to the outbox with the change. ``Reply`` says how a result
+becomes the response, so this layer needs no gRPC.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.payment import events
-from services.payment.domain import requests
+from services.payment.domain import request_ids, requests
 from services.payment.domain.ids import new_payment_id, new_refund_id, payment_not_found
 from services.payment.domain.listing import PaymentFilter, encode_token, list_query
 from services.payment.domain.payment import Money, Payment, PaymentStatus, Refund
@@ -36,8 +44,8 @@ from services.payment.providers.base import (
     ProviderError,
     ProviderFactory,
 )
+from services.payment.store import charges, provider_events, reads
 from services.payment.store import payments as store
-from services.payment.store import provider_events
 from services.runtime.db import Database
 from services.runtime.errors import FailedPrecondition, Unavailable
 from services.runtime.idempotency import IdempotencyKey, remember, replay
@@ -88,8 +96,8 @@ class Payments:
     # --- reads -----------------------------------------------------------------------
 
     async def get(self, tenant_id: str, payment_id: str) -> Payment:
-        async with self._db.tenant_read(tenant_id) as conn:
-            found = await store.get(conn, payment_id)
+        async with self._db.session(tenant_id) as session:
+            found = await reads.get(session, payment_id)
         if found is None:
             raise payment_not_found(payment_id)
         return found
@@ -98,8 +106,8 @@ class Payments:
                    page_token: str) -> tuple[Sequence[Payment], str]:
         """A page of payments, newest first, and the token of the next page ("" on the last)."""
         query = list_query(wanted, page_size, page_token)
-        async with self._db.tenant_read(tenant_id) as conn:
-            found = await store.list_page(conn, query)
+        async with self._db.session(tenant_id) as session:
+            found = await reads.page(session, query)
         page = found[:query.limit]
         more = len(found) > query.limit
         return page, encode_token(page[-1].payment_id, wanted) if more else ""
@@ -108,42 +116,46 @@ class Payments:
 
     async def authorize(self, tenant_id: str, cmd: requests.Authorize, key: IdempotencyKey,
                         reply: Reply[Payment, M]) -> M:
+        fingerprint = request_ids.fingerprint(request_ids.AUTHORIZE, cmd)
+
         async def work(conn: AsyncConnection) -> Payment:
             existing = await store.by_authorize_request(conn, cmd.request_id)
-            if existing is not None:  # remembered answer lost (e.g. restored backup): never authorize again
-                return existing
+            if existing is not None:  # a ChargePayment's, or the remembered answer lost: never authorize again
+                return existing.answer(cmd.request_id, fingerprint, unknown_is_same=True)
             provider = self._provider(cmd.provider, tenant_id)
             result = await self._call(provider.authorize(cmd.request_id, cmd.amount, cmd.payment_token))
-            payment = await store.insert(conn, _new_payment(cmd, provider.name, result), cmd.request_id)
+            payment = await store.insert(conn, _new_payment(cmd, provider.name, result), cmd.request_id, fingerprint)
             await events.authorized_or_declined(conn, tenant_id, payment)
             return payment
 
         return await self._write(tenant_id, key, reply, work)
 
-    async def charge(self, tenant_id: str, cmd: requests.Authorize, key: IdempotencyKey,
-                     reply: Reply[Payment, M]) -> M:
-        """Authorize and capture in one call: CAPTURED for the whole amount, or DECLINED/FAILED."""
-        async def work(conn: AsyncConnection) -> Payment:
-            existing = await store.by_authorize_request(conn, cmd.request_id)
-            if existing is not None:  # remembered answer lost: never charge again
-                return existing
-            provider = self._provider(cmd.provider, tenant_id)
-            result = await self._call(provider.authorize(cmd.request_id, cmd.amount, cmd.payment_token))
-            payment = _new_payment(cmd, provider.name, result)
-            if payment.status is not PaymentStatus.AUTHORIZED:
-                declined = await store.insert(conn, payment, cmd.request_id)
-                await events.authorized_or_declined(conn, tenant_id, declined)
-                return declined
-            await self._call(provider.capture(cmd.request_id, result.reference, cmd.amount))
-            captured = await store.insert(conn, payment.captured(None), cmd.request_id)
-            await events.captured(conn, tenant_id, captured)
-            return captured
-
-        return await self._write(tenant_id, key, reply, work)
+    async def charge(self, tenant_id: str, cmd: requests.Authorize) -> Payment:
+        """Authorize and capture in one call: CAPTURED for the whole amount, or DECLINED/FAILED.
+        Three statements, no transaction: the look-up, the provider's, the insert."""
+        fingerprint = request_ids.fingerprint(request_ids.CHARGE, cmd)
+        async with self._db.session(tenant_id) as session:
+            before = await charges.by_request(session, cmd.request_id)
+        if before is not None:  # a retry (its answer was lost): never charge again
+            return before.answer(cmd.request_id, fingerprint)
+        provider = self._provider(cmd.provider, tenant_id)
+        result = await self._call(provider.charge(cmd.request_id, cmd.amount, cmd.payment_token))
+        payment = _new_payment(cmd, provider.name, result)
+        if payment.status is PaymentStatus.AUTHORIZED:
+            payment = payment.captured(None)
+        async with self._db.session(tenant_id) as session:
+            if await charges.insert(session, payment, cmd.request_id, fingerprint,
+                                    events.charged(tenant_id, payment)):
+                return payment
+            twin = await charges.by_request(session, cmd.request_id)  # a concurrent twin inserted first
+        if twin is None:
+            raise RuntimeError(f"payment of request {cmd.request_id!r} neither inserted nor found")
+        return twin.answer(cmd.request_id, fingerprint)
 
     async def capture(self, tenant_id: str, cmd: requests.Capture, key: IdempotencyKey,
                       reply: Reply[Payment, M]) -> M:
         async def work(conn: AsyncConnection) -> Payment:
+            await _no_payment_made_by(conn, cmd.request_id)
             payment = await self._locked(conn, cmd.payment_id)
             payment.check_order(cmd.order_id)
             changed = payment.captured(requests.same_currency(cmd.amount, payment.currency_code))
@@ -158,6 +170,7 @@ class Payments:
 
     async def void(self, tenant_id: str, cmd: requests.Void, key: IdempotencyKey, reply: Reply[Payment, M]) -> M:
         async def work(conn: AsyncConnection) -> Payment:
+            await _no_payment_made_by(conn, cmd.request_id)
             payment = await self._locked(conn, cmd.payment_id)
             payment.check_order(cmd.order_id)
             changed = payment.voided()
@@ -174,6 +187,7 @@ class Payments:
     async def refund(self, tenant_id: str, cmd: requests.RefundRequest, key: IdempotencyKey,
                      reply: Reply[Refunded, M]) -> M:
         async def work(conn: AsyncConnection) -> Refunded:
+            await _no_payment_made_by(conn, cmd.request_id)
             payment = await self._locked(conn, cmd.payment_id)
             amount = payment.refund_amount(requests.same_currency(cmd.amount, payment.currency_code))
             provider = self._provider(payment.provider, tenant_id)
@@ -217,10 +231,17 @@ class Payments:
         return False
 
 
+async def _no_payment_made_by(conn: AsyncConnection, request_id: str) -> None:
+    """A request_id is one request: one that made a payment (a ChargePayment keeps no
+    idempotency_keys row) is refused to capture, void and refund, as ``replay`` refuses theirs."""
+    if await store.made_by_request(conn, request_id):
+        raise request_ids.reused(request_id)
+
+
 def _new_payment(cmd: requests.Authorize, provider: str, result: Authorization) -> Payment:
     status = {Outcome.APPROVED: PaymentStatus.AUTHORIZED, Outcome.DECLINED: PaymentStatus.DECLINED,
               Outcome.FAILED: PaymentStatus.FAILED}[result.outcome]
-    now = datetime.now(UTC)  # replaced by the database's time on insert
+    now = datetime.now(UTC)  # the stored time (AuthorizePayment stores the database's)
     return Payment(new_payment_id(), cmd.order_id, status, cmd.amount.currency_code, cmd.amount.amount_minor, 0, 0,
                    provider, result.reference, result.decline_reason, now, now)
 

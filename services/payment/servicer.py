@@ -25,8 +25,6 @@ SERVICE = pb.DESCRIPTOR.services_by_name["PaymentService"]
 PROCESSING = pb.DESCRIPTOR.services_by_name["PaymentProcessingService"]
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
-CHARGED: Reply[Payment, pb.ChargePaymentResponse] = Reply(
-    pb.ChargePaymentResponse, lambda p: pb.ChargePaymentResponse(payment=payment_pb(p)))
 AUTHORIZED: Reply[Payment, pb.AuthorizePaymentResponse] = Reply(
     pb.AuthorizePaymentResponse, lambda p: pb.AuthorizePaymentResponse(payment=payment_pb(p)))
 CAPTURED: Reply[Payment, pb.CapturePaymentResponse] = Reply(
@@ -98,8 +96,7 @@ class PaymentProcessingServicer(payment_pb2_grpc.PaymentProcessingServiceService
         _, tenant = require_tenant()
         cmd = requests.authorize(request.request_id, request.order_id, optional_money(request, "amount"),
                                  request.payment_token, request.provider)
-        return await self._payments.charge(tenant, cmd, _key(PROCESSING.full_name, "ChargePayment", request),
-                                           CHARGED)
+        return pb.ChargePaymentResponse(payment=payment_pb(await self._payments.charge(tenant, cmd)))
 
     async def AuthorizePayment(self, request: pb.AuthorizePaymentRequest,
                                context: Context) -> pb.AuthorizePaymentResponse:
@@ -122,6 +119,3 @@ class PaymentProcessingServicer(payment_pb2_grpc.PaymentProcessingServiceService
         cmd = requests.void(request.request_id, request.payment_id, request.order_id)
         requested_payment_id(cmd.payment_id)
         return await self._payments.void(tenant, cmd, _key(PROCESSING.full_name, "VoidPayment", request), VOIDED)
-
-
-

@@ -5,6 +5,7 @@ provisioned through the ProvisioningService RPC as the tenant service does."""
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
@@ -16,13 +17,16 @@ from commerce.payment.v1 import payment_pb2_grpc
 from commerce.tenant.v1 import provisioning_pb2, provisioning_pb2_grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
+from nats.aio.msg import Msg
 from pydantic import SecretStr
 from sqlalchemy import text
 
 from services.devmesh.nats import Nats
 from services.devmesh.postgres import Postgres
 from services.payment.app import MIGRATIONS, assemble
+from services.payment.domain.payment import Money
 from services.payment.providers import sandbox
+from services.payment.providers.base import Authorization, Operation, PaymentProvider, authorize_then_capture
 from services.runtime.bootstrap import open_database
 from services.runtime.db import Database, schema_for
 from services.runtime.events import naming
@@ -52,16 +56,70 @@ def payment_settings(postgres: Postgres, nats_server: Nats) -> Settings:
                     payment_provider_timeout_seconds=PROVIDER_DEADLINE)
 
 
+class RecordedProvider:
+    """The sandbox, noting each call (method, idempotency key) before making it; with
+    ``two_step`` it has no one-step charge (it authorizes, then captures)."""
+
+    name = sandbox.NAME
+
+    def __init__(self, inner: sandbox.SandboxProvider, calls: list[tuple[str, str]], two_step: bool) -> None:
+        self._inner = inner
+        self._calls = calls
+        self._two_step = two_step
+
+    async def charge(self, idempotency_key: str, amount: Money, token: str) -> Authorization:
+        if self._two_step:
+            return await authorize_then_capture(self, idempotency_key, amount, token)
+        self._calls.append(("charge", idempotency_key))
+        return await self._inner.charge(idempotency_key, amount, token)
+
+    async def authorize(self, idempotency_key: str, amount: Money, token: str) -> Authorization:
+        self._calls.append(("authorize", idempotency_key))
+        return await self._inner.authorize(idempotency_key, amount, token)
+
+    async def capture(self, idempotency_key: str, reference: str, amount: Money) -> Operation:
+        self._calls.append(("capture", idempotency_key))
+        return await self._inner.capture(idempotency_key, reference, amount)
+
+    async def void(self, idempotency_key: str, reference: str) -> Operation:
+        self._calls.append(("void", idempotency_key))
+        return await self._inner.void(idempotency_key, reference)
+
+    async def refund(self, idempotency_key: str, reference: str, amount: Money) -> Operation:
+        self._calls.append(("refund", idempotency_key))
+        return await self._inner.refund(idempotency_key, reference, amount)
+
+
+class RecordedProviders:
+    """The provider factory of the service under test: ``calls[tenant]`` is every call made to
+    the tenant's provider, in order; tenants in ``two_step`` get a provider without a one-step charge."""
+
+    def __init__(self, inner: sandbox.SandboxFactory) -> None:
+        self._inner = inner
+        self.calls: defaultdict[str, list[tuple[str, str]]] = defaultdict(list)
+        self.two_step: set[str] = set()
+
+    def __call__(self, tenant_id: str) -> PaymentProvider:
+        return RecordedProvider(self._inner(tenant_id), self.calls[tenant_id], tenant_id in self.two_step)
+
+
 @pytest.fixture(scope="session")
-async def payment_service(payment_settings: Settings, keys: TestKeys) -> AsyncIterator[Running]:
-    db = await open_database(payment_settings, "payment", MIGRATIONS)
+async def providers(payment_settings: Settings) -> AsyncIterator[RecordedProviders]:
+    """The provider of the service under test, and the calls the service made to it."""
     # The sandbox's "timeout" token hangs well past the deadline, then the call is abandoned.
-    sandbox_db = Database(payment_settings.database_url, db.database, 5)
-    providers = {sandbox.NAME: sandbox.SandboxFactory(sandbox_db, hang_seconds=PROVIDER_DEADLINE * 20)}
-    running = await create_server(assemble(db, keys.verifier(), payment_settings, providers), "127.0.0.1:0", 0.2)
+    sandbox_db = Database(payment_settings.database_url, payment_settings.database_name("payment"), 5)
+    yield RecordedProviders(sandbox.SandboxFactory(sandbox_db, hang_seconds=PROVIDER_DEADLINE * 20))
+    await sandbox_db.dispose()
+
+
+@pytest.fixture(scope="session")
+async def payment_service(payment_settings: Settings, keys: TestKeys,
+                          providers: RecordedProviders) -> AsyncIterator[Running]:
+    db = await open_database(payment_settings, "payment", MIGRATIONS)
+    running = await create_server(assemble(db, keys.verifier(), payment_settings, {sandbox.NAME: providers}),
+                                  "127.0.0.1:0", 0.2)
     yield running
     await running.stop(0)
-    await sandbox_db.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -171,18 +229,22 @@ async def count_rows(db: Database, tenant: str, table: str, where: str = "true")
                    or 0)
 
 
-async def event_types(db: Database, tenant: str, nats_url: str = "") -> list[str]:
-    """This tenant's events as published, oldest first, by short name (e.g. "PaymentCaptured"):
-    once the outbox has nothing left waiting (published rows are deleted), what JetStream holds."""
+async def published(db: Database, tenant: str, nats_url: str = "") -> list[Msg]:
+    """This tenant's payment events on JetStream, oldest first, once the outbox has nothing
+    left waiting (published rows are deleted)."""
     async def drained() -> bool:
         return await count_rows(db, tenant, "outbox") == 0
     await eventually(drained)
     nc = await connect(nats_url or _NATS_URL[0])
     try:
-        messages = await read_all(nc, naming.STREAM, f"commerce.payment.v1.*.{tenant}")
+        return await read_all(nc, naming.STREAM, f"commerce.payment.v1.*.{tenant}")
     finally:
         await nc.close()
-    return [(m.headers or {})[naming.EVENT_TYPE].rsplit(".", 1)[-1] for m in messages]
+
+
+async def event_types(db: Database, tenant: str, nats_url: str = "") -> list[str]:
+    """This tenant's events as published, oldest first, by short name (e.g. "PaymentCaptured")."""
+    return [(m.headers or {})[naming.EVENT_TYPE].rsplit(".", 1)[-1] for m in await published(db, tenant, nats_url)]
 
 
 def error_details(error: grpc.aio.AioRpcError) -> tuple[error_details_pb2.ErrorInfo, error_details_pb2.BadRequest]:

@@ -1,5 +1,5 @@
 """Bad input on every payment call is INVALID_ARGUMENT naming the field, and nothing
-is written (no payment, no refund, no provider call, no remembered answer)."""
+is written (no payment, no refund, no provider call, no remembered answer, no event)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from commerce.payment.v1 import payment_pb2 as pb
 
 from services.payment.providers import sandbox
 from services.runtime.db import Database
-from tests.payment.conftest import Shop, count_rows, money, violated_fields
+from tests.payment.conftest import RecordedProviders, Shop, count_rows, money, violated_fields
 
 TABLES = ("payments", "refunds", "sandbox_operations", "idempotency_keys", "outbox")
 
@@ -64,10 +64,30 @@ async def test_bad_authorization_names_the_field_and_writes_nothing(
     await nothing_written(payment_db, shop.tenant)
 
 
-async def test_every_bad_field_is_named_at_once(shop: Shop) -> None:
+def as_charge(request: pb.AuthorizePaymentRequest) -> pb.ChargePaymentRequest:
+    """The same fields in a ChargePaymentRequest (the two messages have the same fields)."""
+    return pb.ChargePaymentRequest.FromString(request.SerializeToString())
+
+
+@pytest.mark.parametrize(("bad", "field"), BAD_AUTHORIZATIONS)
+async def test_bad_charge_names_the_field_and_writes_nothing(
+        shop: Shop, payment_db: Database, providers: RecordedProviders, bad: pb.AuthorizePaymentRequest,
+        field: str) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await shop.processing.AuthorizePayment(pb.AuthorizePaymentRequest(), metadata=shop.service)
+        await shop.processing.ChargePayment(as_charge(bad), metadata=shop.service)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert violated_fields(caught.value) == [field]
+    await nothing_written(payment_db, shop.tenant)
+    assert providers.calls[shop.tenant] == []
+
+
+@pytest.mark.parametrize("call", ["AuthorizePayment", "ChargePayment"])
+async def test_every_bad_field_is_named_at_once(shop: Shop, payment_db: Database, call: str) -> None:
+    empty = pb.AuthorizePaymentRequest() if call == "AuthorizePayment" else pb.ChargePaymentRequest()
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await getattr(shop.processing, call)(empty, metadata=shop.service)
     assert sorted(violated_fields(caught.value)) == ["amount", "order_id", "payment_token", "request_id"]
+    await nothing_written(payment_db, shop.tenant)
 
 
 async def test_bad_capture_and_void_name_the_field(shop: Shop, payment_db: Database) -> None:

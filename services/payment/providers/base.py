@@ -48,6 +48,11 @@ class IdempotencyConflict(Exception):
 class PaymentProvider(Protocol):
     name: str
 
+    async def charge(self, idempotency_key: str, amount: Money, token: str) -> Authorization:
+        """Authorize and capture the whole amount in one step (APPROVED: captured). A provider
+        without a one-step charge implements it with ``authorize_then_capture``."""
+        ...
+
     async def authorize(self, idempotency_key: str, amount: Money, token: str) -> Authorization: ...
 
     async def capture(self, idempotency_key: str, reference: str, amount: Money) -> Operation: ...
@@ -55,6 +60,16 @@ class PaymentProvider(Protocol):
     async def void(self, idempotency_key: str, reference: str) -> Operation: ...
 
     async def refund(self, idempotency_key: str, reference: str, amount: Money) -> Operation: ...
+
+
+async def authorize_then_capture(provider: PaymentProvider, idempotency_key: str, amount: Money,
+                                 token: str) -> Authorization:
+    """``charge`` for a provider that cannot charge in one step: both steps under the same key,
+    so a retry gets the first authorization and the first capture back."""
+    authorization = await provider.authorize(idempotency_key, amount, token)
+    if authorization.outcome is Outcome.APPROVED:
+        await provider.capture(idempotency_key, authorization.reference, amount)
+    return authorization
 
 
 class ProviderFactory(Protocol):

@@ -11,8 +11,10 @@ payments = Table(
     "payments", metadata,
     Column("payment_id", Text(collation="C"), primary_key=True),
     Column("order_id", Text, nullable=False),
-    # The AuthorizePayment request_id: one payment per authorization request, ever.
+    # The AuthorizePayment / ChargePayment request_id: one payment per such request, ever.
     Column("authorize_request_id", Text, nullable=False, unique=True),
+    # What that request asked for (domain/request_ids.py); "" on rows older than the column.
+    Column("request_fingerprint", Text, nullable=False),
     Column("status", Text, nullable=False),
     Column("currency_code", CHAR(3), nullable=False),
     Column("amount_minor", BigInteger, nullable=False),
