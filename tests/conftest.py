@@ -19,7 +19,7 @@ from services.devmesh.postgres import Postgres
 # once, so started once per session.
 from tests.e2e.harness import admin, mesh, rest
 
-__all__ = ["admin", "free_port", "mesh", "rest"]  # fixtures, and free_port re-exported for the tests
+__all__ = ["admin", "free_port", "mesh", "own_nats", "rest"]  # fixtures, and free_port re-exported for the tests
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +37,14 @@ def postgres(workdir: Path) -> Iterator[Postgres]:
 
 @pytest.fixture(scope="session")
 def nats_server(workdir: Path) -> Iterator[Nats]:
-    server = Nats(workdir / "nats", free_port())
+    yield from own_nats(workdir / "nats")
+
+
+def own_nats(folder: Path) -> Iterator[Nats]:
+    """A NATS server of its own (``yield from`` it in a fixture). Services started by different
+    test folders run durable consumers of the same names: on one NATS, one folder's consumer
+    would take the other's events (each applying them to its own database)."""
+    server = Nats(folder, free_port())
     server.start()
     yield server
     server.stop()

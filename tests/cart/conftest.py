@@ -8,9 +8,10 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import grpc
 import nats
@@ -32,7 +33,7 @@ from services.runtime.events.connection import ensure_streams
 from services.runtime.server import Running, create_server
 from services.runtime.settings import Settings
 from tests.catalog.harness import Metadata, provision, start_catalog
-from tests.conftest import free_port
+from tests.conftest import free_port, own_nats
 from tests.tokens import TestKeys
 
 
@@ -42,8 +43,14 @@ def cart_keys() -> TestKeys:
 
 
 @pytest.fixture(scope="session")
-def cart_settings(postgres: Postgres, nats_server: Nats) -> Settings:
-    return Settings(database_url=postgres.url, nats_url=nats_server.url, database_prefix="carttest", db_pool_size=5)
+def cart_nats(workdir: Path) -> Iterator[Nats]:
+    """The cart tests' own NATS (the session mesh's cart consumes with the same durable names)."""
+    yield from own_nats(workdir / "cart-nats")
+
+
+@pytest.fixture(scope="session")
+def cart_settings(postgres: Postgres, cart_nats: Nats) -> Settings:
+    return Settings(database_url=postgres.url, nats_url=cart_nats.url, database_prefix="carttest", db_pool_size=5)
 
 
 @pytest.fixture(scope="session")
@@ -94,9 +101,9 @@ async def blind_channel(blind_cart: Running) -> AsyncIterator[grpc.aio.Channel]:
 
 
 @pytest.fixture
-async def js(nats_server: Nats, cart_server: Running) -> AsyncIterator[JetStreamContext]:
+async def js(cart_nats: Nats, cart_server: Running) -> AsyncIterator[JetStreamContext]:
     """JetStream, to publish events as the other services' relays do."""
-    nc = await nats.connect(nats_server.url)
+    nc = await nats.connect(cart_nats.url)
     stream = nc.jetstream()
     await ensure_streams(stream)
     yield stream

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 import pytest
@@ -42,6 +43,7 @@ from services.runtime.db import Database, schema_for
 from services.runtime.server import Running, create_server
 from services.runtime.service_auth import ServiceTokens
 from services.runtime.settings import Settings
+from tests.conftest import own_nats
 from tests.tokens import TestKeys
 
 Metadata = tuple[tuple[str, str], ...]
@@ -63,8 +65,14 @@ class Mesh:
 
 
 @pytest.fixture(scope="session")
-async def mesh(postgres: Postgres, nats_server: Nats) -> AsyncIterator[Mesh]:
-    settings = Settings(database_url=postgres.url, nats_url=nats_server.url, database_prefix="ordtest",
+def order_nats(workdir: Path) -> Iterator[Nats]:
+    """The order tests' own NATS (the session mesh and tests/cart consume with the same durable names)."""
+    yield from own_nats(workdir / "order-nats")
+
+
+@pytest.fixture(scope="session")
+async def mesh(postgres: Postgres, order_nats: Nats) -> AsyncIterator[Mesh]:
+    settings = Settings(database_url=postgres.url, nats_url=order_nats.url, database_prefix="ordtest",
                         db_pool_size=5, payment_provider_timeout_seconds=0.5)
     keys = TestKeys()
     running: list[Running] = []
