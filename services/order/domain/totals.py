@@ -1,8 +1,9 @@
 """Shipping and tax from a tenant's rules.
 
 Shipping: FLAT charges ``base_minor`` per order; WEIGHT charges ``base_minor`` plus
-``per_kg_minor`` for every started kilogram of the order's weight (product
-attribute "weight_grams" x quantity; a product without it weighs nothing). An
+``per_kg_minor`` for every started kilogram of the order's weight (each unit's weight
+as the cart's line gives it, from the product attribute "weight_grams"; a product
+without it weighs nothing). An
 order whose subtotal reaches ``free_threshold_minor`` (when > 0) ships free.
 Tax: ``rate_bps`` basis points (1/100 of a percent) of subtotal + shipping,
 rounded half up to the minor unit once per order. The rate is the one of the
@@ -44,11 +45,6 @@ class Rules:
         by_key = {(t.country_code, t.region.upper()): t.rate_bps for t in self.tax_rates}
         exact = by_key.get((country_code, region.upper())) if region else None
         return exact if exact is not None else by_key.get((country_code, ""), 0)
-
-
-def weight_grams(attributes: Mapping[str, str]) -> int:
-    raw = attributes.get("weight_grams", "").strip()
-    return int(raw) if raw.isdigit() else 0
 
 
 def shipping_minor(rule: ShippingRule, subtotal_minor: int, total_grams: int) -> int:
