@@ -107,9 +107,3 @@ async def notify_changed(conn: AsyncConnection, product_id: str) -> None:
     await conn.execute(text("SELECT pg_notify(:channel, :payload)"),
                        {"channel": CHANNEL, "payload": f"{schema}:{product_id}"})
 
-
-async def sale_info(conn: AsyncConnection, product_ids: Sequence[str]) -> dict[str, tuple[ProductStatus, str]]:
-    """Status and sku of each of ``product_ids`` that exists."""
-    rows = await conn.execute(select(products.c.product_id, products.c.status, products.c.sku)
-                              .where(products.c.product_id.in_(product_ids)))
-    return {row.product_id: (ProductStatus(row.status), row.sku) for row in rows}

@@ -1,4 +1,5 @@
-"""Stock levels in the tenant schema: one row per product, created with it."""
+"""Stock levels in the tenant schema: one row per product, created with it.
+Reservations change stock in store/reservations.py."""
 
 from __future__ import annotations
 
@@ -36,32 +37,3 @@ async def save_on_hand(conn: AsyncConnection, level: StockLevel) -> StockLevel:
     )).one()
     return _level(row)
 
-
-async def reserve(conn: AsyncConnection, product_id: str, quantity: int) -> StockLevel | None:
-    """Holds ``quantity`` units if that many are available (one atomic conditional
-    update); None, changing nothing, if they are not."""
-    row = (await conn.execute(
-        stock.update()
-        .where(stock.c.product_id == product_id, stock.c.on_hand - stock.c.reserved >= quantity)
-        .values(reserved=stock.c.reserved + quantity, update_time=func.now()).returning(*stock.c)
-    )).first()
-    return None if row is None else _level(row)
-
-
-async def unreserve(conn: AsyncConnection, product_id: str, quantity: int) -> StockLevel:
-    """Gives held units back to what is available."""
-    row = (await conn.execute(
-        stock.update().where(stock.c.product_id == product_id)
-        .values(reserved=stock.c.reserved - quantity, update_time=func.now()).returning(*stock.c)
-    )).one()
-    return _level(row)
-
-
-async def sell(conn: AsyncConnection, product_id: str, quantity: int) -> StockLevel:
-    """Held units leave the shelf: on_hand and reserved both drop."""
-    row = (await conn.execute(
-        stock.update().where(stock.c.product_id == product_id)
-        .values(on_hand=stock.c.on_hand - quantity, reserved=stock.c.reserved - quantity, update_time=func.now())
-        .returning(*stock.c)
-    )).one()
-    return _level(row)
