@@ -8,8 +8,9 @@ over gRPC from the same process with a service token, as the order service calls
 - CPU per commit: CommitReservation over gRPC, and (when the catalog has it) the
   OrderConfirmed handler run as its consumer runs it (inbox row + handler in one
   transaction, no NATS);
+- CPU per GetStock call (the cart asks it on every change);
 - statements per call, counted by the server (``log_statement = all`` for a few calls,
-  BEGIN and COMMIT included).
+  BEGIN and COMMIT included), GetStock and a GetProduct the cache does not hold too.
 
 Figures, not pass/fail; not part of ``python -m bench`` (no mesh, no k6).
 """
@@ -67,6 +68,12 @@ class Catalog:
             reservation_id=reservation_id,
             lines=[inventory_pb2.ReservationLine(product_id=p, quantity=1) for p in product_ids]),
             metadata=self.service)
+
+    async def stock(self, product_id: str) -> None:
+        await self.catalog.GetStock(catalog_pb2.GetStockRequest(product_id=product_id), metadata=self.seller)
+
+    async def get(self, product_id: str) -> None:
+        await self.catalog.GetProduct(catalog_pb2.GetProductRequest(product_id=product_id), metadata=self.seller)
 
     async def commit(self, reservation_id: str) -> None:
         await self.inventory.CommitReservation(inventory_pb2.CommitReservationRequest(reservation_id=reservation_id),
@@ -167,8 +174,14 @@ async def run(catalog: Catalog, db: Database, pg: Postgres, dsn: str, applicatio
     print(f"N = {n} calls each, one after another (ms per call)")
     for name, products in (("one line", one), ("three lines", three)):
         await cpu_round(catalog, apply, pg, n, name, products)
+    own, server = await cpu_per_call(pg, n, lambda i: catalog.stock(one[0]))
+    print(f"  GetStock: {own:.3f} ms client+server, {server:.3f} ms PostgreSQL")
     print("statements per call (server-side count, BEGIN/COMMIT included), three lines:")
     await count_round(catalog, apply, pg, dsn, application, three)
+    print(f"  GetStock: {await statements_per_call(pg, dsn, application, 20, lambda i: catalog.stock(one[0])):.1f}")
+    unread = [await catalog.product(1) for _ in range(20)]
+    misses = await statements_per_call(pg, dsn, application, 20, lambda i: catalog.get(unread[i]))
+    print(f"  GetProduct, not cached: {misses:.1f}")
 
 
 async def cpu_round(catalog: Catalog, apply: Apply | None, pg: Postgres, n: int, name: str,
