@@ -201,12 +201,26 @@ async def cpu_round(catalog: Catalog, apply: Apply | None, pg: Postgres, n: int,
         print(f"  OrderConfirmed consumed (inbox + handler), {name}: {own:.3f} ms, {server:.3f} ms PostgreSQL")
 
 
+async def refused(call: Awaitable[None]) -> None:
+    try:
+        await call
+    except grpc.aio.AioRpcError as error:
+        if error.code() != grpc.StatusCode.FAILED_PRECONDITION:
+            raise
+
+
 async def count_round(catalog: Catalog, apply: Apply | None, pg: Postgres, dsn: str, application: str,
                       products: list[str]) -> None:
     tag, n = uuid.uuid4().hex[:6], 20
     reserves = await statements_per_call(pg, dsn, application, n,
                                          lambda i: catalog.reserve(f"s-{tag}-{i}", products))
     print(f"  ReserveStock: {reserves:.1f}")
+    retries = await statements_per_call(pg, dsn, application, n, lambda i: catalog.reserve(f"s-{tag}-{i}", products))
+    print(f"  ReserveStock again (a retry): {retries:.1f}")
+    empty = await catalog.product(0)
+    refusals = await statements_per_call(pg, dsn, application, n,
+                                         lambda i: refused(catalog.reserve(f"x-{tag}-{i}", [*products, empty])))
+    print(f"  ReserveStock refused (out of stock): {refusals:.1f}")
     commits = await statements_per_call(pg, dsn, application, n, lambda i: catalog.commit(f"s-{tag}-{i}"))
     print(f"  CommitReservation: {commits:.1f}")
     if apply is not None:
