@@ -60,7 +60,7 @@ SELECT w.product_id, w.quantity, p.status, coalesce(s.on_hand - s.reserved, 0) A
 FROM unnest($1::text[], $2::bigint[]) AS w(product_id, quantity)
 LEFT JOIN {schema}.products p ON p.product_id = w.product_id
 LEFT JOIN {schema}.stock s ON s.product_id = w.product_id
-ORDER BY w.product_id
+ORDER BY w.product_id COLLATE "C"
 """)
 
 _LINES_OF = """
@@ -111,7 +111,7 @@ locked AS MATERIALIZED (
 short AS MATERIALIZED (
     SELECT w.product_id, coalesce(l.available, 0) AS available
     FROM wanted w LEFT JOIN locked l ON l.product_id = w.product_id
-    WHERE coalesce(l.available, 0) < w.quantity ORDER BY w.product_id LIMIT 1),
+    WHERE coalesce(l.available, 0) < w.quantity ORDER BY w.product_id COLLATE "C" LIMIT 1),
 taken AS (
     UPDATE {schema}.stock s SET on_hand = s.on_hand - w.quantity, update_time = now()
     FROM wanted w JOIN locked l ON l.product_id = w.product_id
