@@ -159,6 +159,24 @@ async def test_a_reservation_held_past_its_expiry_but_not_yet_swept_is_committed
     assert shortfalls(await outbox(consuming.db, tenant)) == []
 
 
+async def test_lapsed_reservations_confirmed_while_the_sweeper_runs_are_each_sold_once(
+        consuming: Consuming, keys: TestKeys) -> None:
+    stockroom = await consuming.stockroom(keys)
+    tenant = stockroom.shop.tenant
+    shoe, sock = await stockroom.product(100), await stockroom.product(100)
+    orders = [f"ord-{n}" for n in range(20)]
+    for order in orders:
+        await stockroom.reserve(order, (shoe, 2), (sock, 3))
+        await consuming.lapse(tenant, order)
+    sweeper = Inventory(consuming.db)
+    await asyncio.gather(*(consuming.publish(tenant, order, (shoe, 2), (sock, 3)) for order in orders),
+                         *(sweeper.sweep(tenant, limit=3) for _ in range(5)))
+    await consuming.drained()
+    assert {await consuming.state(tenant, order) for order in orders} == {"COMMITTED"}
+    assert [await stockroom.stock(p) for p in (shoe, sock)] == [(60, 0, 60), (40, 0, 40)]
+    assert shortfalls(await outbox(consuming.db, tenant)) == []
+
+
 @pytest.mark.parametrize("gone", ["expired", "released", "never reserved"])
 async def test_a_lapsed_or_missing_reservations_units_are_taken_again_when_they_are_available(
         consuming: Consuming, keys: TestKeys, gone: str) -> None:
