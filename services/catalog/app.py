@@ -1,4 +1,5 @@
-"""Wiring of the catalog service: its database, read cache and servicers."""
+"""Wiring of the catalog service: its database, read cache, servicers, the reservation
+sweeper, the outbox relay and the consumer of confirmed orders."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import grpc
 from commerce.catalog.v1 import catalog_pb2_grpc, inventory_pb2_grpc
 from commerce.tenant.v1 import provisioning_pb2_grpc
 
-from services.catalog import inventory_servicer
+from services.catalog import confirmed_orders, inventory_servicer
 from services.catalog.cache import ProductCache
 from services.catalog.catalog import Catalog
 from services.catalog.invalidation import CacheInvalidator
@@ -19,6 +20,7 @@ from services.catalog.sweeper import ReservationSweeper
 from services.runtime import provisioning
 from services.runtime.bootstrap import open_database, remote_verifier
 from services.runtime.db import Database
+from services.runtime.events.consumer import EventConsumer
 from services.runtime.events.listener import listener_dsn
 from services.runtime.events.relay import OutboxRelay
 from services.runtime.provisioning import ProvisioningServicer
@@ -32,11 +34,13 @@ SWEEP_SECONDS = 2.0
 
 
 def assemble(db: Database, verifier: TokenVerifier, cache_entries: int = CACHE_ENTRIES,
-             sweep_seconds: float = SWEEP_SECONDS, relay: OutboxRelay | None = None) -> App:
+             sweep_seconds: float = SWEEP_SECONDS, relay: OutboxRelay | None = None,
+             orders: EventConsumer | None = None) -> App:
     """The App around an open database; ``build`` uses it, and tests with their own verifier.
-    Without a ``relay`` the stock events stay pending in the outbox (tests read them there).
-    NATS is deliberately not a health probe: while it is away events wait in the
-    outbox and checkout goes on."""
+    Without a ``relay`` the stock events stay pending in the outbox (tests read them there);
+    without ``orders`` (the consumer of OrderConfirmed) reservations are committed only by
+    CommitReservation. NATS is deliberately not a health probe: while it is away events
+    wait in the outbox, confirmed orders wait on JetStream, and checkout goes on."""
     cache = ProductCache(cache_entries)
     invalidator = CacheInvalidator(listener_dsn(db), cache)
     catalog = Catalog(db, cache)
@@ -54,11 +58,14 @@ def assemble(db: Database, verifier: TokenVerifier, cache_entries: int = CACHE_E
         register=register,
         verifier=verifier,
         probes={"database": db.ping},
-        on_start=[invalidator.start, sweeper.start, *([relay.start] if relay else [])],
-        on_stop=[*([relay.stop] if relay else []), sweeper.stop, invalidator.stop, db.dispose],
+        on_start=[invalidator.start, sweeper.start, *([relay.start] if relay else []),
+                  *([orders.start] if orders else [])],
+        on_stop=[*([orders.stop] if orders else []), *([relay.stop] if relay else []), sweeper.stop,
+                 invalidator.stop, db.dispose],
     )
 
 
 async def build(settings: Settings) -> App:
     db = await open_database(settings, "catalog", MIGRATIONS)
-    return assemble(db, remote_verifier(settings, "catalog"), relay=OutboxRelay(db, settings))
+    return assemble(db, remote_verifier(settings, "catalog"), relay=OutboxRelay(db, settings),
+                    orders=confirmed_orders.consumer(db, settings, MIGRATIONS))

@@ -58,8 +58,8 @@ class Catalog:
         found = self._cache.get(tenant_id, product_id) if self._cache.online else None
         if found is None:
             generation = self._cache.generation
-            async with self._db.tenant_read(tenant_id) as conn:
-                found = await product_store.get(conn, product_id)
+            async with self._db.session(tenant_id) as session:
+                found = await product_store.read(session, product_id)
             if found is None:
                 raise product_not_found(product_id)
             self._cache.put(tenant_id, found, generation)
@@ -80,11 +80,13 @@ class Catalog:
         return page, listing.encode_token(page[-1].product_id, wanted) if more else ""
 
     async def get_stock(self, caller: Caller, tenant_id: str, product_id: str) -> StockLevel:
-        await self.get_product(caller, tenant_id, product_id)  # same visibility as the product
-        async with self._db.tenant_read(tenant_id) as conn:
-            level = await stock_store.get(conn, product_id)
-        if level is None:
+        """One statement: the stock with the product's status (same visibility as the product)."""
+        async with self._db.session(tenant_id) as session:
+            found = await stock_store.read(session, product_id)
+        if found is None:
             raise product_not_found(product_id)
+        level, status = found
+        check_visible(caller, product_id, status)
         return level
 
     # --- writes ----------------------------------------------------------------------

@@ -1,17 +1,24 @@
 """The catalog's product and stock events, written to the outbox in the caller's transaction
-(see services/runtime/events/outbox.py): they commit or vanish with the change."""
+(see services/runtime/events/outbox.py): they commit or vanish with the change.
+
+Product events and SetStock/AdjustStock's LowStock go the cold path (``emit`` on a
+SQLAlchemy connection); the reservation paths write rows in their asyncpg session
+(``write``). Only events someone consumes are written: StockReserved and StockCommitted
+are no longer published (nothing consumed them; the reservation row records each step).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from commerce.catalog.v1 import catalog_events_pb2 as ev
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.catalog.convert import line_pb, product_pb, reservation_state_pb
 from services.catalog.domain.product import Product
-from services.catalog.domain.reservation import LOW_STOCK_THRESHOLD, Reservation
-from services.runtime.events.outbox import emit
+from services.catalog.domain.reservation import LOW_STOCK_THRESHOLD, Line, Reservation, Taken
+from services.runtime.events.outbox import INSERT_SQL, OutboxRow, emit, outbox_row
+from services.runtime.sql import Session
 
 
 async def product_created(conn: AsyncConnection, tenant_id: str, product: Product) -> None:
@@ -26,27 +33,36 @@ async def product_updated(conn: AsyncConnection, tenant_id: str, product: Produc
     await emit(conn, event, tenant_id=tenant_id, aggregate_id=product.product_id)
 
 
-async def stock_reserved(conn: AsyncConnection, tenant_id: str, reservation: Reservation) -> None:
-    event = ev.StockReserved(reservation_id=reservation.reservation_id,
-                             lines=[line_pb(line) for line in reservation.lines])
-    event.expire_time.FromDatetime(reservation.expire_time)
-    await emit(conn, event, tenant_id=tenant_id, aggregate_id=reservation.reservation_id)
+def _low_stock(product_id: str, sku: str, available: int) -> ev.LowStock:
+    return ev.LowStock(product_id=product_id, sku=sku, available=available, threshold=LOW_STOCK_THRESHOLD)
 
 
-async def stock_released(conn: AsyncConnection, tenant_id: str, reservation: Reservation) -> None:
+async def low_stock(conn: AsyncConnection, tenant_id: str, product_id: str, sku: str, available: int) -> None:
+    await emit(conn, _low_stock(product_id, sku, available), tenant_id=tenant_id, aggregate_id=product_id)
+
+
+def low_stock_rows(tenant_id: str, crossed: Iterable[Taken]) -> list[OutboxRow]:
+    return [outbox_row(_low_stock(t.product_id, t.sku, t.available), tenant_id=tenant_id, aggregate_id=t.product_id)
+            for t in crossed]
+
+
+def stock_released_row(tenant_id: str, reservation: Reservation) -> OutboxRow:
     """``reservation`` in its new state: RELEASED or EXPIRED."""
     event = ev.StockReleased(reservation_id=reservation.reservation_id,
                              lines=[line_pb(line) for line in reservation.lines],
                              state=reservation_state_pb(reservation.state))
-    await emit(conn, event, tenant_id=tenant_id, aggregate_id=reservation.reservation_id)
+    return outbox_row(event, tenant_id=tenant_id, aggregate_id=reservation.reservation_id)
 
 
-async def stock_committed(conn: AsyncConnection, tenant_id: str, reservation: Reservation) -> None:
-    event = ev.StockCommitted(reservation_id=reservation.reservation_id,
-                              lines=[line_pb(line) for line in reservation.lines])
-    await emit(conn, event, tenant_id=tenant_id, aggregate_id=reservation.reservation_id)
+def stock_shortfall_row(tenant_id: str, reservation_id: str, lines: Sequence[Line], product_id: str,
+                        available: int) -> OutboxRow:
+    event = ev.StockShortfall(reservation_id=reservation_id, lines=[line_pb(line) for line in lines],
+                              product_id=product_id, available=max(available, 0))
+    return outbox_row(event, tenant_id=tenant_id, aggregate_id=reservation_id)
 
 
-async def low_stock(conn: AsyncConnection, tenant_id: str, product_id: str, sku: str, available: int) -> None:
-    event = ev.LowStock(product_id=product_id, sku=sku, available=available, threshold=LOW_STOCK_THRESHOLD)
-    await emit(conn, event, tenant_id=tenant_id, aggregate_id=product_id)
+async def write(session: Session, rows: Sequence[OutboxRow]) -> None:
+    """Writes ``rows`` in ``session``'s transaction (one round trip); the relay gets them after COMMIT."""
+    if rows:
+        await session.executemany(INSERT_SQL, [row.args() for row in rows])
+        session.add_events(*rows)

@@ -1,32 +1,34 @@
-"""Inventory use cases: reserve, commit, release and expire stock reservations,
-each in one tenant transaction together with its outbox events.
+"""Inventory use cases: reserve, commit, release and expire stock reservations, and
+sell a confirmed order's units; each in one tenant transaction together with its
+outbox events, on the hot path (asyncpg, statements prepared once).
 
-Stock rows are always locked in product_id order (request lines are sorted), so
-concurrent reservations of overlapping products queue instead of deadlocking.
-A reservation's id is the caller's (the order id): reserving it again returns
-it as it is now, which makes every call safe to retry.
+A reservation's id is the caller's (the order id): reserving it again returns it as
+it is now, which makes every call safe to retry. Stock rows are locked in product_id
+order by every statement (store/reservations.py), so overlapping reservations queue
+instead of deadlocking.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
-
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.catalog import events
 from services.catalog.domain import reservation as rules
-from services.catalog.domain.product import ProductStatus
-from services.catalog.domain.reservation import Reservation, ReservationState, ReserveRequest
-from services.catalog.store import products as product_store
+from services.catalog.domain.reservation import Line, Reservation, ReservationState, ReserveRequest
 from services.catalog.store import reservations as store
-from services.catalog.store import stock as stock_store
 from services.runtime.db import Database
 from services.runtime.errors import Aborted, DomainError
+from services.runtime.sql import Session
 
 SWEEP_BATCH = 100
+# A refused reservation whose cause is gone when looked for (units given back meanwhile)
+# is tried again, this many times in all.
+RESERVE_ATTEMPTS = 3
+
+
+class _NotAllHeld(Exception):
+    """Some line could not be held: roll the reservation back."""
 
 
 class Inventory:
@@ -34,94 +36,112 @@ class Inventory:
         self._db = db
 
     async def reserve(self, tenant_id: str, request: ReserveRequest) -> Reservation:
-        """Every line or none; FAILED_PRECONDITION OUT_OF_STOCK / PRODUCT_UNAVAILABLE otherwise."""
-        async with self._db.tenant(tenant_id) as conn:
-            expire_time = await store.insert_held(conn, request)
-            if expire_time is None:
-                return await self._existing(conn, request)
-            reservation = Reservation(request.reservation_id, request.lines, ReservationState.HELD, expire_time)
-            info = await product_store.sale_info(conn, [line.product_id for line in request.lines])
-            for line in request.lines:
-                status, _ = info.get(line.product_id, (None, ""))
-                if status is not ProductStatus.ACTIVE:
-                    raise rules.product_unavailable(line.product_id, status.value if status else None)
-            for line in request.lines:
-                level = await stock_store.reserve(conn, line.product_id, line.quantity)
-                if level is None:
-                    current = await stock_store.get(conn, line.product_id)
-                    raise rules.out_of_stock(line.product_id, line.quantity, current.available if current else 0)
-                if rules.crossed_low_stock(level.available + line.quantity, level.available):
-                    await events.low_stock(conn, tenant_id, line.product_id, info[line.product_id][1],
-                                           level.available)
-            await events.stock_reserved(conn, tenant_id, reservation)
-        return reservation
+        """Every line or none; FAILED_PRECONDITION OUT_OF_STOCK / PRODUCT_UNAVAILABLE otherwise.
+        Held: BEGIN, one statement, COMMIT (and a LowStock row when a line crosses the threshold)."""
+        for _ in range(RESERVE_ATTEMPTS):
+            try:
+                return await self._try_reserve(tenant_id, request)
+            except _NotAllHeld:
+                pass
+            async with self._db.session(tenant_id) as session:
+                refusal = rules.refusal(await store.on_sale(session, request.lines))
+            if refusal is not None:
+                raise refusal
+        raise Aborted("stock changed while reserving; retry",
+                      metadata={"reservation_id": request.reservation_id})
 
-    async def _existing(self, conn: AsyncConnection, request: ReserveRequest) -> Reservation:
-        found = await store.get(conn, request.reservation_id)
-        if found is None:  # only if it was deleted in between, which nothing does
-            raise Aborted("reservation changed concurrently; retry",
-                          metadata={"reservation_id": request.reservation_id})
-        existing, _ = found
-        if not request.same_lines(existing.lines):
-            raise rules.id_reused(request.reservation_id)
-        return existing
+    async def _try_reserve(self, tenant_id: str, request: ReserveRequest) -> Reservation:
+        async with self._db.transaction(tenant_id) as session:
+            outcome = await store.reserve(session, request)
+            if outcome is None:
+                return await _existing(session, request)
+            expire_time, held = outcome
+            if len(held) != len(request.lines):
+                raise _NotAllHeld
+            await events.write(session, events.low_stock_rows(tenant_id, rules.newly_low(held)))
+            return Reservation(request.reservation_id, request.lines, ReservationState.HELD, expire_time)
 
     async def commit(self, tenant_id: str, reservation_id: str) -> Reservation:
         """HELD -> COMMITTED; committing again returns it. Released, expired, or held
         past its expiry (then expired here) -> FAILED_PRECONDITION RESERVATION_EXPIRED."""
-        refusal: DomainError
-        async with self._db.tenant(tenant_id) as conn:
-            current, now = await self._locked(conn, reservation_id)
+        async with self._db.transaction(tenant_id) as session:
+            found = await store.commit(session, reservation_id, even_lapsed=False)
+            if found is None:
+                raise rules.reservation_not_found(reservation_id)
+            current = found.reservation
+            if found.committed:
+                return replace(current, state=ReservationState.COMMITTED)
             if current.state is ReservationState.COMMITTED:
                 return current
-            refusal = rules.not_committable(current)
-            if current.is_lapsed(now):
-                await self._give_back(conn, tenant_id, [current], ReservationState.EXPIRED)
-            elif current.state is ReservationState.HELD:
-                for line in current.lines:
-                    await stock_store.sell(conn, line.product_id, line.quantity)
-                committed = replace(current, state=ReservationState.COMMITTED)
-                await store.set_state(conn, [reservation_id], committed.state)
-                await events.stock_committed(conn, tenant_id, committed)
-                return committed
+            refusal: DomainError = rules.not_committable(current)
+            if current.is_lapsed(found.now):
+                await _give_back(session, tenant_id, reservation_id, ReservationState.EXPIRED)
         raise refusal  # after the transaction: a lapsed reservation stays expired
 
     async def release(self, tenant_id: str, reservation_id: str) -> Reservation:
         """HELD -> RELEASED; a released or expired one is returned unchanged; a
         committed one -> FAILED_PRECONDITION RESERVATION_COMMITTED."""
-        async with self._db.tenant(tenant_id) as conn:
-            current, _ = await self._locked(conn, reservation_id)
-            if current.state is ReservationState.COMMITTED:
-                raise rules.already_committed(reservation_id)
-            if current.state is not ReservationState.HELD:
-                return current
-            return (await self._give_back(conn, tenant_id, [current], ReservationState.RELEASED))[0]
+        async with self._db.transaction(tenant_id) as session:
+            released = await _give_back(session, tenant_id, reservation_id, ReservationState.RELEASED)
+            if released is not None:
+                return released
+            found = await store.get(session, reservation_id)
+        if found is None:
+            raise rules.reservation_not_found(reservation_id)
+        current = found.reservation
+        if current.state is ReservationState.COMMITTED:
+            raise rules.already_committed(reservation_id)
+        if current.state is ReservationState.HELD:  # made between the two statements
+            raise Aborted("reservation changed concurrently; retry", metadata={"reservation_id": reservation_id})
+        return current
 
     async def sweep(self, tenant_id: str, limit: int = SWEEP_BATCH) -> int:
         """Expires up to ``limit`` held reservations past their expiry; how many it expired."""
-        async with self._db.tenant(tenant_id) as conn:
-            lapsed = await store.lapsed(conn, limit)
-            if lapsed:
-                await self._give_back(conn, tenant_id, lapsed, ReservationState.EXPIRED)
-        return len(lapsed)
+        async with self._db.session(tenant_id) as session:
+            if not await store.any_lapsed(session):
+                return 0
+        async with self._db.transaction(tenant_id) as session:
+            expired = await store.expire_lapsed(session, limit)
+            await events.write(session, [events.stock_released_row(tenant_id, r) for r in expired])
+        return len(expired)
 
-    async def _locked(self, conn: AsyncConnection, reservation_id: str) -> tuple[Reservation, datetime]:
-        found = await store.get(conn, reservation_id, for_update=True)
-        if found is None:
-            raise rules.reservation_not_found(reservation_id)
-        return found
 
-    async def _give_back(self, conn: AsyncConnection, tenant_id: str, held: Sequence[Reservation],
-                         state: ReservationState) -> list[Reservation]:
-        """Held units of ``held`` return to available stock (product_id order); they take ``state``."""
-        units: Counter[str] = Counter()
-        for reservation in held:
-            for line in reservation.lines:
-                units[line.product_id] += line.quantity
-        for product_id in sorted(units):
-            await stock_store.unreserve(conn, product_id, units[product_id])
-        await store.set_state(conn, [r.reservation_id for r in held], state)
-        changed = [replace(r, state=state) for r in held]
-        for reservation in changed:
-            await events.stock_released(conn, tenant_id, reservation)
-        return changed
+async def sell_confirmed(session: Session, tenant_id: str, reservation_id: str, lines: Sequence[Line]) -> None:
+    """The units of a confirmed order leave the shelf, in ``session``'s transaction: its HELD
+    reservation (even lapsed) is committed (one statement); a committed one stays as it
+    is; if it was released or expired, or never made, the units (the reservation's lines,
+    else ``lines``) are taken again if every line has them available, and it is COMMITTED;
+    else nothing is taken and a StockShortfall is written (the order service cancels and
+    refunds the order)."""
+    found = await store.commit(session, reservation_id, even_lapsed=True)
+    if found is not None and (found.committed or found.reservation.state is ReservationState.COMMITTED):
+        return
+    wanted = found.reservation.lines if found is not None else tuple(lines)
+    retaken = await store.retake(session, reservation_id, wanted)
+    if retaken.short is not None:
+        product_id, available = retaken.short
+        await events.write(session, [events.stock_shortfall_row(tenant_id, reservation_id, wanted, product_id,
+                                                                available)])
+    elif not retaken.committed:  # a HELD reservation of this id appeared meanwhile: apply the event again
+        raise Aborted("reservation changed concurrently; retry", metadata={"reservation_id": reservation_id})
+    else:
+        await events.write(session, events.low_stock_rows(tenant_id, rules.newly_low(retaken.taken)))
+
+
+async def _existing(session: Session, request: ReserveRequest) -> Reservation:
+    found = await store.get(session, request.reservation_id)
+    if found is None:  # only if it was deleted in between, which nothing does
+        raise Aborted("reservation changed concurrently; retry", metadata={"reservation_id": request.reservation_id})
+    if not request.same_lines(found.reservation.lines):
+        raise rules.id_reused(request.reservation_id)
+    return found.reservation
+
+
+async def _give_back(session: Session, tenant_id: str, reservation_id: str,
+                     state: ReservationState) -> Reservation | None:
+    """HELD -> ``state`` (RELEASED or EXPIRED), its units back, with its StockReleased event;
+    None if it was not HELD."""
+    changed = await store.give_back(session, reservation_id, state)
+    if changed is not None:
+        await events.write(session, [events.stock_released_row(tenant_id, changed)])
+    return changed

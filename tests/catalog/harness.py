@@ -1,7 +1,7 @@
 """What the catalog's tests and the cart's (which run a catalog to price from)
 share: an in-process catalog server on a free port, tenant provisioning as the
-tenant service does it, row counts behind a service's back, and the google.rpc
-details of a failed call."""
+tenant service does it, row counts and outbox rows behind a service's back, and the
+google.rpc details of a failed call."""
 
 from __future__ import annotations
 
@@ -44,6 +44,14 @@ async def provision(channel: grpc.aio.Channel, keys: TestKeys, tenant: str) -> N
 async def count_rows(db: Database, tenant: str, table: str) -> int:
     async with db.engine.connect() as conn:
         return int(await conn.scalar(text(f'SELECT count(*) FROM "{schema_for(tenant)}".{table}')) or 0)
+
+
+async def outbox(db: Database, tenant: str) -> list[tuple[str, str, bytes]]:
+    """(event_type, subject, payload) of every outbox row, oldest first."""
+    async with db.engine.connect() as conn:
+        rows = await conn.execute(text(
+            f'SELECT event_type, subject, payload FROM "{schema_for(tenant)}".outbox ORDER BY position'))
+        return [(r.event_type, r.subject, bytes(r.payload)) for r in rows]
 
 
 def error_details(error: grpc.aio.AioRpcError) -> tuple[error_details_pb2.ErrorInfo, error_details_pb2.BadRequest]:

@@ -1,4 +1,5 @@
-"""Pure reservation rules: request checks, retries, refusals, low-stock crossings."""
+"""Pure reservation rules: request checks, retries, refusals, low-stock crossings,
+confirmed orders' lines."""
 
 from __future__ import annotations
 
@@ -8,15 +9,20 @@ import pytest
 
 from services.catalog.domain.reservation import (
     Line,
+    OnSale,
     Reservation,
     ReservationState,
+    Taken,
+    confirmed_sale,
     crossed_low_stock,
+    newly_low,
     not_committable,
+    refusal,
     reserve_request,
 )
 from services.runtime.errors import InvalidArgument
 
-A, B = "prd_01JDAAAAAAAAAAAAAAAAAAAAA1", "prd_01JDAAAAAAAAAAAAAAAAAAAAA2"
+A, B, C = "prd_01JDAAAAAAAAAAAAAAAAAAAAA1", "prd_01JDAAAAAAAAAAAAAAAAAAAAA2", "prd_01JDAAAAAAAAAAAAAAAAAAAAA3"
 
 
 def test_lines_are_sorted_by_product_so_stock_rows_are_locked_in_one_order() -> None:
@@ -48,3 +54,37 @@ def test_a_held_reservation_past_its_expiry_counts_as_expired() -> None:
     refusal = not_committable(held)
     assert (refusal.reason, refusal.metadata["state"]) == ("RESERVATION_EXPIRED", "EXPIRED")
     assert not Reservation("ord-1", (), ReservationState.HELD, now + timedelta(seconds=1)).is_lapsed(now)
+
+
+def test_a_refused_reservation_names_the_product_not_for_sale_before_any_short_one() -> None:
+    short, unavailable = OnSale(Line(A, 3), "ACTIVE", 2), OnSale(Line(B, 1), "DRAFT", 10)
+    refused = refusal([short, unavailable])
+    assert refused is not None
+    assert (refused.reason, refused.metadata["product_id"], refused.metadata["status"]) == (
+        "PRODUCT_UNAVAILABLE", B, "DRAFT")
+    missing = refusal([OnSale(Line(A, 1), "ACTIVE", 5), OnSale(Line(B, 1), None, 0)])
+    assert missing is not None and (missing.reason, missing.metadata["status"]) == ("PRODUCT_UNAVAILABLE",
+                                                                                    "NOT_FOUND")
+    out = refusal([short, OnSale(Line(B, 1), "ACTIVE", 0)])
+    assert out is not None
+    assert (out.reason, out.metadata) == ("OUT_OF_STOCK", {"product_id": A, "requested": "3", "available": "2"})
+
+
+def test_nothing_to_refuse_when_every_line_has_its_units_again() -> None:
+    assert refusal([OnSale(Line(A, 3), "ACTIVE", 3), OnSale(Line(B, 1), "ACTIVE", 9)]) is None
+
+
+def test_only_lines_that_took_available_stock_across_the_threshold_are_newly_low() -> None:
+    crossed, below_already, above = Taken(A, "SKU-A", 2, 4), Taken(B, "SKU-B", 1, 3), Taken(C, "SKU-C", 1, 6)
+    assert newly_low([crossed, below_already, above]) == [crossed]
+    assert newly_low([Taken(A, "SKU-A", 1, 5)]) == [Taken(A, "SKU-A", 1, 5)]  # 6 -> 5: at the threshold
+
+
+def test_a_confirmed_orders_lines_are_added_up_per_product_and_checked() -> None:
+    assert confirmed_sale("ord-1", [(B, 1), (A, 2), (B, 3)]) == ("ord-1", (Line(A, 2), Line(B, 4)))
+    with pytest.raises(InvalidArgument) as caught:
+        confirmed_sale("", [("nope", 1), (A, 0)])
+    assert [v.field for v in caught.value.violations] == ["reservation_id", "lines[0].product_id",
+                                                          "lines[1].quantity"]
+    with pytest.raises(InvalidArgument):
+        confirmed_sale("ord-1", [])

@@ -63,6 +63,8 @@ async def test_stock_events_reach_jetstream_through_the_relay(
             replica = Stockroom(stockroom.shop, inventory_pb2_grpc.InventoryServiceStub(channel))
             await replica.reserve("ord-1", (pid, 2))
             await replica.commit("ord-1")
+            await replica.reserve("ord-2", (pid, 1))
+            await replica.release("ord-2")
 
         async def all_sent() -> bool:
             async with catalog_db.engine.connect() as conn:
@@ -75,9 +77,11 @@ async def test_stock_events_reach_jetstream_through_the_relay(
         await nc.close()
         await running.stop(0)
     by_subject = {m.subject: m for m in messages}
-    reserved = by_subject[f"commerce.catalog.v1.stock_reserved.{tenant}"]
-    event = ev.StockReserved.FromString(reserved.data)
-    assert (event.reservation_id, [(x.product_id, x.quantity) for x in event.lines]) == ("ord-1", [(pid, 2)])
-    assert reserved.headers is not None and reserved.headers["Nats-Msg-Id"] == event.metadata.event_id
-    assert reserved.headers["Commerce-Tenant"] == tenant
-    assert f"commerce.catalog.v1.stock_committed.{tenant}" in by_subject
+    released = by_subject[f"commerce.catalog.v1.stock_released.{tenant}"]
+    event = ev.StockReleased.FromString(released.data)
+    assert (event.reservation_id, [(x.product_id, x.quantity) for x in event.lines]) == ("ord-2", [(pid, 1)])
+    assert released.headers is not None and released.headers["Nats-Msg-Id"] == event.metadata.event_id
+    assert released.headers["Commerce-Tenant"] == tenant
+    # Deprecated, no longer published: nothing consumed them.
+    assert not {f"commerce.catalog.v1.stock_reserved.{tenant}", f"commerce.catalog.v1.stock_committed.{tenant}"} \
+        & set(by_subject)

@@ -41,7 +41,7 @@ from tests.security.conftest import Tenant
 EXPECTED = {
     "commerce.tenant.v1.UserRegistered", "commerce.catalog.v1.ProductCreated",
     "commerce.order.v1.OrderPlaced", "commerce.order.v1.OrderConfirmed", "commerce.order.v1.OrderCancelled",
-    "commerce.catalog.v1.StockReserved", "commerce.catalog.v1.StockCommitted", "commerce.catalog.v1.LowStock",
+    "commerce.catalog.v1.LowStock",
     "commerce.payment.v1.PaymentAuthorized", "commerce.payment.v1.PaymentCaptured",
     "commerce.payment.v1.PaymentRefunded", "commerce.order.v1.OrderRefunded",
 }
@@ -51,7 +51,6 @@ NAMES = {
     "commerce.order.v1.OrderConfirmed": ("order_id", "customer_id", "payment_id"),
     "commerce.order.v1.OrderCancelled": ("order_id",),
     "commerce.catalog.v1.ProductCreated": ("product_id",),
-    "commerce.catalog.v1.StockReserved": ("product_id",),
     "commerce.catalog.v1.LowStock": ("product_id",),
     "commerce.payment.v1.PaymentAuthorized": ("payment_id", "order_id"),
     "commerce.payment.v1.PaymentRefunded": ("payment_id",),

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.catalog.domain.ids import is_product_id
+from services.catalog.domain.product import ProductStatus
 from services.catalog.domain.validation import Violations
 from services.runtime.errors import FailedPrecondition, NotFound
 
@@ -58,6 +59,26 @@ class Reservation:
     def is_lapsed(self, now: datetime) -> bool:
         """Held past its expiry: the sweeper has not got to it yet, but it counts as expired."""
         return self.state is ReservationState.HELD and now >= self.expire_time
+
+
+@dataclass(frozen=True)
+class Taken:
+    """Units of one product a change took from what is available, and what is left."""
+
+    product_id: str
+    sku: str
+    quantity: int
+    available: int  # after the change
+
+
+@dataclass(frozen=True)
+class OnSale:
+    """What a refused reservation found of one of its lines: the product's status
+    (None: no such product) and its available units."""
+
+    line: Line
+    status: str | None
+    available: int
 
 
 def _reservation_id(v: Violations, value: str, field: str) -> str:
@@ -136,6 +157,34 @@ def not_committable(reservation: Reservation) -> FailedPrecondition:
 def already_committed(reservation_id: str) -> FailedPrecondition:
     return FailedPrecondition("reservation is committed: the units are sold; restock with AdjustStock",
                               reason="RESERVATION_COMMITTED", metadata={"reservation_id": reservation_id})
+
+
+def newly_low(taken: Sequence[Taken]) -> list[Taken]:
+    """The lines whose change took available stock across the low-stock threshold."""
+    return [t for t in taken if crossed_low_stock(t.available + t.quantity, t.available)]
+
+
+def refusal(found: Sequence[OnSale]) -> FailedPrecondition | None:
+    """Why a reservation of these lines cannot be held: the first line (product_id order)
+    whose product is not for sale, else the first short of stock; None if none is (stock
+    came back since the attempt: try again)."""
+    for sale in found:
+        if sale.status != ProductStatus.ACTIVE.value:
+            return product_unavailable(sale.line.product_id, sale.status)
+    for sale in found:
+        if sale.available < sale.line.quantity:
+            return out_of_stock(sale.line.product_id, sale.line.quantity, sale.available)
+    return None
+
+
+def confirmed_sale(order_id: str, lines: Sequence[tuple[str, int]]) -> tuple[str, tuple[Line, ...]]:
+    """The reservation id and lines of a confirmed order (units of a product on several
+    lines are added up), checked as a reservation is; INVALID_ARGUMENT naming each bad field."""
+    units: dict[str, int] = {}
+    for product_id, quantity in lines:
+        units[product_id] = units.get(product_id, 0) + quantity
+    request = reserve_request(order_id, list(units.items()), 0)
+    return request.reservation_id, request.lines
 
 
 def crossed_low_stock(available_before: int, available_after: int, threshold: int = LOW_STOCK_THRESHOLD) -> bool:

@@ -1,10 +1,12 @@
-"""Products in the tenant schema (SQLAlchemy Core). Every write also queues a
-``pg_notify`` in its transaction, so every replica's read cache drops the product
-the moment the change commits."""
+"""Products in the tenant schema. Writes and lists go the SQLAlchemy Core path; every
+write also queues a ``pg_notify`` in its transaction, so every replica's read cache
+drops the product the moment the change commits. A read by id (a cache miss of
+GetProduct, on the shopper's path) is one prepared statement (``read``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -18,9 +20,12 @@ from services.catalog.domain.product import Money, Product, ProductFields, Produ
 from services.catalog.domain.visibility import ALL_STATUSES
 from services.catalog.store.tables import products
 from services.runtime.errors import AlreadyExists
+from services.runtime.sql import Session, Sql
 
 CHANNEL = "catalog_products"
 _UNIQUE_VIOLATION = "23505"
+READ = Sql("SELECT product_id, sku, title, description, category, attributes::text AS attributes, price_currency, "
+           "price_minor, status, create_time, update_time FROM {schema}.products WHERE product_id = $1")
 
 
 def _values(fields: ProductFields) -> dict[str, Any]:
@@ -32,13 +37,23 @@ def _values(fields: ProductFields) -> dict[str, Any]:
     }
 
 
-def product_of(row: Row[Any]) -> Product:
+def _product(values: Mapping[Any, Any], attributes: Mapping[str, str]) -> Product:
     fields = ProductFields(
-        sku=row.sku, title=row.title, description=row.description, category=row.category,
-        attributes=MappingProxyType(row.attributes), price=Money(row.price_currency, row.price_minor),
-        status=ProductStatus(row.status),
+        sku=values["sku"], title=values["title"], description=values["description"], category=values["category"],
+        attributes=MappingProxyType(dict(attributes)), price=Money(values["price_currency"], values["price_minor"]),
+        status=ProductStatus(values["status"]),
     )
-    return Product(row.product_id, fields, row.create_time, row.update_time)
+    return Product(values["product_id"], fields, values["create_time"], values["update_time"])
+
+
+def product_of(row: Row[Any]) -> Product:
+    return _product(row._mapping, row.attributes)
+
+
+async def read(session: Session, product_id: str) -> Product | None:
+    """One product by id (a prepared statement)."""
+    row = await session.fetchrow(READ, product_id)
+    return None if row is None else _product(row, json.loads(row["attributes"]))
 
 
 def sku_exists(sku: str) -> AlreadyExists:
@@ -106,10 +121,3 @@ async def notify_changed(conn: AsyncConnection, product_id: str) -> None:
     schema = conn.sync_connection.get_execution_options()["schema_translate_map"][None]
     await conn.execute(text("SELECT pg_notify(:channel, :payload)"),
                        {"channel": CHANNEL, "payload": f"{schema}:{product_id}"})
-
-
-async def sale_info(conn: AsyncConnection, product_ids: Sequence[str]) -> dict[str, tuple[ProductStatus, str]]:
-    """Status and sku of each of ``product_ids`` that exists."""
-    rows = await conn.execute(select(products.c.product_id, products.c.status, products.c.sku)
-                              .where(products.c.product_id.in_(product_ids)))
-    return {row.product_id: (ProductStatus(row.status), row.sku) for row in rows}

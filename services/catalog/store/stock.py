@@ -1,4 +1,8 @@
-"""Stock levels in the tenant schema: one row per product, created with it."""
+"""Stock levels in the tenant schema: one row per product, created with it.
+
+Sellers' writes (SetStock, AdjustStock) go the SQLAlchemy path; GetStock, read on
+every cart change, is one prepared statement. Reservations change stock in
+store/reservations.py."""
 
 from __future__ import annotations
 
@@ -7,8 +11,14 @@ from typing import Any
 from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.catalog.domain.product import ProductStatus
 from services.catalog.domain.stock import StockLevel
 from services.catalog.store.tables import stock
+from services.runtime.sql import Session, Sql
+
+# The product's status comes along: who may see the stock is who may see the product.
+READ = Sql("SELECT s.on_hand, s.reserved, s.update_time, p.status FROM {schema}.stock s "
+           "JOIN {schema}.products p ON p.product_id = s.product_id WHERE s.product_id = $1")
 
 
 def _level(row: Row[Any]) -> StockLevel:
@@ -37,31 +47,9 @@ async def save_on_hand(conn: AsyncConnection, level: StockLevel) -> StockLevel:
     return _level(row)
 
 
-async def reserve(conn: AsyncConnection, product_id: str, quantity: int) -> StockLevel | None:
-    """Holds ``quantity`` units if that many are available (one atomic conditional
-    update); None, changing nothing, if they are not."""
-    row = (await conn.execute(
-        stock.update()
-        .where(stock.c.product_id == product_id, stock.c.on_hand - stock.c.reserved >= quantity)
-        .values(reserved=stock.c.reserved + quantity, update_time=func.now()).returning(*stock.c)
-    )).first()
-    return None if row is None else _level(row)
-
-
-async def unreserve(conn: AsyncConnection, product_id: str, quantity: int) -> StockLevel:
-    """Gives held units back to what is available."""
-    row = (await conn.execute(
-        stock.update().where(stock.c.product_id == product_id)
-        .values(reserved=stock.c.reserved - quantity, update_time=func.now()).returning(*stock.c)
-    )).one()
-    return _level(row)
-
-
-async def sell(conn: AsyncConnection, product_id: str, quantity: int) -> StockLevel:
-    """Held units leave the shelf: on_hand and reserved both drop."""
-    row = (await conn.execute(
-        stock.update().where(stock.c.product_id == product_id)
-        .values(on_hand=stock.c.on_hand - quantity, reserved=stock.c.reserved - quantity, update_time=func.now())
-        .returning(*stock.c)
-    )).one()
-    return _level(row)
+async def read(session: Session, product_id: str) -> tuple[StockLevel, ProductStatus] | None:
+    """The product's stock and its status (one statement)."""
+    row = await session.fetchrow(READ, product_id)
+    if row is None:
+        return None
+    return StockLevel(product_id, row["on_hand"], row["reserved"], row["update_time"]), ProductStatus(row["status"])

@@ -1,5 +1,7 @@
-"""Core tables of a tenant schema (declared without a schema: db.tenant() renders
-them into the caller's tenant schema). Mirrors migrations/versions."""
+"""Core tables of a tenant schema that the SQLAlchemy paths use (declared without a
+schema: db.tenant() renders them into the caller's tenant schema). Mirrors
+migrations/versions; reservations and their lines are only reached by the prepared
+statements of store/reservations.py."""
 
 from __future__ import annotations
 
@@ -29,20 +31,4 @@ stock = Table(
     Column("on_hand", BigInteger, nullable=False),
     Column("reserved", BigInteger, nullable=False),
     Column("update_time", DateTime(timezone=True), nullable=False),
-)
-
-reservations = Table(
-    "reservations", metadata,
-    Column("reservation_id", Text(collation="C"), primary_key=True),
-    Column("state", Text, nullable=False),
-    Column("expire_time", DateTime(timezone=True), nullable=False),
-    Column("create_time", DateTime(timezone=True), nullable=False),
-    Column("update_time", DateTime(timezone=True), nullable=False),
-)
-
-reservation_lines = Table(
-    "reservation_lines", metadata,
-    Column("reservation_id", Text(collation="C"), ForeignKey("reservations.reservation_id"), primary_key=True),
-    Column("product_id", Text(collation="C"), primary_key=True),
-    Column("quantity", BigInteger, nullable=False),
 )
