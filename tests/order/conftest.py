@@ -28,22 +28,26 @@ from sqlalchemy import text
 
 from services.cart.app import MIGRATIONS as CART_MIGRATIONS
 from services.cart.app import assemble as assemble_cart
+from services.catalog import confirmed_orders
 from services.catalog.app import MIGRATIONS as CATALOG_MIGRATIONS
 from services.catalog.app import assemble as assemble_catalog
 from services.devmesh.nats import Nats
 from services.devmesh.postgres import Postgres
 from services.order.app import MIGRATIONS as ORDER_MIGRATIONS
-from services.order.app import Parts, SagaTuning
+from services.order.app import Parts, SagaTuning, shortfall_consumer
 from services.order.app import assemble as assemble_order
 from services.order.peers import Peers
 from services.payment.app import MIGRATIONS as PAYMENT_MIGRATIONS
 from services.payment.app import assemble as assemble_payment
 from services.runtime.bootstrap import open_database
 from services.runtime.db import Database, schema_for
+from services.runtime.events import naming
+from services.runtime.events.relay import OutboxRelay
 from services.runtime.server import Running, create_server
 from services.runtime.service_auth import ServiceTokens
 from services.runtime.settings import Settings
 from tests.conftest import own_nats
+from tests.events.harness import connect, read_all
 from tests.tokens import TestKeys
 
 Metadata = tuple[tuple[str, str], ...]
@@ -82,12 +86,15 @@ async def mesh(postgres: Postgres, order_nats: Nats) -> AsyncIterator[Mesh]:
         running.append(r)
         return r
 
-    catalog = await serve(assemble_catalog(await open_database(settings, "catalog", CATALOG_MIGRATIONS),
-                                           keys.verifier()))
+    # Every service with its relay and consumers, as in production: the catalog commits a
+    # confirmed order's reservation when it consumes OrderConfirmed.
+    catalog_db = await open_database(settings, "catalog", CATALOG_MIGRATIONS)
+    catalog = await serve(assemble_catalog(catalog_db, keys.verifier(), relay=OutboxRelay(catalog_db, settings),
+                                           orders=confirmed_orders.consumer(catalog_db, settings, CATALOG_MIGRATIONS)))
     cart = await serve(assemble_cart(await open_database(settings, "cart", CART_MIGRATIONS), keys.verifier(),
                                      settings, f"127.0.0.1:{catalog.port}"))
-    payment = await serve(assemble_payment(await open_database(settings, "payment", PAYMENT_MIGRATIONS),
-                                           keys.verifier(), settings))
+    payment_db = await open_database(settings, "payment", PAYMENT_MIGRATIONS)
+    payment = await serve(assemble_payment(payment_db, keys.verifier(), settings))
 
     async def issue() -> str:
         return keys.mint(tenant="platform", roles=["service"], sub="svc-order")
@@ -96,7 +103,9 @@ async def mesh(postgres: Postgres, order_nats: Nats) -> AsyncIterator[Mesh]:
     order_db = await open_database(settings, "order", ORDER_MIGRATIONS)
     peers = Peers.connect({"cart": f"127.0.0.1:{cart.port}", "catalog": f"127.0.0.1:{catalog.port}",
                            "payment": f"127.0.0.1:{payment.port}"}, tokens.metadata, PEER_DEADLINE_SECONDS)
-    app, parts = assemble_order(order_db, keys.verifier(), peers, tuning=TUNING, recover_in_background=False)
+    app, parts = assemble_order(order_db, keys.verifier(), peers, tuning=TUNING, recover_in_background=False,
+                                relay=OutboxRelay(order_db, settings),
+                                shortfalls=shortfall_consumer(order_db, settings))
     order = await serve(app)
     channels = {name: grpc.aio.insecure_channel(f"127.0.0.1:{r.port}")
                 for name, r in (("catalog", catalog), ("cart", cart), ("payment", payment), ("order", order))}
@@ -198,6 +207,20 @@ class Shop:
             assert asyncio.get_running_loop().time() < deadline, (
                 f"stock is ({level.on_hand}, {level.reserved}), not ({on_hand}, {reserved})")
             await asyncio.sleep(0.05)
+
+    async def events(self, domain: str = "order") -> list[tuple[str, str]]:
+        """(event name, subject) of the tenant's ``domain`` events as published, oldest first:
+        once the order outbox has nothing left waiting, what JetStream holds."""
+        for _ in range(200):  # 10 s at most
+            if not await self.count("outbox"):
+                break
+            await asyncio.sleep(0.05)
+        nc = await connect(self.mesh.settings.nats_url)
+        try:
+            messages = await read_all(nc, naming.STREAM, f"commerce.{domain}.v1.*.{self.tenant}")
+        finally:
+            await nc.close()
+        return [((m.headers or {})[naming.EVENT_TYPE].rsplit(".", 1)[1], m.subject) for m in messages]
 
     async def sql(self, statement: str, **params: object) -> None:
         async with self.mesh.order_db.engine.begin() as conn:
