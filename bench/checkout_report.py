@@ -1,0 +1,158 @@
+"""The PlaceOrder benchmark's printout and JSON: runs, cost per order, event lag, targets
+(issue "checkout ten times cheaper") and the consistency checks."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, is_dataclass
+from typing import Any, Protocol
+
+from bench import costreport
+from bench.consistency import Check
+from bench.cost import Cost
+from bench.lag import Lag
+from bench.load import Run
+from bench.seeding import Carts
+from bench.verdict import Target
+
+CPU_MS = 12.0
+STATEMENTS = 25.0
+RATE, STRETCH_RATE = 150.0, 250.0
+P50_MS, P99_MS, LAG_MS = 15.0, 50.0, 100.0
+SOAK_MIN_S, SOAK_SLICE_S, SOAK_DRIFT_PCT = 60.0, 10.0, 10.0
+LABELS = {"probe": "probe, 16 callers (warm-up; sizes the seeding)", "uncontended": "uncontended, 1 caller",
+          "soak": "max direct = soak, 16 callers closed loop", "envoy": "max through Envoy, 16 callers",
+          "half": "half the max, open loop, direct", "bare": "bare asyncpg transaction (no target)"}
+
+
+class _Options(Protocol):
+    @property
+    def vus(self) -> int: ...
+
+
+def _runs_table(runs: Mapping[str, tuple[Run[Any], float]], others: Mapping[str, float],
+                half: float) -> tuple[str, dict[str, Any]]:
+    width = max(len(label) for label in LABELS.values())
+    head = (f"{'run':<{width}}  {'orders/s':>8}  {'p50 ms':>7}  {'p99 ms':>7}  {'orders':>6}  {'errors':>6}  {'s':>5}"
+            f"  {'others':>6}")
+    lines, figures = [head, "-" * len(head)], {}
+    for name, label in LABELS.items():
+        if name not in runs:
+            continue
+        run, seconds = runs[name]
+        m = run.measured(seconds, half if name == "half" else None)
+        figures[name] = {**asdict(m), "other_processes_cores": others.get(name)}
+        note = " (ran out of carts)" if m.ran_out else ""
+        lines.append(f"{label:<{width}}  {m.per_s:>8.1f}  {m.p50_ms:>7.1f}  {m.p99_ms:>7.1f}  {m.calls:>6}  "
+                     f"{m.errors:>6}  {m.seconds:>5.0f}  {others.get(name, math.nan):>6.2f}{note}")
+        if m.error_kinds:
+            lines.append(f"{'':<{width}}  errors: " + ", ".join(f"{k} x{n}" for k, n in m.error_kinds.items()))
+    return "\n".join(lines), figures
+
+
+def _soak_slices(run: Run[Any], seconds: float) -> tuple[float, float]:
+    first = run.rate(0.0, min(SOAK_SLICE_S, seconds))
+    last = run.rate(max(0.0, seconds - SOAK_SLICE_S), seconds)
+    return first, last
+
+
+def _lag_target(lag: Lag) -> Target:
+    value = math.inf if lag.missing else lag.p99_ms
+    note = f"; {lag.missing} of {lag.events} events never reached it" if lag.missing else ""
+    return Target(f"OrderConfirmed outbox -> {lag.consumer} lag p99 at the max rate ({lag.events} events, "
+                  f"p50 {lag.p50_ms:.1f} ms, max {lag.max_ms:.0f} ms{note})", value, LAG_MS, " ms",
+                  not_measured="" if lag.events else "no event in the window")
+
+
+def targets(runs: Mapping[str, tuple[Run[Any], float]], soak: Cost, lags: list[Lag], options: _Options,
+            half: float) -> list[Target]:
+    m = {name: run.measured(seconds) for name, (run, seconds) in runs.items()}
+    drained = "" if soak.drained.complete else "the soak's tail did not drain: " + soak.drained.note
+    soak_run, soak_s = runs["soak"]
+    first, last = _soak_slices(soak_run, soak_s)
+    short = "" if soak_s >= SOAK_MIN_S - 0.5 else f"the soak ran {soak_s:.0f}s, not >= {SOAK_MIN_S:g}s"
+    drift = abs(last / first - 1) * 100 if first else math.nan
+    half_m = runs["half"][0].measured(runs["half"][1], half)
+    out = [
+        Target(f"CPU per confirmed order, whole mesh (soak, {soak.orders} orders)", soak.cpu_ms_per_order, CPU_MS,
+               " ms", not_measured=drained),
+        Target("SQL statements per order, all services (BEGIN/COMMIT/ROLLBACK left out; "
+               f"{soak.per_order(soak.statement_calls()):.1f} with them)",
+               soak.per_order(soak.statement_calls(False)), STATEMENTS, not_measured=drained),
+        Target(f"max rate direct ({options.vus} callers, closed loop)", m["soak"].per_s, RATE, " orders/s", True),
+        Target("  stretch", m["soak"].per_s, STRETCH_RATE, " orders/s", True),
+        Target(f"max rate through Envoy ({options.vus} callers)", m["envoy"].per_s, RATE, " orders/s", True),
+        Target("  stretch", m["envoy"].per_s, STRETCH_RATE, " orders/s", True),
+        Target("uncontended p50 (1 caller)", m["uncontended"].p50_ms, P50_MS, " ms"),
+        Target(f"p99 at half the max rate ({half_m.offered_per_s:.0f} orders/s offered, open loop)", half_m.p99_ms,
+               P99_MS, " ms", not_measured="" if half_m.calls else "no order completed"),
+        *(_lag_target(lag) for lag in lags),
+        Target(f"soak flat: last {SOAK_SLICE_S:g}s {last:.1f}/s vs first {SOAK_SLICE_S:g}s {first:.1f}/s, "
+               "difference", drift, SOAK_DRIFT_PCT, " %", not_measured=short),
+    ]
+    if not lags:
+        out.append(Target("OrderConfirmed outbox -> consumer lag p99", math.nan, LAG_MS, " ms",
+                          not_measured="no durable consumer of OrderConfirmed found"))
+    return out
+
+
+@dataclass(frozen=True)
+class Results:
+    runs: Mapping[str, tuple[Run[Any], float]]
+    others: Mapping[str, float]  # cores other processes used during each run
+    soak: Cost
+    envoy: Cost
+    lags: list[Lag]
+    checks: list[Check]
+    events: int  # in the stream at the end
+    carts: Carts
+    options: _Options
+    half: float  # the half-rate run's offered rate
+
+
+def _print_cost(soak: Cost, envoy: Cost) -> float:
+    """The soak's cost tables and the Envoy run's summary; Envoy's ms per order."""
+    print(f"\nCost per confirmed order over the soak's window: {soak.orders} orders in {soak.seconds:.1f}s "
+          f"(load + {soak.drained.seconds:.1f}s until every event was consumed). CPU from /proc of every mesh "
+          f"process\n(PostgreSQL: postmaster, all backends and workers, and those that exited); the load "
+          f"generator and the benchmark's own PostgreSQL backends left out. {os.cpu_count()} cores, shared.\n")
+    print(costreport.cpu_table(soak))
+    print(costreport.machine_line(soak))
+    print("\nRPCs handled (commerce_rpc_total of each service), per confirmed order:\n")
+    print(costreport.rpc_table(soak))
+    print("\nTransactions (pg_stat_database) and statements (pg_stat_statements), per confirmed order; "
+          "the benchmark's own left out:\n")
+    print(costreport.database_table(soak))
+    print("\nStatements run most often:\n")
+    print(costreport.top_statements(soak))
+    envoy_ms = envoy.per_order(envoy.cpu_seconds.get("envoy", 0.0) * 1000)
+    print(f"\nThrough Envoy: {envoy.cpu_ms_per_order:.1f} ms CPU per confirmed order for the whole mesh, of which "
+          f"Envoy {envoy_ms:.2f} ms ({envoy.orders} orders); {envoy.per_order(envoy.shopper_rpcs):.1f} RPCs per order")
+    return envoy_ms
+
+
+def report(r: Results) -> dict[str, Any]:
+    table, figures = _runs_table(r.runs, r.others, r.half)
+    print("\n" + table)
+    print("(others: cores used meanwhile by processes that are neither the mesh nor this load generator)")
+    carts = r.carts
+    print(f"\ncarts seeded: {len(carts.tokens)} in {carts.seeded_seconds:.1f}s "
+          f"({len(carts.tokens) / carts.seeded_seconds if carts.seeded_seconds else 0:.0f}/s), outside every window")
+    envoy_ms = _print_cost(r.soak, r.envoy)
+    goals = targets(r.runs, r.soak, r.lags, r.options, r.half)
+    print("\nTargets (issue \"checkout ten times cheaper\"):")
+    for goal in goals:
+        print("  " + goal.line())
+    print(f"\nConsistency over the whole run ({r.events} events in the stream):")
+    for check in r.checks:
+        print("  " + check.line())
+    failed = [c.label for c in r.checks if not c.passed]
+    return {"options": asdict(r.options) if is_dataclass(r.options) else None, "runs": figures,
+            "seeding": {"carts": len(carts.tokens), "seconds": round(carts.seeded_seconds, 1)},
+            "soak_cost": r.soak.as_json(),
+            "envoy_cost": {**r.envoy.as_json(), "envoy_cpu_ms_per_order": round(envoy_ms, 3)},
+            "event_lag": [lag.as_json() for lag in r.lags], "targets": [g.as_json() for g in goals],
+            "consistency": [c.as_json() for c in r.checks],
+            "failed": f"consistency checks failed: {', '.join(failed)}" if failed else None}
