@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from bench import costreport
 from bench.consistency import Check
 from bench.cost import Cost
+from bench.jetstream import Flow
 from bench.lag import Lag
 from bench.load import Run
 from bench.seeding import Carts
@@ -104,6 +105,7 @@ class Results:
     others: Mapping[str, float]  # cores other processes used during each run
     soak: Cost
     envoy: Cost
+    flows: list[Flow]  # the soak window's events by subject
     lags: list[Lag]
     checks: list[Check]
     events: int  # in the stream at the end
@@ -125,12 +127,23 @@ def _print_cost(soak: Cost, envoy: Cost) -> float:
     print("\nTransactions (pg_stat_database) and statements (pg_stat_statements), per confirmed order; "
           "the benchmark's own left out:\n")
     print(costreport.database_table(soak))
+    print("(pg_stat_database also counts the transaction a LISTENing backend runs to read each NOTIFY it is woken\n"
+          " for, so a database with listeners shows more transactions than BEGINs; connections opened: new sessions)")
     print("\nStatements run most often:\n")
     print(costreport.top_statements(soak))
     envoy_ms = envoy.per_order(envoy.cpu_seconds.get("envoy", 0.0) * 1000)
     print(f"\nThrough Envoy: {envoy.cpu_ms_per_order:.1f} ms CPU per confirmed order for the whole mesh, of which "
           f"Envoy {envoy_ms:.2f} ms ({envoy.orders} orders); {envoy.per_order(envoy.shopper_rpcs):.1f} RPCs per order")
     return envoy_ms
+
+
+def _print_flows(flows: list[Flow], soak: Cost) -> None:
+    print("\nEvents published in the soak's window (JetStream), per confirmed order, and who consumes them:\n")
+    head = f"{'subject':<48} {'/order':>7}  consumed by"
+    print(head + "\n" + "-" * len(head))
+    for flow in flows:
+        print(f"{flow.subject + '.<tenant>':<48} {soak.per_order(flow.count):>7.2f}  "
+              f"{', '.join(flow.consumers) or 'nobody'}")
 
 
 def report(r: Results) -> dict[str, Any]:
@@ -141,6 +154,7 @@ def report(r: Results) -> dict[str, Any]:
     print(f"\ncarts seeded: {len(carts.tokens)} in {carts.seeded_seconds:.1f}s "
           f"({len(carts.tokens) / carts.seeded_seconds if carts.seeded_seconds else 0:.0f}/s), outside every window")
     envoy_ms = _print_cost(r.soak, r.envoy)
+    _print_flows(r.flows, r.soak)
     goals = targets(r.runs, r.soak, r.lags, r.options, r.half)
     print("\nTargets (issue \"checkout ten times cheaper\"):")
     for goal in goals:
@@ -153,6 +167,8 @@ def report(r: Results) -> dict[str, Any]:
             "seeding": {"carts": len(carts.tokens), "seconds": round(carts.seeded_seconds, 1)},
             "soak_cost": r.soak.as_json(),
             "envoy_cost": {**r.envoy.as_json(), "envoy_cpu_ms_per_order": round(envoy_ms, 3)},
+            "events_per_order": {f.subject: {"per_order": round(r.soak.per_order(f.count), 3),
+                                             "consumed_by": list(f.consumers)} for f in r.flows},
             "event_lag": [lag.as_json() for lag in r.lags], "targets": [g.as_json() for g in goals],
             "consistency": [c.as_json() for c in r.checks],
             "failed": f"consistency checks failed: {', '.join(failed)}" if failed else None}

@@ -23,6 +23,7 @@ class _Mark:
     cpu: CpuSample
     rpcs: Counter[tuple[str, str, str]]
     transactions: dict[str, int]
+    sessions: dict[str, int]
     observer_transactions: Counter[str]
     confirmed: int
     last_seq: int
@@ -38,6 +39,7 @@ class Cost:
     rpc_errors: int
     transactions: dict[str, int]  # by database, the observer's own taken off
     statements: list[Statement] = field(default_factory=list)
+    sessions: dict[str, int] = field(default_factory=dict)  # connections opened, by database
     first_seq: int = 0  # stream sequences of the window's events
     last_seq: int = 0
     machine_seconds: float = 0.0  # CPU the whole machine was busy
@@ -78,6 +80,7 @@ class Cost:
             "rpcs_per_order_total": round(self.per_order(self.shopper_rpcs), 2), "rpc_errors": self.rpc_errors,
             "transactions_per_order": {d: round(self.per_order(n), 2) for d, n in sorted(self.transactions.items())},
             "transactions_per_order_total": round(self.per_order(sum(self.transactions.values())), 2),
+            "connections_opened": self.sessions,
             "statements_per_order": round(self.per_order(self.statement_calls(False)), 2),
             "statements_per_order_with_transaction_control": round(self.per_order(self.statement_calls()), 2),
             "statements": [{"database": s.database, "per_order": round(self.per_order(s.calls), 3),
@@ -98,10 +101,10 @@ class Window:
         sample = cpu or view.cpu.sample()
         await asyncio.sleep(STATS_FLUSH_SECONDS)
         rpcs = await asyncio.to_thread(metrics.rpc_counts, view.metrics_urls)
-        transactions = await view.observer.database_transactions()
+        transactions, sessions = await view.observer.database_counters()
         observer = Counter(view.observer.transactions)  # before the queries of this mark that follow
         confirmed = (await view.order_statuses())[CONFIRMED]
-        return _Mark(sample, rpcs, transactions, observer, confirmed, await view.stream.last_seq())
+        return _Mark(sample, rpcs, transactions, sessions, observer, confirmed, await view.stream.last_seq())
 
     async def start(self) -> None:
         """Call after a drain: nothing of the work before is left to count."""
@@ -125,5 +128,6 @@ class Window:
         transactions = {db: n - begin.transactions.get(db, 0) - observer[db] for db, n in end.transactions.items()}
         return Cost(end.confirmed - begin.confirmed, end.cpu.time - begin.cpu.time, drained,
                     used(begin.cpu, end.cpu), dict(rpcs), errors, transactions, statements,
+                    {db: n - begin.sessions.get(db, 0) for db, n in end.sessions.items()},
                     begin.last_seq + 1, end.last_seq, end.cpu.machine - begin.cpu.machine,
                     end.cpu.own - begin.cpu.own)

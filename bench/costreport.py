@@ -58,15 +58,15 @@ def database_table(cost: Cost) -> str:
     for s in cost.statements:
         (control if s.control else work)[s.database] += s.calls
     head = (f"{'database':<24} {'transactions':>12} {'/order':>7}   {'statements':>10} {'/order':>7}   "
-            f"{'+BEGIN/COMMIT':>13} {'/order':>7}")
+            f"{'+BEGIN/COMMIT':>13} {'/order':>7}   {'connections opened':>18}")
     rows = []
     for db in databases:
         t, w, c = cost.transactions.get(db, 0), work[db], control[db]
         rows.append(f"{db:<24} {t:>12} {cost.per_order(t):>7.2f}   {w:>10} {cost.per_order(w):>7.2f}   "
-                    f"{w + c:>13} {cost.per_order(w + c):>7.2f}")
+                    f"{w + c:>13} {cost.per_order(w + c):>7.2f}   {cost.sessions.get(db, 0):>18}")
     t, w, a = sum(cost.transactions.values()), cost.statement_calls(False), cost.statement_calls()
     rows += ["-" * len(head), f"{'all':<24} {t:>12} {cost.per_order(t):>7.2f}   {w:>10} {cost.per_order(w):>7.2f}   "
-             f"{a:>13} {cost.per_order(a):>7.2f}"]
+             f"{a:>13} {cost.per_order(a):>7.2f}   {sum(cost.sessions.values()):>18}"]
     return _rows(head, rows)
 
 

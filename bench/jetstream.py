@@ -143,3 +143,23 @@ class Stream:
             with contextlib.suppress(Exception):
                 await self.js.delete_consumer(STREAM, name)
         return [event for event in found if event.seq <= last]
+
+
+@dataclass(frozen=True)
+class Flow:
+    """The events of one subject (tenant token left out) and the durables that take them."""
+
+    subject: str
+    count: int
+    consumers: tuple[str, ...]
+
+
+def flows(events: list[Event], durables: list[Durable]) -> list[Flow]:
+    counts: dict[str, int] = {}
+    sample: dict[str, str] = {}
+    for event in events:
+        kind = event.subject.rsplit(".", 1)[0]
+        counts[kind] = counts.get(kind, 0) + 1
+        sample.setdefault(kind, event.subject)
+    return [Flow(kind, n, tuple(d.name for d in durables if d.wants(sample[kind])))
+            for kind, n in sorted(counts.items(), key=lambda item: -item[1])]

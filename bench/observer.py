@@ -76,11 +76,12 @@ class Observer:
 
     # -- statistics ------------------------------------------------------------------------------
 
-    async def database_transactions(self) -> dict[str, int]:
-        """xact_commit + xact_rollback of each mesh database, as the statistics system has them."""
-        rows = await self.fetch("postgres", "SELECT datname, xact_commit + xact_rollback AS n FROM pg_stat_database "
-                                "WHERE datname LIKE $1", MESH_DATABASES)
-        return {r["datname"]: int(r["n"]) for r in rows}
+    async def database_counters(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Of each mesh database, as the statistics system has them: transactions (xact_commit +
+        xact_rollback) and sessions (connections opened)."""
+        rows = await self.fetch("postgres", "SELECT datname, xact_commit + xact_rollback AS n, sessions "
+                                "FROM pg_stat_database WHERE datname LIKE $1", MESH_DATABASES)
+        return {r["datname"]: int(r["n"]) for r in rows}, {r["datname"]: int(r["sessions"]) for r in rows}
 
     async def reset_statements(self) -> None:
         await self.fetch("postgres", "SELECT pg_stat_statements_reset()")

@@ -36,7 +36,7 @@ from bench.consistency import Consistency
 from bench.cost import Window
 from bench.cpu import used
 from bench.harness import BenchError, Harness
-from bench.jetstream import Event
+from bench.jetstream import Event, flows
 from bench.lag import consumer_lags
 from bench.load import Run, closed_loop, open_loop, sequential
 from bench.seeding import Carts, seed_products
@@ -83,8 +83,12 @@ class Runner:
         self.runs: dict[str, tuple[Run[Any], float]] = {}
         self.others: dict[str, float] = {}  # cores other processes of the machine used during each run
 
-    async def measure(self, name: str, action: Awaitable[tuple[Run[Any], float]]) -> tuple[Run[Any], float]:
-        """Runs ``action`` as run ``name``, noting how busy the rest of the machine was meanwhile."""
+    async def measure(self, name: str, action: Awaitable[tuple[Run[Any], float]],
+                      settle: bool = True) -> tuple[Run[Any], float]:
+        """Runs ``action`` as run ``name`` (after the mesh settled), noting how busy the rest of
+        the machine was meanwhile."""
+        if settle:
+            await _settle(self)
         before = self.view.cpu.sample()
         result = await action
         after = self.view.cpu.sample()
@@ -144,7 +148,9 @@ async def _steps(r: Runner) -> dict[str, Any]:
     soak = await _window(r, "soak", r.carts.take(soak_carts), "direct")
     events = await h.astep("reading the soak's OrderConfirmed events back from JetStream",
                            r.view.stream.events(soak.first_seq), lambda e: f"{len(e)} events of the window")
-    confirmed_events = [e for e in events if e.seq <= soak.last_seq and e.subject == r.view.confirmed_subject]
+    soak_events = [e for e in events if e.seq <= soak.last_seq]
+    soak_flows = flows(soak_events, await r.view.stream.durables())
+    confirmed_events = [e for e in soak_events if e.subject == r.view.confirmed_subject]
     lags = await consumer_lags(r.view, confirmed_events)
     rate = max(_rate(r.runs["soak"]), 1.0)
     half = rate / 2
@@ -162,7 +168,7 @@ async def _steps(r: Runner) -> dict[str, Any]:
                   r.measure("bare", bare.run(h, o.vus, o.warmup_s, o.duration_s)), lambda res: f"{_rate(res):.0f}/s")
     checks, all_events = await h.astep("final drain, then the consistency checks over the whole run",
                                        _consistency(r, products), lambda c: f"{sum(not x.passed for x in c[0])} failed")
-    return checkout_report.report(checkout_report.Results(r.runs, r.others, soak, envoy, lags, checks,
+    return checkout_report.report(checkout_report.Results(r.runs, r.others, soak, envoy, soak_flows, lags, checks,
                                                           len(all_events), r.carts, o, half))
 
 
@@ -175,7 +181,8 @@ async def _window(r: Runner, name: str, supply: Iterator[str], target: str) -> A
     await h.astep(
         f"{name}: {o.vus} callers, closed loop, {'Envoy' if target == 'envoy' else 'direct'}, "
         f"{o.warmup_s}s warm-up + {seconds}s",
-        r.measure(name, r.load(target, "closed", supply, callers=o.vus, warmup_s=o.warmup_s, duration_s=seconds)),
+        r.measure(name, r.load(target, "closed", supply, callers=o.vus, warmup_s=o.warmup_s, duration_s=seconds),
+                  settle=False),
         lambda res: f"{_rate(res):.0f} orders/s, {sum(res[0].errors.values())} errors"
         + (" (ran out of carts)" if res[0].ran_out else ""))
     return await h.astep("draining (until every event is consumed), then reading the counters", window.stop(),
