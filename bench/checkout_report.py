@@ -16,6 +16,7 @@ from bench.jetstream import Flow
 from bench.lag import Lag
 from bench.load import Run
 from bench.seeding import Carts
+from bench.timeline import Slice, Timeline
 from bench.verdict import Target
 
 CPU_MS = 12.0
@@ -23,6 +24,7 @@ STATEMENTS = 25.0
 RATE, STRETCH_RATE = 150.0, 250.0
 P50_MS, P99_MS, LAG_MS = 15.0, 50.0, 100.0
 SOAK_MIN_S, SOAK_SLICE_S, SOAK_DRIFT_PCT = 60.0, 10.0, 10.0
+UNEVEN_CORES = 0.15  # other processes' load differing more than this between the soak's slices
 LABELS = {"probe": "probe, 16 callers (warm-up; sizes the seeding)", "uncontended": "uncontended, 1 caller",
           "soak": "max direct = soak, 16 callers closed loop", "envoy": "max through Envoy, 16 callers",
           "half": "half the max, open loop, direct", "bare": "bare asyncpg transaction (no target)"}
@@ -53,10 +55,22 @@ def _runs_table(runs: Mapping[str, tuple[Run[Any], float]], others: Mapping[str,
     return "\n".join(lines), figures
 
 
-def _soak_slices(run: Run[Any], seconds: float) -> tuple[float, float]:
-    first = run.rate(0.0, min(SOAK_SLICE_S, seconds))
-    last = run.rate(max(0.0, seconds - SOAK_SLICE_S), seconds)
-    return first, last
+def soak_slices(run: Run[Any], seconds: float, timeline: Timeline) -> tuple[Slice, Slice]:
+    return (timeline.slice(run, 0.0, min(SOAK_SLICE_S, seconds)),
+            timeline.slice(run, max(0.0, seconds - SOAK_SLICE_S), seconds))
+
+
+def _soak_target(first: Slice, last: Slice, seconds: float) -> Target:
+    why = ""
+    if seconds < SOAK_MIN_S - 0.5:
+        why = f"the soak ran {seconds:.0f}s, not >= {SOAK_MIN_S:g}s"
+    elif abs(first.other_cores - last.other_cores) > UNEVEN_CORES:
+        why = (f"other processes took {first.other_cores:.2f} cores in the first slice and {last.other_cores:.2f} in "
+               "the last: the machine was shared unevenly")
+    drift = abs(last.orders_per_s / first.orders_per_s - 1) * 100 if first.orders_per_s else math.nan
+    return Target(f"soak flat: last {SOAK_SLICE_S:g}s {last.orders_per_s:.1f}/s vs first {SOAK_SLICE_S:g}s "
+                  f"{first.orders_per_s:.1f}/s (mesh CPU {last.mesh_ms_per_order:.1f} vs {first.mesh_ms_per_order:.1f} "
+                  "ms/order), difference", drift, SOAK_DRIFT_PCT, " %", not_measured=why)
 
 
 def _lag_target(lag: Lag) -> Target:
@@ -67,14 +81,10 @@ def _lag_target(lag: Lag) -> Target:
                   not_measured="" if lag.events else "no event in the window")
 
 
-def targets(runs: Mapping[str, tuple[Run[Any], float]], soak: Cost, lags: list[Lag], options: _Options,
-            half: float) -> list[Target]:
+def targets(runs: Mapping[str, tuple[Run[Any], float]], slices: tuple[Slice, Slice], soak: Cost, lags: list[Lag],
+            options: _Options, half: float) -> list[Target]:
     m = {name: run.measured(seconds) for name, (run, seconds) in runs.items()}
     drained = "" if soak.drained.complete else "the soak's tail did not drain: " + soak.drained.note
-    soak_run, soak_s = runs["soak"]
-    first, last = _soak_slices(soak_run, soak_s)
-    short = "" if soak_s >= SOAK_MIN_S - 0.5 else f"the soak ran {soak_s:.0f}s, not >= {SOAK_MIN_S:g}s"
-    drift = abs(last / first - 1) * 100 if first else math.nan
     half_m = runs["half"][0].measured(runs["half"][1], half)
     out = [
         Target(f"CPU per confirmed order, whole mesh (soak, {soak.orders} orders)", soak.cpu_ms_per_order, CPU_MS,
@@ -90,8 +100,7 @@ def targets(runs: Mapping[str, tuple[Run[Any], float]], soak: Cost, lags: list[L
         Target(f"p99 at half the max rate ({half_m.offered_per_s:.0f} orders/s offered, open loop)", half_m.p99_ms,
                P99_MS, " ms", not_measured="" if half_m.calls else "no order completed"),
         *(_lag_target(lag) for lag in lags),
-        Target(f"soak flat: last {SOAK_SLICE_S:g}s {last:.1f}/s vs first {SOAK_SLICE_S:g}s {first:.1f}/s, "
-               "difference", drift, SOAK_DRIFT_PCT, " %", not_measured=short),
+        _soak_target(*slices, runs["soak"][1]),
     ]
     if not lags:
         out.append(Target("OrderConfirmed outbox -> consumer lag p99", math.nan, LAG_MS, " ms",
@@ -103,6 +112,7 @@ def targets(runs: Mapping[str, tuple[Run[Any], float]], soak: Cost, lags: list[L
 class Results:
     runs: Mapping[str, tuple[Run[Any], float]]
     others: Mapping[str, float]  # cores other processes used during each run
+    soak_timeline: Timeline
     soak: Cost
     envoy: Cost
     flows: list[Flow]  # the soak window's events by subject
@@ -155,7 +165,11 @@ def report(r: Results) -> dict[str, Any]:
           f"({len(carts.tokens) / carts.seeded_seconds if carts.seeded_seconds else 0:.0f}/s), outside every window")
     envoy_ms = _print_cost(r.soak, r.envoy)
     _print_flows(r.flows, r.soak)
-    goals = targets(r.runs, r.soak, r.lags, r.options, r.half)
+    slices = soak_slices(*r.runs["soak"], r.soak_timeline)
+    print(f"\nSoak, first and last {SOAK_SLICE_S:g}s: " + "; ".join(
+        f"{s.start:.0f}-{s.end:.0f}s {s.orders_per_s:.1f} orders/s, mesh CPU {s.mesh_ms_per_order:.1f} ms/order, "
+        f"others {s.other_cores:.2f} cores" for s in slices))
+    goals = targets(r.runs, slices, r.soak, r.lags, r.options, r.half)
     print("\nTargets (issue \"checkout ten times cheaper\"):")
     for goal in goals:
         print("  " + goal.line())
@@ -169,6 +183,7 @@ def report(r: Results) -> dict[str, Any]:
             "envoy_cost": {**r.envoy.as_json(), "envoy_cpu_ms_per_order": round(envoy_ms, 3)},
             "events_per_order": {f.subject: {"per_order": round(r.soak.per_order(f.count), 3),
                                              "consumed_by": list(f.consumers)} for f in r.flows},
-            "event_lag": [lag.as_json() for lag in r.lags], "targets": [g.as_json() for g in goals],
+            "event_lag": [lag.as_json() for lag in r.lags],
+            "soak_slices": [s.as_json() for s in slices], "targets": [g.as_json() for g in goals],
             "consistency": [c.as_json() for c in r.checks],
             "failed": f"consistency checks failed: {', '.join(failed)}" if failed else None}

@@ -40,6 +40,7 @@ from bench.jetstream import Event, flows
 from bench.lag import consumer_lags
 from bench.load import Run, closed_loop, open_loop, sequential
 from bench.seeding import Carts, seed_products
+from bench.timeline import Timeline, sampling
 from bench.view import MeshView
 
 NAME = "placeorder"
@@ -82,6 +83,7 @@ class Runner:
         self.carts = Carts()
         self.runs: dict[str, tuple[Run[Any], float]] = {}
         self.others: dict[str, float] = {}  # cores other processes of the machine used during each run
+        self.timelines: dict[str, Timeline] = {}  # CPU sampled every second during each run
 
     async def measure(self, name: str, action: Awaitable[tuple[Run[Any], float]],
                       settle: bool = True) -> tuple[Run[Any], float]:
@@ -89,9 +91,10 @@ class Runner:
         the machine was meanwhile."""
         if settle:
             await _settle(self)
-        before = self.view.cpu.sample()
-        result = await action
-        after = self.view.cpu.sample()
+        async with sampling(self.view.cpu) as timeline:
+            result = await action
+        self.timelines[name] = timeline
+        before, after = timeline.samples[0], timeline.samples[-1]
         busy = after.machine - before.machine - (after.own - before.own) - sum(used(before, after).values())
         self.others[name] = round(max(0.0, busy) / (after.time - before.time), 2)
         self.runs[name] = result
@@ -168,8 +171,9 @@ async def _steps(r: Runner) -> dict[str, Any]:
                   r.measure("bare", bare.run(h, o.vus, o.warmup_s, o.duration_s)), lambda res: f"{_rate(res):.0f}/s")
     checks, all_events = await h.astep("final drain, then the consistency checks over the whole run",
                                        _consistency(r, products), lambda c: f"{sum(not x.passed for x in c[0])} failed")
-    return checkout_report.report(checkout_report.Results(r.runs, r.others, soak, envoy, soak_flows, lags, checks,
-                                                          len(all_events), r.carts, o, half))
+    return checkout_report.report(checkout_report.Results(r.runs, r.others, r.timelines["soak"], soak, envoy,
+                                                          soak_flows, lags, checks, len(all_events), r.carts, o,
+                                                          half))
 
 
 async def _window(r: Runner, name: str, supply: Iterator[str], target: str) -> Any:
