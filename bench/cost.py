@@ -85,7 +85,8 @@ class Cost:
             "statements_per_order_with_transaction_control": round(self.per_order(self.statement_calls()), 2),
             "statements": [{"database": s.database, "per_order": round(self.per_order(s.calls), 3),
                             "query": s.query[:300]}
-                           for s in sorted(self.statements, key=lambda s: -s.calls)[:40]],
+                           for s in sorted(self.statements, key=lambda s: -s.calls)
+                           if self.per_order(s.calls) >= 0.01],
         }
 
 
