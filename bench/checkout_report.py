@@ -86,7 +86,7 @@ def targets(runs: Mapping[str, tuple[Run[Any], float]], slices: tuple[Slice, Sli
     m = {name: run.measured(seconds) for name, (run, seconds) in runs.items()}
     drained = "" if soak.drained.complete else "the soak's tail did not drain: " + soak.drained.note
     half_m = runs["half"][0].measured(runs["half"][1], half)
-    out = [
+    out = [  # the first two are also printed under their tables
         Target(f"CPU per confirmed order, whole mesh (soak, {soak.orders} orders)", soak.cpu_ms_per_order, CPU_MS,
                " ms", not_measured=drained),
         Target("SQL statements per order, all services (BEGIN/COMMIT/ROLLBACK left out; "
@@ -124,19 +124,21 @@ class Results:
     half: float  # the half-rate run's offered rate
 
 
-def _print_cost(soak: Cost, envoy: Cost) -> float:
+def _print_cost(soak: Cost, envoy: Cost, goals: list[Target]) -> float:
     """The soak's cost tables and the Envoy run's summary; Envoy's ms per order."""
     print(f"\nCost per confirmed order over the soak's window: {soak.orders} orders in {soak.seconds:.1f}s "
           f"(load + {soak.drained.seconds:.1f}s until every event was consumed). CPU from /proc of every mesh "
           f"process\n(PostgreSQL: postmaster, all backends and workers, and those that exited); the load "
           f"generator and the benchmark's own PostgreSQL backends left out. {os.cpu_count()} cores, shared.\n")
     print(costreport.cpu_table(soak))
+    print(goals[0].line())
     print(costreport.machine_line(soak))
     print("\nRPCs handled (commerce_rpc_total of each service), per confirmed order:\n")
     print(costreport.rpc_table(soak))
     print("\nTransactions (pg_stat_database) and statements (pg_stat_statements), per confirmed order; "
           "the benchmark's own left out:\n")
     print(costreport.database_table(soak))
+    print(goals[1].line())
     print("(pg_stat_database also counts the transaction a LISTENing backend runs to read each NOTIFY it is woken\n"
           " for, so a database with listeners shows more transactions than BEGINs; connections opened: new sessions)")
     print("\nStatements run most often:\n")
@@ -163,13 +165,13 @@ def report(r: Results) -> dict[str, Any]:
     carts = r.carts
     print(f"\ncarts seeded: {len(carts.tokens)} in {carts.seeded_seconds:.1f}s "
           f"({len(carts.tokens) / carts.seeded_seconds if carts.seeded_seconds else 0:.0f}/s), outside every window")
-    envoy_ms = _print_cost(r.soak, r.envoy)
-    _print_flows(r.flows, r.soak)
     slices = soak_slices(*r.runs["soak"], r.soak_timeline)
+    goals = targets(r.runs, slices, r.soak, r.lags, r.options, r.half)
+    envoy_ms = _print_cost(r.soak, r.envoy, goals)
+    _print_flows(r.flows, r.soak)
     print(f"\nSoak, first and last {SOAK_SLICE_S:g}s: " + "; ".join(
         f"{s.start:.0f}-{s.end:.0f}s {s.orders_per_s:.1f} orders/s, mesh CPU {s.mesh_ms_per_order:.1f} ms/order, "
         f"others {s.other_cores:.2f} cores" for s in slices))
-    goals = targets(r.runs, slices, r.soak, r.lags, r.options, r.half)
     print("\nTargets (issue \"checkout ten times cheaper\"):")
     for goal in goals:
         print("  " + goal.line())
