@@ -82,9 +82,11 @@ def _lag_target(lag: Lag) -> Target:
 
 
 def targets(runs: Mapping[str, tuple[Run[Any], float]], slices: tuple[Slice, Slice], soak: Cost, lags: list[Lag],
-            options: _Options, half: float) -> list[Target]:
+            options: _Options, half: float, unsettled: Mapping[str, str]) -> list[Target]:
     m = {name: run.measured(seconds) for name, (run, seconds) in runs.items()}
     drained = "" if soak.drained.complete else "the soak's tail did not drain: " + soak.drained.note
+    if "soak" in unsettled:
+        drained = "the mesh had not settled before the soak: " + unsettled["soak"]
     half_m = runs["half"][0].measured(runs["half"][1], half)
     out = [  # the first two are also printed under their tables
         Target(f"CPU per confirmed order, whole mesh (soak, {soak.orders} orders)", soak.cpu_ms_per_order, CPU_MS,
@@ -122,6 +124,7 @@ class Results:
     carts: Carts
     options: _Options
     half: float  # the half-rate run's offered rate
+    unsettled: Mapping[str, str]  # runs begun before the mesh had settled: what was still moving
 
 
 def _print_cost(soak: Cost, envoy: Cost, goals: list[Target]) -> float:
@@ -166,7 +169,9 @@ def report(r: Results) -> dict[str, Any]:
     print(f"\ncarts seeded: {len(carts.tokens)} in {carts.seeded_seconds:.1f}s "
           f"({len(carts.tokens) / carts.seeded_seconds if carts.seeded_seconds else 0:.0f}/s), outside every window")
     slices = soak_slices(*r.runs["soak"], r.soak_timeline)
-    goals = targets(r.runs, slices, r.soak, r.lags, r.options, r.half)
+    goals = targets(r.runs, slices, r.soak, r.lags, r.options, r.half, r.unsettled)
+    for name, note in r.unsettled.items():
+        print(f"\nwarning: run {name!r} began before the mesh had settled ({note})")
     envoy_ms = _print_cost(r.soak, r.envoy, goals)
     _print_flows(r.flows, r.soak)
     print(f"\nSoak, first and last {SOAK_SLICE_S:g}s: " + "; ".join(
