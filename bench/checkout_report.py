@@ -125,9 +125,10 @@ class Results:
     options: _Options
     half: float  # the half-rate run's offered rate
     unsettled: Mapping[str, str]  # runs begun before the mesh had settled: what was still moving
+    idle_cores: Mapping[str, float]  # the mesh's CPU at rest by process, before the soak
 
 
-def _print_cost(soak: Cost, envoy: Cost, goals: list[Target]) -> float:
+def _print_cost(soak: Cost, envoy: Cost, goals: list[Target], idle: Mapping[str, float]) -> float:
     """The soak's cost tables and the Envoy run's summary; Envoy's ms per order."""
     print(f"\nCost per confirmed order over the soak's window: {soak.orders} orders in {soak.seconds:.1f}s "
           f"(load + {soak.drained.seconds:.1f}s until every event was consumed). CPU from /proc of every mesh "
@@ -135,6 +136,10 @@ def _print_cost(soak: Cost, envoy: Cost, goals: list[Target]) -> float:
           f"generator and the benchmark's own PostgreSQL backends left out. {os.cpu_count()} cores, shared.\n")
     print(costreport.cpu_table(soak))
     print(goals[0].line())
+    rate, cores = soak.orders / soak.seconds if soak.seconds else math.nan, sum(idle.values())
+    busiest = sorted(idle.items(), key=lambda item: -item[1])[:4]
+    print(f"mesh at rest (before the soak): {cores:.3f} cores (" + ", ".join(f"{n} {c:.3f}" for n, c in busiest)
+          + f"), i.e. {cores * 1000 / rate:.1f} ms of each order's CPU at the soak's rate")
     print(costreport.machine_line(soak))
     print("\nRPCs handled (commerce_rpc_total of each service), per confirmed order:\n")
     print(costreport.rpc_table(soak))
@@ -172,7 +177,7 @@ def report(r: Results) -> dict[str, Any]:
     goals = targets(r.runs, slices, r.soak, r.lags, r.options, r.half, r.unsettled)
     for name, note in r.unsettled.items():
         print(f"\nwarning: run {name!r} began before the mesh had settled ({note})")
-    envoy_ms = _print_cost(r.soak, r.envoy, goals)
+    envoy_ms = _print_cost(r.soak, r.envoy, goals, r.idle_cores)
     _print_flows(r.flows, r.soak)
     print(f"\nSoak, first and last {SOAK_SLICE_S:g}s: " + "; ".join(
         f"{s.start:.0f}-{s.end:.0f}s {s.orders_per_s:.1f} orders/s, mesh CPU {s.mesh_ms_per_order:.1f} ms/order, "
@@ -191,6 +196,8 @@ def report(r: Results) -> dict[str, Any]:
             "events_per_order": {f.subject: {"per_order": round(r.soak.per_order(f.count), 3),
                                              "consumed_by": list(f.consumers)} for f in r.flows},
             "event_lag": [lag.as_json() for lag in r.lags],
-            "soak_slices": [s.as_json() for s in slices], "targets": [g.as_json() for g in goals],
+            "soak_slices": [s.as_json() for s in slices],
+            "mesh_idle_cores": {name: round(c, 4) for name, c in r.idle_cores.items()},
+            "targets": [g.as_json() for g in goals],
             "consistency": [c.as_json() for c in r.checks],
             "failed": f"consistency checks failed: {', '.join(failed)}" if failed else None}

@@ -45,7 +45,7 @@ from bench.view import MeshView
 
 NAME = "placeorder"
 SUMMARY = "PlaceOrder through the whole mesh: cost per order, max rate, latency, event lag, soak, consistency"
-STEPS = 16
+STEPS = 17
 ADDRESS = order_pb2.Address(recipient="Bench Buyer", line1="1 Bench St", city="Springfield", region="IL",
                             postal_code="62701", country_code="US")
 PROBE = (1000, 1.0, 4.0)  # carts, warm-up s, seconds (at most: it ends when its carts do)
@@ -54,7 +54,7 @@ UNCONTENDED = (20, 200)  # warm-up orders, measured orders
 # from the short probe (noisy on a shared machine); carts a run leaves go to the next runs.
 SOAK_MARGIN = 1.5
 MARGIN = 1.3
-SOAK_SLICE_S = 10.0  # the soak's first and last slices compared
+IDLE_S = 3.0  # the mesh at rest, measured before the soak
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,7 @@ class Runner:
         self.others: dict[str, float] = {}  # cores other processes of the machine used during each run
         self.timelines: dict[str, Timeline] = {}  # CPU sampled every second during each run
         self.unsettled: dict[str, str] = {}  # runs that began before the mesh had settled: what was left
+        self.idle_cores: dict[str, float] = {}  # the mesh's CPU at rest by process (probes, relays, consumers)
 
     async def measure(self, name: str, action: Awaitable[tuple[Run[Any], float]],
                       settle: bool = True) -> tuple[Run[Any], float]:
@@ -174,13 +175,16 @@ async def _steps(r: Runner) -> dict[str, Any]:
                                        _consistency(r, products), lambda c: f"{sum(not x.passed for x in c[0])} failed")
     return checkout_report.report(checkout_report.Results(r.runs, r.others, r.timelines["soak"], soak, envoy,
                                                           soak_flows, lags, checks, len(all_events), r.carts, o,
-                                                          half, r.unsettled))
+                                                          half, r.unsettled, r.idle_cores))
 
 
 async def _window(r: Runner, name: str, supply: Iterator[str], target: str) -> Any:
     h, o = r.harness, r.options
     seconds = o.soak_s if name == "soak" else o.duration_s
     await h.astep("letting the mesh settle (every order final, every event consumed)", _settle(r, name), str)
+    if name == "soak":
+        await h.astep(f"the mesh at rest for {IDLE_S:g}s (its CPU without orders)", _idle(r),
+                      lambda cores: f"{cores:.3f} cores")
     window = Window(r.view)
     await window.start()
     await h.astep(
@@ -193,6 +197,15 @@ async def _window(r: Runner, name: str, supply: Iterator[str], target: str) -> A
     return await h.astep("draining (until every event is consumed), then reading the counters", window.stop(),
                          lambda c: f"{c.orders} confirmed, drained in {c.drained.seconds:.1f}s"
                          + ("" if c.drained.complete else f" NOT complete: {c.drained.note}"))
+
+
+async def _idle(r: Runner) -> float:
+    async with sampling(r.view.cpu) as timeline:
+        await asyncio.sleep(IDLE_S)
+    before, after = timeline.samples[0], timeline.samples[-1]
+    wall = after.time - before.time
+    r.idle_cores = {name: seconds / wall for name, seconds in used(before, after).items()}
+    return sum(r.idle_cores.values())
 
 
 async def _settle(r: Runner, name: str) -> str:
