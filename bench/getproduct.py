@@ -29,9 +29,10 @@ from commerce.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from commerce.common.v1 import money_pb2
 
 from bench import k6
-from bench.cpu import CpuMeter
+from bench.cpu import CpuClock, CpuMeter, CpuSample, used
 from bench.harness import BenchError, Harness
 from bench.report import Ratio, Row, table
+from bench.view import mesh_processes
 from services.devmesh.mesh import ROOT, free_port
 
 NAME = "getproduct"
@@ -127,10 +128,14 @@ def run(harness: Harness, options: Options) -> dict[str, Any]:
     ]
     load = k6.Load(options.vus, options.warmup_s, options.duration_s)
     rows: list[Row] = []
+    known = CpuClock({**mesh_processes(harness), "bare": bare_pid})  # to tell how busy everything else was
     for name, label, env, pids in scenarios:
         meter = CpuMeter(pids)
+        samples: list[CpuSample] = []
 
-        def measure(name: str = name, env: dict[str, str] = env, meter: CpuMeter = meter) -> k6.Measured:
+        def measure(name: str = name, env: dict[str, str] = env, meter: CpuMeter = meter,
+                    samples: list[CpuSample] = samples) -> k6.Measured:
+            samples.append(known.sample())
             meter.start()
             latency = "grpc_req_duration" if env["MODE"] == "grpc" else "http_req_duration"
             return k6.run(SCRIPT, load, {**common, **env}, latency, harness.logs_dir, name)
@@ -138,15 +143,22 @@ def run(harness: Harness, options: Options) -> dict[str, Any]:
         measured = harness.step(f"k6 {label}: {load.vus} VUs, {load.warmup_s}s warm-up + {load.duration_s}s",
                                 measure, lambda m: f"{m.requests_per_s:.0f} req/s, {m.errors} errors")
         cores = meter.stop()
+        before, after = samples[0], known.sample()
+        wall = after.time - before.time
+        others = (after.machine - before.machine - (after.own - before.own) - sum(used(before, after).values())
+                  - measured.k6_cpu_cores * measured.wall_s)
         envoy_us = (meter.seconds["envoy"] * 1e6 / measured.all_requests
                     if "envoy" in meter.seconds and measured.all_requests else None)
-        rows.append(Row(name, label, measured, {**cores, "k6": round(measured.k6_cpu_cores, 2)}, envoy_us))
+        rows.append(Row(name, label, measured, {**cores, "k6": round(measured.k6_cpu_cores, 2)}, envoy_us,
+                        round(max(0.0, others) / wall, 2) if wall > 0 else None))
     print()
     print(table(rows, RATIOS))
     print(f"\nreq/s: answered without error. srv us/req: CPU time of the server process per request; envoy us/req:\n"
           f"Envoy's process CPU over the whole k6 run (warm-up included) / every request of it. CPU cores:\n"
           f"averaged over each whole k6 run (warm-up included). This machine has {os.cpu_count()} cores, shared by "
-          f"k6, Envoy,\nPostgreSQL and the server, so a hop through Envoy takes CPU from the server itself.")
+          f"k6, Envoy,\nPostgreSQL and the server, so a hop through Envoy takes CPU from the server itself. others: "
+          f"cores used meanwhile\nby processes that are neither the mesh, k6 nor this benchmark (other work on the "
+          f"machine): a ratio of two\nscenarios that ran beside different amounts of it is a rough one.")
     return {"summary": SUMMARY, "options": asdict(options), "products": len(ids),
             "scenarios": [row.as_json() for row in rows], "ratios": [ratio.as_json(rows) for ratio in RATIOS]}
 
