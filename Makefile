@@ -35,7 +35,7 @@ test: $(STAMP)  ## the whole suite: starts its own PostgreSQL, NATS and Envoy
 run: $(STAMP)  ## the whole mesh on this machine, with a demo tenant
 	$(PY) -m services.devmesh run
 
-bench: $(STAMP)  ## benchmarks (figures, not pass/fail)
+bench: $(STAMP)  ## benchmarks (figures; exits 1 only when a consistency check fails)
 	$(PY) -m bench
 
 envoy-config: $(STAMP)  ## render envoy/envoy.yaml from the settings

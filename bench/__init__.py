@@ -1,4 +1,5 @@
-"""Benchmarks of commerce-mesh (``make bench``): figures to compare, not pass/fail tests.
+"""Benchmarks of commerce-mesh (``make bench``): figures to compare, not tests (only the
+PlaceOrder consistency checks make the command fail).
 
 ``python -m bench`` runs every benchmark; ``python -m bench getproduct`` one of them.
 Each benchmark is a module with ``NAME``, ``SUMMARY`` and ``run(harness, options)``

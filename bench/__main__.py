@@ -2,13 +2,15 @@
 tables, and write the figures to bench/results/latest.json.
 
 Every benchmark module has NAME, SUMMARY, STEPS (its progress lines), Options (a
-dataclass with vus, warmup_s, duration_s) and run(harness, options) -> dict (its JSON).
-Add a module to BENCHMARKS to add a benchmark.
+dataclass with some of vus, warmup_s, duration_s, soak_s) and run(harness, options) ->
+dict (its JSON; a "failed" entry that is not None makes the command exit 1, after the
+figures are written). Add a module to BENCHMARKS to add a benchmark.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -16,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 from types import FrameType, ModuleType
 from typing import Any
 
@@ -45,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--vus", type=int, default=16, help="concurrent k6 virtual users (default 16)")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per scenario (default 2)")
     parser.add_argument("--duration", type=int, default=10, help="measured seconds per scenario (default 10)")
+    parser.add_argument("--soak", type=int, default=60,
+                        help="measured seconds of the PlaceOrder soak at the max rate (default 60; the target needs "
+                             ">= 60)")
     return parser
 
 
@@ -63,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         harness.start()
         for module in chosen:
-            options = module.Options(vus=args.vus, warmup_s=args.warmup, duration_s=args.duration)
+            given = {"vus": args.vus, "warmup_s": args.warmup, "duration_s": args.duration, "soak_s": args.soak}
+            wanted = {f.name for f in dataclasses.fields(module.Options)}
+            options = module.Options(**{k: v for k, v in given.items() if k in wanted})
             print(f"\n== {module.NAME}: {module.SUMMARY}", flush=True)
             results[module.NAME] = module.run(harness, options)
     except KeyboardInterrupt:
@@ -71,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as error:
         failed = True
+        traceback.print_exc()
         print(f"\nbenchmark failed: {error}", file=sys.stderr, flush=True)
         return 1
     finally:
@@ -84,7 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nfigures written to {(RESULTS / 'latest.json').relative_to(ROOT)} "
           f"({report['seconds']}s in all)")
-    return 0
+    failures = [f"{name}: {result['failed']}" for name, result in results.items() if result.get("failed")]
+    for failure in failures:
+        print(f"FAILED {failure}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -3,25 +3,36 @@ worker, an SMTP sink, meshinfo and Envoy started the way `make run` starts them,
 free ports in a temporary folder (never .data/), plus a tenant with a seller. ``stop()``
 ends every process it started, the mesh's and the benchmarks' own (``spawn``), and
 removes the folder; on failure the logs are first copied to bench/results/logs/.
+
+Unlike the end-to-end tests' mesh, this one keeps `make run`'s PostgreSQL durability
+(fsync, synchronous_commit, full_page_writes all on: a commit costs an fsync, as in use),
+serves each service's Prometheus metrics (gRPC port + an offset whose ports are free),
+and preloads pg_stat_statements; the benchmarks' own queries run as the role
+``OBSERVER`` so that they can be told apart from the services'.
 """
 
 from __future__ import annotations
 
+import asyncio
+import random
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
+import asyncpg  # type: ignore[import-untyped]
 import grpc
 from commerce.tenant.v1 import tenant_pb2, tenant_pb2_grpc
 
-from services.devmesh.mesh import ROOT, Mesh
+from services.devmesh.mesh import NOTIFICATIONS, ROOT, Mesh, free_port
 from services.devmesh.processes import Process
 from services.devmesh.progress import Progress
 from services.runtime.db import schema_for
@@ -31,6 +42,12 @@ RESULTS = ROOT / "bench" / "results"
 TENANT = "bench"
 ADMIN_EMAIL = "admin@bench.test"
 SELLER_EMAIL = "seller@bench.test"
+# The role the benchmarks' own queries run as (pg_stat_statements tells them apart by it).
+OBSERVER = "bench_observer"
+POSTGRES_OPTIONS = {"shared_preload_libraries": "pg_stat_statements", "pg_stat_statements.max": "10000",
+                    "pg_stat_statements.track": "top", "pg_stat_statements.track_utility": "on"}
+DURABILITY = ("PostgreSQL durable as under `make run` (fsync, synchronous_commit and full_page_writes on; "
+              "pg_stat_statements preloaded)")
 T = TypeVar("T")
 
 
@@ -52,20 +69,52 @@ class Shop:
         return (("authorization", f"Bearer {self.seller_token}"),)
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_settings(base: Settings) -> Settings:
+    """``base`` on free ports (as Mesh.on_free_ports), with metrics on: an offset for which every
+    service's and worker's gRPC port + offset is free too."""
+    names = (*base.edge_services, NOTIFICATIONS, "smtp", "meshinfo", "meshinfo_check", "envoy", "envoy_admin")
+    ports: dict[str, Any] = {f"{name}_port": free_port() for name in names}
+    served = [ports[f"{name}_port"] for name in (*base.edge_services, NOTIFICATIONS)]
+    for _ in range(200):
+        offset = random.randrange(1000, 65535 - max(served))
+        if all(_port_free(port + offset) and port + offset not in ports.values() for port in served):
+            break
+    else:
+        raise BenchError("found no free ports for the services' metrics")
+    ports["metrics_port_offset"] = offset
+    ports["database_url"] = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
+    ports["nats_url"] = f"nats://127.0.0.1:{free_port()}"
+    return base.model_copy(update=ports)
+
+
 class Harness:
     def __init__(self, benchmark_steps: int) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="commerce-bench-"))
-        settings = Settings().model_copy(update={"log_level": "WARNING"})
-        self.mesh = Mesh.on_free_ports(self.workdir / "mesh", settings, fast_unsafe=True)
-        # the mesh's steps, the tenant and its seller, then the benchmarks'
-        self.progress = self.mesh.progress = Progress(self.mesh.steps + 1 + benchmark_steps)
+        settings = free_port_settings(Settings().model_copy(update={"log_level": "WARNING"}))
+        self.mesh = Mesh(self.workdir / "mesh", settings, fast_unsafe=False)
+        if self.mesh.postgres is not None:
+            self.mesh.postgres.options = dict(POSTGRES_OPTIONS)
+        # the mesh's steps, PostgreSQL statistics, the tenant and its seller, then the benchmarks'
+        self.progress = self.mesh.progress = Progress(self.mesh.steps + 2 + benchmark_steps)
         self._spawned: list[Process] = []
         self._shop: Shop | None = None
 
     # -- running --------------------------------------------------------------
 
     def start(self) -> None:
+        self.progress.note(DURABILITY)
         self.mesh.start()
+        self.step("preparing PostgreSQL statistics (pg_stat_statements, role " + OBSERVER + ")",
+                  self._prepare_statistics, lambda _: "ready")
         self._shop = self.step(f"creating tenant {TENANT!r} and its seller", self._open_shop,
                                lambda shop: "ready")
 
@@ -93,6 +142,32 @@ class Harness:
         self.progress.end(outcome(result))
         return result
 
+    async def astep(self, label: str, action: Awaitable[T], outcome: Callable[[T], str] = lambda _: "done") -> T:
+        """``step`` for a coroutine, inside a running event loop."""
+        self.progress.begin(label)
+        try:
+            result = await action
+        except KeyboardInterrupt:
+            self.progress.fail("interrupted")
+            raise
+        except BaseException as error:
+            self.progress.fail(str(error) or type(error).__name__)
+            raise
+        self.progress.end(outcome(result))
+        return result
+
+    def dsn(self, database: str, user: str = OBSERVER) -> str:
+        """The mesh's PostgreSQL, database ``database``, as ``user``."""
+        url = urlsplit(self.mesh.database_url)
+        return url._replace(netloc=f"{user}@{url.hostname}:{url.port}", path="/" + database).geturl()
+
+    def database_of(self, service: str) -> str:
+        return self.mesh.settings.database_name(service)
+
+    def metrics_url(self, name: str) -> str:
+        settings = self.mesh.settings
+        return f"http://127.0.0.1:{settings.port_of(name) + settings.metrics_port_offset}/metrics"
+
     def spawn(self, name: str, args: Sequence[str]) -> Process:
         """Starts a process of a benchmark (stopped by ``stop()``); its log is logs/<name>.log."""
         process = Process(name, list(args), self.logs_dir / f"{name}.log", env=self.mesh.env, cwd=ROOT)
@@ -115,6 +190,18 @@ class Harness:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     # -- seeding --------------------------------------------------------------
+
+    def _prepare_statistics(self) -> None:
+        async def prepare() -> None:
+            conn = await asyncpg.connect(self.dsn("postgres", "postgres"))
+            try:
+                await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+                if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", OBSERVER):
+                    await conn.execute(f"CREATE ROLE {OBSERVER} LOGIN SUPERUSER")
+            finally:
+                await conn.close()
+
+        asyncio.run(prepare())
 
     def _create_admin(self, password: str) -> None:
         done = subprocess.run(

@@ -54,6 +54,7 @@ class Measured:
     max_ms: float
     k6_cpu_cores: float  # k6's own CPU use over its whole run (warm-up included)
     wall_s: float
+    all_requests: int = 0  # over the whole run, warm-up included
 
 
 def _children_cpu_seconds() -> float:
@@ -106,4 +107,5 @@ def run(script: Path, load: Load, env: Mapping[str, str], latency_metric: str, w
         p50_ms=latency["med"], p90_ms=latency["p(90)"], p99_ms=latency["p(99)"], max_ms=latency["max"],
         k6_cpu_cores=k6_cpu / wall if wall > 0 else 0.0,
         wall_s=wall,
+        all_requests=int(summary["metrics"].get("iterations", {}).get("values", {}).get("count", requests)),
     )

