@@ -40,19 +40,18 @@ from tests.security.conftest import Tenant
 # What one tenant's flow publishes, at least.
 EXPECTED = {
     "commerce.tenant.v1.UserRegistered", "commerce.catalog.v1.ProductCreated",
-    "commerce.order.v1.OrderPlaced", "commerce.order.v1.OrderConfirmed", "commerce.order.v1.OrderCancelled",
+    "commerce.order.v1.OrderConfirmed", "commerce.order.v1.OrderCancelled",
     "commerce.catalog.v1.LowStock",
-    "commerce.payment.v1.PaymentAuthorized", "commerce.payment.v1.PaymentCaptured",
+    "commerce.payment.v1.PaymentCaptured",
     "commerce.payment.v1.PaymentRefunded", "commerce.order.v1.OrderRefunded",
 }
 # The resource each of these events must name, from what the edge answered that tenant.
 NAMES = {
-    "commerce.order.v1.OrderPlaced": ("order_id", "customer_id", "product_id"),
-    "commerce.order.v1.OrderConfirmed": ("order_id", "customer_id", "payment_id"),
+    "commerce.order.v1.OrderConfirmed": ("order_id", "customer_id", "product_id", "payment_id"),
     "commerce.order.v1.OrderCancelled": ("order_id",),
     "commerce.catalog.v1.ProductCreated": ("product_id",),
     "commerce.catalog.v1.LowStock": ("product_id",),
-    "commerce.payment.v1.PaymentAuthorized": ("payment_id", "order_id"),
+    "commerce.payment.v1.PaymentCaptured": ("payment_id", "order_id"),
     "commerce.payment.v1.PaymentRefunded": ("payment_id",),
     "commerce.order.v1.OrderRefunded": ("order_id", "payment_id"),
     "commerce.tenant.v1.UserRegistered": ("customer_id",),

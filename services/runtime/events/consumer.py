@@ -58,6 +58,10 @@ DEAD = Counter("commerce_events_dead_lettered_total", "Events sent to the dead-l
 LAG = Histogram("commerce_event_lag_seconds", "From the event's occur_time to its commit by a consumer",
                 ["consumer"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
 
+# Pulls: how long an idle consumer's pull waits for an event, and a busy one's for more.
+IDLE_WAIT_SECONDS = 1.0
+BUSY_WAIT_SECONDS = 0.02
+
 DLQ_REASON = "Commerce-Dlq-Reason"
 DLQ_CONSUMER = "Commerce-Dlq-Consumer"
 
@@ -167,16 +171,25 @@ class EventConsumer:
             delay = min(delay * 2, 5.0)
 
     async def _consume(self, js: JetStreamContext, sub: JetStreamContext.PullSubscription) -> None:
+        """Idle, one lingering pull of ONE message (it returns the moment an event arrives: a pull
+        for more would wait out its timeout to fill the batch); busy, pulls of up to a batch that
+        return what is there at once and give up after BUSY_WAIT_SECONDS (back to idle)."""
         idle = 0
+        busy = False
         while True:
             try:
-                messages = await sub.fetch(self._batch_size, timeout=1.0)
+                messages = await (sub.fetch(self._batch_size, timeout=BUSY_WAIT_SECONDS) if busy
+                                  else sub.fetch(1, timeout=IDLE_WAIT_SECONDS))
             except (TimeoutError, nats.errors.TimeoutError):
+                if busy:
+                    busy = False
+                    continue
                 idle += 1
                 if idle % 10 == 0 and self.nats.connected:
                     await sub.consumer_info()  # NotFoundError when the consumer is gone: subscribe again
                 continue
             idle = 0
+            busy = True
             for msg in messages:
                 await self._process(js, msg)
 
