@@ -53,6 +53,15 @@ def _tree(root: int, stats: Mapping[int, _Stat]) -> list[int]:
     return found
 
 
+def group_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU seconds of ``pid`` and of each of its descendants alive, by pid (the root's entry
+    includes what its reaped children used): the per-call micro benchmarks (bench/charge.py,
+    getcart.py, reserve_cpu.py) subtract two of these."""
+    stats = _all_stats()
+    root = stats.get(pid)
+    return {p: stats[p].own + (stats[p].reaped if p == pid else 0.0) for p in _tree(pid, stats)} if root else {}
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds all cores of the machine have been busy (not idle, not waiting on I/O)."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
