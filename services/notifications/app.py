@@ -23,9 +23,12 @@ NAME = "notifications"
 
 def consumer(db: Database, settings: Settings, mailer: Mailer, **options: Any) -> EventConsumer:
     """The order-events consumer. A mail server that is away is retried for about a quarter
-    of an hour (back-off up to a minute) before an event goes to the dead-letter subject."""
+    of an hour (back-off up to a minute) before an event goes to the dead-letter subject.
+    One event per transaction (an email sent and then rolled back with others would go out
+    twice), as many at once as the mailer has SMTP sessions."""
     defaults: dict[str, Any] = {"durable": DURABLE, "max_deliver": 20, "nak_base_seconds": 1.0,
-                                "nak_max_seconds": 60.0}
+                                "nak_max_seconds": 60.0, "together": False,
+                                "concurrency": settings.smtp_sessions}
     options = defaults | options
     return EventConsumer(db, settings, subjects=SUBJECTS, handler=Notifier(mailer), script_location=SCRIPTS,
                          **options)

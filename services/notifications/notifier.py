@@ -6,7 +6,7 @@ then sent; a failed send rolls both back and the event is delivered again later.
 
 from __future__ import annotations
 
-from email.message import EmailMessage
+from email.message import Message as MimeMessage
 from typing import Protocol
 
 import structlog
@@ -28,7 +28,7 @@ SUBJECTS = [subject_pattern(event.DESCRIPTOR) for event in EVENTS]
 class Mailer(Protocol):
     sender: str
 
-    async def send(self, message: EmailMessage) -> None: ...
+    async def send(self, message: MimeMessage) -> None: ...
 
 
 class Notifier:

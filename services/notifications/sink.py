@@ -33,7 +33,7 @@ class SaveToFolder:
             content = envelope.content.encode()
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         target = self.folder / f"{stamp}-{secrets.token_hex(4)}.eml"
-        await asyncio.to_thread(_write_whole, target, content)
+        _write_whole(target, content)  # a few KB on local disk: cheaper than a thread hop
         return "250 Message accepted for delivery"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -233,3 +234,62 @@ async def test_inbox_entries_older_than_the_stream_keeps_events_are_forgotten(
     await eventually(forgotten)
     assert await scalar(db, tenant, "SELECT event_id FROM {schema}.inbox WHERE consumer = :c", c=name) == "recent"
     assert await scalar(db, tenant, "SELECT count(*) FROM {schema}.inbox WHERE consumer = 'someone-else'") == 1
+
+
+async def _waiting(db: Database, tenant: str, count: int) -> None:
+    """``count`` events written before the consumer exists: it finds them waiting, together."""
+    for i in range(count):
+        async with db.tenant(tenant) as conn:
+            await emit(conn, order_confirmed(f"w{i}"), tenant_id=tenant, aggregate_id=f"w{i}")
+
+
+async def test_events_waiting_together_are_applied_in_one_transaction(
+        db: Database, settings: Settings, relay: OutboxRelay, consumers: list[EventConsumer],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    tenant = await provisioned(db)
+    await _waiting(db, tenant, 12)
+    transactions: list[str] = []
+    real = db.transaction
+
+    def counted(tenant_id: str) -> Any:
+        transactions.append(tenant_id)
+        return real(tenant_id)
+
+    monkeypatch.setattr(db, "transaction", counted)
+    calls: list[str] = []
+    consumer = EventConsumer(db, settings, durable=durable(), subjects=[f"commerce.order.v1.*.{tenant}"],
+                             handler=recording(calls))
+    consumers.append(consumer)
+    await consumer.start()
+
+    async def applied() -> bool:
+        return await effects(db, tenant) == 12
+    await eventually(applied)
+    assert sorted(calls) == sorted(f"w{i}" for i in range(12))
+    assert len(transactions) <= 3  # the first pull's one event, then the rest together (not 12)
+
+
+async def test_when_one_of_events_applied_together_fails_the_others_are_applied_at_once_and_it_alone_again(
+        db: Database, settings: Settings, relay: OutboxRelay, consumers: list[EventConsumer]) -> None:
+    tenant = await provisioned(db)
+    await _waiting(db, tenant, 12)
+    calls: list[str] = []
+    failures: list[str] = []
+
+    def w7_twice(order_id: str) -> bool:  # fails together with the others, then alone once more
+        if order_id == "w7" and len(failures) < 2:
+            failures.append(order_id)
+            return True
+        return False
+
+    consumer = EventConsumer(db, settings, durable=durable(), subjects=[f"commerce.order.v1.*.{tenant}"],
+                             handler=recording(calls, fail=w7_twice), nak_base_seconds=0.05)
+    consumers.append(consumer)
+    await consumer.start()
+
+    async def applied() -> bool:
+        return await effects(db, tenant) == 12
+    await eventually(applied)
+    assert calls.count("w7") == 3  # together, alone (failed again: redelivered), then applied
+    assert all(calls.count(f"w{i}") <= 2 for i in range(12) if i != 7)
+    assert await scalar(db, tenant, "SELECT count(DISTINCT event_id) FROM {schema}.effects") == 12

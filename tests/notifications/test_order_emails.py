@@ -158,11 +158,11 @@ async def test_an_order_confirmed_twice_by_mistake_gets_one_confirmation_email(w
     assert len(worker.mailbox.messages(to=email)) == 1
 
 
-async def test_emails_share_one_smtp_session_and_each_is_sent_once(worker: Worker) -> None:
+async def test_emails_share_a_few_smtp_sessions_and_each_is_sent_once(worker: Worker) -> None:
     assert worker.mailbox.server is not None
     opened = worker.mailbox.server.sessions_opened
     tenant = await provisioned(worker.orders)
-    emails = [unique_email() for _ in range(5)]
+    emails = [unique_email() for _ in range(20)]
     for email in emails:
         order = an_order(email)
         async with worker.orders.tenant(tenant) as conn:
@@ -173,6 +173,22 @@ async def test_emails_share_one_smtp_session_and_each_is_sent_once(worker: Worke
         return all(len(worker.mailbox.messages(to=email)) == 1 for email in emails)
     await eventually(all_sent, within=15)
     await asyncio.sleep(0.3)
-    assert [len(worker.mailbox.messages(to=email)) for email in emails] == [1] * 5
-    # one session at most for five emails (none when the worker's session was already open)
-    assert worker.mailbox.server.sessions_opened - opened <= 1
+    assert [len(worker.mailbox.messages(to=email)) for email in emails] == [1] * 20
+    # the worker's sessions at most for twenty emails (none when they were open already)
+    assert worker.mailbox.server.sessions_opened - opened <= worker.settings.smtp_sessions
+
+
+async def test_an_email_with_accents_in_the_address_subject_and_lines_arrives_intact(worker: Worker) -> None:
+    email = f"café-{uuid.uuid4().hex[:6]}@shop.example"  # sent with SMTPUTF8
+    order = an_order(email)
+    order.lines[0].title = "Tasse à café"
+    await publish(worker, order_events_pb2.OrderRefunded(order=order, payment_id="pay-1", amount=eur(1250)),
+                  order.order_id)
+
+    async def arrived() -> bool:
+        return len(worker.mailbox.messages(to=email)) == 1
+    await eventually(arrived, within=15)
+    [message] = worker.mailbox.messages(to=email)
+    assert str(message["Subject"]) == f"Refund of 12.50 EUR for your order {order.order_id}"
+    body = message.get_body().get_content()  # type: ignore[union-attr]
+    assert "2 x Tasse à café  25.00 EUR" in body

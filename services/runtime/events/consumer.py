@@ -9,7 +9,9 @@ the tenant from ``Commerce-Tenant`` (the subject's last token and ``metadata.ten
 must name the same tenant); inside ``db.transaction(tenant)`` the event id is
 inserted in the ``inbox`` and, only if it was not there yet, ``handler(session, event,
 tenant_id)`` runs in the same transaction (a services/runtime/sql.py session); the
-message is acked after the commit.
+message is acked after the commit. The messages of one pull that belong to one tenant
+are applied in one such transaction (one inbox statement for all, then each handler);
+if it fails they are applied one by one, so only the failing one is retried.
 A handler error naks the message with back-off; on delivery ``max_deliver`` a
 failure sends it to ``dlq.<subject>`` (stream COMMERCE_DLQ) and acks it. A message
 that cannot be decoded, or whose tenants disagree, goes to the dead-letter subject at once.
@@ -21,6 +23,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -48,6 +51,9 @@ Handler = Callable[[Session, Message, str], Awaitable[None]]
 
 FIRST_TIME_SQL = Sql("INSERT INTO {schema}.inbox (consumer, event_id, processed_time) VALUES ($1, $2, now()) "
                      "ON CONFLICT DO NOTHING RETURNING event_id")
+FIRST_TIMES_SQL = Sql("INSERT INTO {schema}.inbox (consumer, event_id, processed_time) "
+                      "SELECT $1, e, now() FROM unnest($2::text[]) AS e "
+                      "ON CONFLICT DO NOTHING RETURNING event_id")
 FORGET_SQL = Sql("DELETE FROM {schema}.inbox WHERE consumer = $1 AND processed_time < $2")
 
 CONSUMED = Counter("commerce_events_consumed_total", "Events applied by a consumer", ["consumer"])
@@ -70,17 +76,52 @@ class _Poison(Exception):
     """The message can never be applied (undecodable, no tenant)."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Event:
+    msg: Msg
+    message: Message
+    tenant_id: str
+    event_id: str
+    traceparent: str
+
+
+def _decode(msg: Msg) -> _Event:
+    """The event a message carries, and whose it is; _Poison when it can never be applied."""
+    headers = msg.headers or {}
+    try:
+        event = registry.decode(headers.get(naming.EVENT_TYPE, ""), msg.data)
+    except Exception as exc:
+        raise _Poison(f"cannot decode: {type(exc).__name__}: {exc}") from exc
+    meta = event.metadata  # type: ignore[attr-defined]
+    tenant_id = headers.get(naming.TENANT) or meta.tenant_id
+    # The subject's last token, the header and the metadata must name one tenant: a message
+    # naming two would be applied in one of them with the other's data.
+    named = {msg.subject.rsplit(".", 1)[-1], headers.get(naming.TENANT, ""), meta.tenant_id} - {""}
+    if len(named) > 1:
+        raise _Poison(f"tenants disagree: subject {msg.subject!r}, {naming.TENANT} "
+                      f"{headers.get(naming.TENANT, '')!r}, metadata.tenant_id {meta.tenant_id!r}")
+    # The payload's id is authoritative: a re-published copy may carry another Nats-Msg-Id.
+    event_id = meta.event_id or headers.get(naming.MSG_ID, "")
+    if not TENANT_ID_PATTERN.fullmatch(tenant_id) or not event_id:
+        raise _Poison(f"event without a valid tenant ({tenant_id!r}) or event id")
+    return _Event(msg, event, tenant_id, event_id, headers.get(naming.TRACEPARENT) or tracing.new_traceparent())
+
+
 class EventConsumer:
     def __init__(self, db: Database, settings: Settings, *, durable: str, subjects: Sequence[str],
                  handler: Handler, max_deliver: int = 5, ack_wait: float = 30.0, batch_size: int = 32,
                  nak_base_seconds: float = 0.5, nak_max_seconds: float = 30.0,
                  script_location: Path | None = None, nats_url: str | None = None,
                  inbox_retention_seconds: float = naming.STREAM_MAX_AGE_SECONDS + 86400.0,
-                 cleanup_every_seconds: float = 3600.0) -> None:
+                 cleanup_every_seconds: float = 3600.0, concurrency: int = 1, together: bool = True) -> None:
         """``script_location``: when given, an event of a tenant whose schema does not
         exist yet in ``db`` creates it (Alembic upgrade) instead of failing.
         Inbox entries older than ``inbox_retention_seconds`` (longer than JetStream keeps
-        events, so their event cannot come back) are deleted every ``cleanup_every_seconds``."""
+        events, so their event cannot come back) are deleted every ``cleanup_every_seconds``.
+        ``concurrency``: pull loops applying events at once (for handlers that wait on something
+        slow, e.g. an SMTP server); events are then not applied in stream order. ``together``:
+        events of one pull and tenant share a transaction (False: one transaction each, for
+        handlers whose effect outside the database must not be repeated when others fail)."""
         if not subjects:
             raise ValueError("a consumer needs at least one subject")
         self._db = db
@@ -90,6 +131,8 @@ class EventConsumer:
         self._max_deliver = max_deliver
         self._ack_wait = ack_wait
         self._batch_size = batch_size
+        self._concurrency = max(1, concurrency)
+        self._together = together
         self._nak_base = nak_base_seconds
         self._nak_max = nak_max_seconds
         self._script_location = script_location
@@ -150,23 +193,32 @@ class EventConsumer:
         return await js.pull_subscribe_bind(durable=self.durable, stream=naming.STREAM)
 
     async def _run(self) -> None:
+        """``concurrency`` pull loops, each on its own subscription to the durable (JetStream
+        hands each message to one of them); all subscribe again when one is interrupted."""
         delay = 0.2
         while True:
             js = await self.nats.wait_ready()
+            subs: list[JetStreamContext.PullSubscription] = []
             try:
-                sub = await self._subscribe(js)
+                subs = [await self._subscribe(js) for _ in range(self._concurrency)]
                 self._subscribed.set()
                 delay = 0.2
-                try:
-                    await self._consume(js, sub)
+                loops = [asyncio.create_task(self._consume(js, sub)) for sub in subs]
+                try:  # the first loop to end (it failed) ends them all
+                    done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        task.result()
                 finally:
-                    self._subscribed.clear()
-                    with contextlib.suppress(Exception):
-                        await sub.unsubscribe()
+                    await cancel_and_wait(*loops)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("consumer interrupted; subscribing again", consumer=self.durable, error=str(exc))
+            finally:
+                self._subscribed.clear()
+                for sub in subs:
+                    with contextlib.suppress(Exception):
+                        await sub.unsubscribe()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
@@ -190,21 +242,74 @@ class EventConsumer:
                 continue
             idle = 0
             busy = True
-            for msg in messages:
-                await self._process(js, msg)
+            await self._process_all(js, messages)
+
+    # -- a batch of messages ------------------------------------------------------
+
+    async def _process_all(self, js: JetStreamContext, messages: list[Msg]) -> None:
+        """Messages of one tenant are applied together in one transaction (one inbox statement,
+        then each handler); when that fails, one by one, so only the failing one is retried."""
+        by_tenant: dict[str, list[_Event]] = {}
+        for msg in messages:
+            delivered = msg.metadata.num_delivered or 1
+            if delivered > self._max_deliver:  # failed before, e.g. the process died while handling it
+                await self._dead_letter(js, msg, f"not applied after {delivered - 1} deliveries")
+                continue
+            try:
+                event = _decode(msg)
+            except _Poison as exc:
+                await self._dead_letter(js, msg, str(exc))
+                continue
+            by_tenant.setdefault(event.tenant_id, []).append(event)
+        for tenant_id, events in by_tenant.items():
+            if len(events) > 1 and self._together:
+                try:
+                    applied = await self._apply_together(tenant_id, events)
+                except Exception:  # each is tried alone below, where its error is handled
+                    pass
+                else:
+                    for event in events:
+                        self._count(event, event.event_id in applied)
+                        await self._ack(event.msg)
+                    continue
+            for event in events:
+                await self._process(js, event)
+
+    async def _apply_together(self, tenant_id: str, events: list[_Event]) -> set[str]:
+        """Applies the events not in the inbox yet in one transaction; the ids it applied."""
+        applied: set[str] = set()
+        async with self._db.transaction(tenant_id) as session:
+            first = {r["event_id"] for r in await session.fetch(
+                FIRST_TIMES_SQL, self.durable, [event.event_id for event in events])}
+            for event in events:
+                if event.event_id in first and event.event_id not in applied:
+                    applied.add(event.event_id)
+                    await self._handle(session, event)
+        return applied
+
+    async def _handle(self, session: Session, event: _Event) -> None:
+        token = tracing.set_traceparent(event.traceparent)
+        try:
+            await self._handler(session, event.message, event.tenant_id)
+        finally:
+            tracing.reset_traceparent(token)
+
+    def _count(self, event: _Event, applied: bool) -> None:
+        if not applied:
+            DUPLICATES.labels(self.durable).inc()
+            return
+        CONSUMED.labels(self.durable).inc()
+        meta = event.message.metadata  # type: ignore[attr-defined]
+        if meta.HasField("occur_time"):
+            LAG.labels(self.durable).observe(max(0.0, time.time() - meta.occur_time.ToDatetime(UTC).timestamp()))
 
     # -- one message --------------------------------------------------------------
 
-    async def _process(self, js: JetStreamContext, msg: Msg) -> None:
+    async def _process(self, js: JetStreamContext, event: _Event) -> None:
+        msg = event.msg
         delivered = msg.metadata.num_delivered or 1
-        if delivered > self._max_deliver:  # failed before, e.g. the process died while handling it
-            await self._dead_letter(js, msg, f"not applied after {delivered - 1} deliveries")
-            return
         try:
-            await self._apply(msg)
-        except _Poison as exc:
-            await self._dead_letter(js, msg, str(exc))
-            return
+            applied = await self._apply_in_tenant(event)
         except Exception as exc:
             FAILED.labels(self.durable).inc()
             if delivered >= self._max_deliver:
@@ -216,55 +321,26 @@ class EventConsumer:
                             subject=msg.subject, delivered=delivered, error=repr(exc))
                 await msg.nak(delay=min(self._nak_base * 2 ** (delivered - 1), self._nak_max))
             return
+        self._count(event, applied)
         await self._ack(msg)
 
     async def _ack(self, msg: Msg) -> None:
         await msg.ack()
 
-    async def _apply(self, msg: Msg) -> None:
-        headers = msg.headers or {}
+    async def _apply_in_tenant(self, event: _Event) -> bool:
         try:
-            event = registry.decode(headers.get(naming.EVENT_TYPE, ""), msg.data)
-        except Exception as exc:
-            raise _Poison(f"cannot decode: {type(exc).__name__}: {exc}") from exc
-        meta = event.metadata  # type: ignore[attr-defined]
-        tenant_id = headers.get(naming.TENANT) or meta.tenant_id
-        # The subject's last token, the header and the metadata must name one tenant: a message
-        # naming two would be applied in one of them with the other's data.
-        named = {msg.subject.rsplit(".", 1)[-1], headers.get(naming.TENANT, ""), meta.tenant_id} - {""}
-        if len(named) > 1:
-            raise _Poison(f"tenants disagree: subject {msg.subject!r}, {naming.TENANT} "
-                          f"{headers.get(naming.TENANT, '')!r}, metadata.tenant_id {meta.tenant_id!r}")
-        # The payload's id is authoritative: a re-published copy may carry another Nats-Msg-Id.
-        event_id = meta.event_id or headers.get(naming.MSG_ID, "")
-        if not TENANT_ID_PATTERN.fullmatch(tenant_id) or not event_id:
-            raise _Poison(f"event without a valid tenant ({tenant_id!r}) or event id")
-        token = tracing.set_traceparent(headers.get(naming.TRACEPARENT) or tracing.new_traceparent())
-        try:
-            applied = await self._apply_in_tenant(event, tenant_id, event_id)
-        finally:
-            tracing.reset_traceparent(token)
-        if applied:
-            CONSUMED.labels(self.durable).inc()
-            if meta.HasField("occur_time"):
-                LAG.labels(self.durable).observe(max(0.0, time.time() - meta.occur_time.ToDatetime(UTC).timestamp()))
-        else:
-            DUPLICATES.labels(self.durable).inc()
-
-    async def _apply_in_tenant(self, event: Message, tenant_id: str, event_id: str) -> bool:
-        try:
-            return await self._apply_once(event, tenant_id, event_id)
+            return await self._apply_once(event)
         except NotFound as exc:
             if self._script_location is None or exc.reason != "TENANT_NOT_FOUND":
                 raise
-        await upgrade_tenant(self._db, tenant_id, self._script_location)
-        return await self._apply_once(event, tenant_id, event_id)
+        await upgrade_tenant(self._db, event.tenant_id, self._script_location)
+        return await self._apply_once(event)
 
-    async def _apply_once(self, event: Message, tenant_id: str, event_id: str) -> bool:
-        async with self._db.transaction(tenant_id) as session:
-            if await session.fetchval(FIRST_TIME_SQL, self.durable, event_id) is None:
+    async def _apply_once(self, event: _Event) -> bool:
+        async with self._db.transaction(event.tenant_id) as session:
+            if await session.fetchval(FIRST_TIME_SQL, self.durable, event.event_id) is None:
                 return False
-            await self._handler(session, event, tenant_id)
+            await self._handle(session, event)
         return True
 
     async def _dead_letter(self, js: JetStreamContext, msg: Msg, reason: str) -> None:
