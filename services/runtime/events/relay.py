@@ -4,8 +4,8 @@ One relay runs per service process.
 
 - **Hand-off** (the normal path): the process's own writes give the relay their rows
   once committed (``Database.hand_outbox_to``). It publishes them in batches with
-  asynchronous acks and deletes each schema's acknowledged rows with one statement:
-  no outbox scan, no NOTIFY.
+  asynchronous acks and deletes the acknowledged rows of each schema together, one
+  statement at most every ``DELETE_EVERY_SECONDS``: no outbox scan, no NOTIFY.
 - **Poll** (what nobody handed off: another process died after its commit, NATS was
   away, a publish failed): every ``poll_seconds`` (backing off to ``max_poll_seconds``
   while there is nothing) and at once when NATS (re)connects, each schema's pending rows
@@ -49,6 +49,7 @@ PENDING_ROWS = Gauge("commerce_outbox_pending", "Outbox events not yet published
 LAG = Histogram("commerce_outbox_relay_lag_seconds", "From outbox commit to JetStream ack", ["database"],
                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
 
+DELETE_EVERY_SECONDS = 0.05
 DELETE_SQL = Sql("DELETE FROM {schema}.outbox WHERE event_id = ANY($1::text[])")
 PENDING_SQL = Sql(
     "SELECT event_id, subject, event_type, payload, headers, create_time FROM {schema}.outbox "
@@ -88,6 +89,11 @@ class OutboxRelay:
         self._cleanup_every = cleanup_every_seconds
         self._last_cleanup = time.monotonic()
         self._pending = PENDING_ROWS.labels(db.database)
+        # Published rows are deleted together, at most DELETE_EVERY_SECONDS after the first.
+        self._delete_every = DELETE_EVERY_SECONDS
+        self._published: defaultdict[str, list[str]] = defaultdict(list)
+        self._published_count = 0
+        self._published_since: float | None = None
 
     async def start(self) -> None:
         self._db.hand_outbox_to(self.handoff)
@@ -98,6 +104,8 @@ class OutboxRelay:
         self._db.hand_outbox_to(None)
         await cancel_and_wait(self._task)
         self._task = None
+        with contextlib.suppress(Exception):  # else the poll publishes them again (stored once)
+            await self._delete_published()
         await self.nats.close()
 
     def handoff(self, schema: str, rows: Sequence[OutboxRow]) -> None:
@@ -116,12 +124,18 @@ class OutboxRelay:
         poll_every = self._poll_seconds
         next_poll = time.monotonic()
         while True:
+            wake_at = next_poll if self._published_since is None else min(
+                next_poll, self._published_since + self._delete_every)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.0, next_poll - time.monotonic()))
+                await asyncio.wait_for(self._wake.wait(), max(0.0, wake_at - time.monotonic()))
             self._wake.clear()
             try:
                 while self._handed and self.nats.connected:
                     await self._publish_handed()
+                if self._published_since is not None and (
+                        self._published_count >= self._batch_size
+                        or time.monotonic() - self._published_since >= self._delete_every):
+                    await self._delete_published()
                 if self._poll_now or time.monotonic() >= next_poll:
                     self._poll_now = False
                     found = await self._poll()
@@ -147,11 +161,18 @@ class OutboxRelay:
         if js is None:
             return
         sent = await self._publish(js, [row for _, row in batch])
-        by_schema: dict[str, list[str]] = defaultdict(list)
         for (schema, row), ok in zip(batch, sent, strict=True):
             if ok:
-                by_schema[schema].append(row.event_id)
-        for schema, event_ids in by_schema.items():
+                self._published[schema].append(row.event_id)
+                self._published_count += 1
+        if self._published_count and self._published_since is None:
+            self._published_since = time.monotonic()
+
+    async def _delete_published(self) -> None:
+        """Deletes the rows published since the last time, one statement per schema."""
+        published, self._published = self._published, defaultdict(list)
+        self._published_count, self._published_since = 0, None
+        for schema, event_ids in published.items():
             async with self._db.session_in(schema) as session:
                 await session.execute(DELETE_SQL, event_ids)
 
