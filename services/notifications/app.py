@@ -28,7 +28,7 @@ def consumer(db: Database, settings: Settings, mailer: Mailer, **options: Any) -
     twice), as many at once as the mailer has SMTP sessions."""
     defaults: dict[str, Any] = {"durable": DURABLE, "max_deliver": 20, "nak_base_seconds": 1.0,
                                 "nak_max_seconds": 60.0, "together": False,
-                                "concurrency": settings.smtp_sessions}
+                                "parallel": settings.smtp_sessions}
     options = defaults | options
     return EventConsumer(db, settings, subjects=SUBJECTS, handler=Notifier(mailer), script_location=SCRIPTS,
                          **options)

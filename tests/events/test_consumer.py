@@ -3,6 +3,7 @@ bounded redelivery, then the dead-letter subject. Real PostgreSQL and JetStream.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -293,3 +294,30 @@ async def test_when_one_of_events_applied_together_fails_the_others_are_applied_
     assert calls.count("w7") == 3  # together, alone (failed again: redelivered), then applied
     assert all(calls.count(f"w{i}") <= 2 for i in range(12) if i != 7)
     assert await scalar(db, tenant, "SELECT count(DISTINCT event_id) FROM {schema}.effects") == 12
+
+
+async def test_events_applied_each_alone_run_at_most_parallel_at_once(
+        db: Database, settings: Settings, relay: OutboxRelay, consumers: list[EventConsumer]) -> None:
+    tenant = await provisioned(db)
+    await _waiting(db, tenant, 9)
+    in_flight: list[int] = [0]
+    most: list[int] = [0]
+
+    async def slow(session: Session, event: Message, tenant_id: str) -> None:
+        in_flight[0] += 1
+        most[0] = max(most[0], in_flight[0])
+        try:
+            await asyncio.sleep(0.1)  # e.g. an SMTP server answering
+            await record_effect(session, event.metadata.event_id, "slow")  # type: ignore[attr-defined]
+        finally:
+            in_flight[0] -= 1
+
+    consumer = EventConsumer(db, settings, durable=durable(), subjects=[f"commerce.order.v1.*.{tenant}"],
+                             handler=slow, together=False, parallel=4)
+    consumers.append(consumer)
+    await consumer.start()
+
+    async def applied() -> bool:
+        return await effects(db, tenant) == 9
+    await eventually(applied)
+    assert most[0] == 4  # the 8 waiting after the first: four at a time, never more

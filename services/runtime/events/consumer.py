@@ -66,7 +66,7 @@ LAG = Histogram("commerce_event_lag_seconds", "From the event's occur_time to it
 
 # Pulls: how long an idle consumer's pull waits for an event, and a busy one's for more.
 IDLE_WAIT_SECONDS = 1.0
-BUSY_WAIT_SECONDS = 0.02
+BUSY_WAIT_SECONDS = 0.005
 
 DLQ_REASON = "Commerce-Dlq-Reason"
 DLQ_CONSUMER = "Commerce-Dlq-Consumer"
@@ -113,15 +113,15 @@ class EventConsumer:
                  nak_base_seconds: float = 0.5, nak_max_seconds: float = 30.0,
                  script_location: Path | None = None, nats_url: str | None = None,
                  inbox_retention_seconds: float = naming.STREAM_MAX_AGE_SECONDS + 86400.0,
-                 cleanup_every_seconds: float = 3600.0, concurrency: int = 1, together: bool = True) -> None:
+                 cleanup_every_seconds: float = 3600.0, together: bool = True, parallel: int = 1) -> None:
         """``script_location``: when given, an event of a tenant whose schema does not
         exist yet in ``db`` creates it (Alembic upgrade) instead of failing.
         Inbox entries older than ``inbox_retention_seconds`` (longer than JetStream keeps
         events, so their event cannot come back) are deleted every ``cleanup_every_seconds``.
-        ``concurrency``: pull loops applying events at once (for handlers that wait on something
-        slow, e.g. an SMTP server); events are then not applied in stream order. ``together``:
-        events of one pull and tenant share a transaction (False: one transaction each, for
-        handlers whose effect outside the database must not be repeated when others fail)."""
+        ``together``: events of one pull and tenant share a transaction (False: one transaction
+        each, for handlers whose effect outside the database must not be repeated when others
+        fail; then up to ``parallel`` of them are applied at once, for handlers that wait on
+        something slow, e.g. an SMTP server, and not in stream order)."""
         if not subjects:
             raise ValueError("a consumer needs at least one subject")
         self._db = db
@@ -131,8 +131,8 @@ class EventConsumer:
         self._max_deliver = max_deliver
         self._ack_wait = ack_wait
         self._batch_size = batch_size
-        self._concurrency = max(1, concurrency)
         self._together = together
+        self._in_flight = asyncio.Semaphore(max(1, parallel))
         self._nak_base = nak_base_seconds
         self._nak_max = nak_max_seconds
         self._script_location = script_location
@@ -193,32 +193,23 @@ class EventConsumer:
         return await js.pull_subscribe_bind(durable=self.durable, stream=naming.STREAM)
 
     async def _run(self) -> None:
-        """``concurrency`` pull loops, each on its own subscription to the durable (JetStream
-        hands each message to one of them); all subscribe again when one is interrupted."""
         delay = 0.2
         while True:
             js = await self.nats.wait_ready()
-            subs: list[JetStreamContext.PullSubscription] = []
             try:
-                subs = [await self._subscribe(js) for _ in range(self._concurrency)]
+                sub = await self._subscribe(js)
                 self._subscribed.set()
                 delay = 0.2
-                loops = [asyncio.create_task(self._consume(js, sub)) for sub in subs]
-                try:  # the first loop to end (it failed) ends them all
-                    done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_COMPLETED)
-                    for task in done:
-                        task.result()
+                try:
+                    await self._consume(js, sub)
                 finally:
-                    await cancel_and_wait(*loops)
+                    self._subscribed.clear()
+                    with contextlib.suppress(Exception):
+                        await sub.unsubscribe()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("consumer interrupted; subscribing again", consumer=self.durable, error=str(exc))
-            finally:
-                self._subscribed.clear()
-                for sub in subs:
-                    with contextlib.suppress(Exception):
-                        await sub.unsubscribe()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
@@ -261,8 +252,12 @@ class EventConsumer:
                 await self._dead_letter(js, msg, str(exc))
                 continue
             by_tenant.setdefault(event.tenant_id, []).append(event)
+        if not self._together:  # each alone, up to ``parallel`` at once
+            await asyncio.gather(*(self._process_alone(js, event) for events in by_tenant.values()
+                                   for event in events))
+            return
         for tenant_id, events in by_tenant.items():
-            if len(events) > 1 and self._together:
+            if len(events) > 1:
                 try:
                     applied = await self._apply_together(tenant_id, events)
                 except Exception:  # each is tried alone below, where its error is handled
@@ -304,6 +299,10 @@ class EventConsumer:
             LAG.labels(self.durable).observe(max(0.0, time.time() - meta.occur_time.ToDatetime(UTC).timestamp()))
 
     # -- one message --------------------------------------------------------------
+
+    async def _process_alone(self, js: JetStreamContext, event: _Event) -> None:
+        async with self._in_flight:
+            await self._process(js, event)
 
     async def _process(self, js: JetStreamContext, event: _Event) -> None:
         msg = event.msg
