@@ -117,7 +117,7 @@ class Settings(BaseSettings):
     smtp_password: SecretStr = SecretStr("")
     smtp_timeout_seconds: float = 10.0
     # SMTP sessions the notifications worker keeps open, and so emails it sends at once.
-    smtp_sessions: int = Field(default=4, ge=1, le=64)
+    smtp_sessions: int = Field(default=8, ge=1, le=64)
 
     health_probe_seconds: float = 1.0
     shutdown_grace_seconds: float = 5.0

@@ -132,7 +132,8 @@ class EventConsumer:
         self._ack_wait = ack_wait
         self._batch_size = batch_size
         self._together = together
-        self._in_flight = asyncio.Semaphore(max(1, parallel))
+        self._parallel = max(1, parallel)
+        self._running: set[asyncio.Task[None]] = set()  # events applied alone, in flight
         self._nak_base = nak_base_seconds
         self._nak_max = nak_max_seconds
         self._script_location = script_location
@@ -151,6 +152,7 @@ class EventConsumer:
     async def stop(self) -> None:
         await cancel_and_wait(*self._tasks)
         self._tasks = []
+        await cancel_and_wait(*self._running)  # their messages come again; the inbox keeps them once
         await self.nats.close()
 
     async def _forget_old(self) -> None:
@@ -220,8 +222,13 @@ class EventConsumer:
         idle = 0
         busy = False
         while True:
+            batch = self._batch_size
+            if not self._together:  # pull no more than can be applied now
+                if len(self._running) >= self._parallel:
+                    await asyncio.wait(self._running, return_when=asyncio.FIRST_COMPLETED)
+                batch = min(batch, self._parallel - len(self._running))
             try:
-                messages = await (sub.fetch(self._batch_size, timeout=BUSY_WAIT_SECONDS) if busy
+                messages = await (sub.fetch(batch, timeout=BUSY_WAIT_SECONDS) if busy
                                   else sub.fetch(1, timeout=IDLE_WAIT_SECONDS))
             except (TimeoutError, nats.errors.TimeoutError):
                 if busy:
@@ -252,9 +259,11 @@ class EventConsumer:
                 await self._dead_letter(js, msg, str(exc))
                 continue
             by_tenant.setdefault(event.tenant_id, []).append(event)
-        if not self._together:  # each alone, up to ``parallel`` at once
-            await asyncio.gather(*(self._process_alone(js, event) for events in by_tenant.values()
-                                   for event in events))
+        if not self._together:  # each alone, in the background: up to ``parallel`` at once
+            for event in (event for events in by_tenant.values() for event in events):
+                task = asyncio.create_task(self._process(js, event))
+                self._running.add(task)
+                task.add_done_callback(self._running.discard)
             return
         for tenant_id, events in by_tenant.items():
             if len(events) > 1:
@@ -299,10 +308,6 @@ class EventConsumer:
             LAG.labels(self.durable).observe(max(0.0, time.time() - meta.occur_time.ToDatetime(UTC).timestamp()))
 
     # -- one message --------------------------------------------------------------
-
-    async def _process_alone(self, js: JetStreamContext, event: _Event) -> None:
-        async with self._in_flight:
-            await self._process(js, event)
 
     async def _process(self, js: JetStreamContext, event: _Event) -> None:
         msg = event.msg
