@@ -1,23 +1,23 @@
-"""Sending email over SMTP (smtplib, in worker threads so the event loop never blocks).
+"""Sending email over SMTP (aiosmtplib: asyncio, no threads).
 
 SMTP sessions are kept open and reused (a new connection, greeting, STARTTLS and login per
 email cost more than the email): ``smtp_sessions`` of them, each used by one send at a time,
 so that many emails go out at once. A session the server closed (idle timeout, restart) is
 noticed at the next send, which opens a new one and sends again; any other failure closes
-it and raises (the event is delivered again later).
+it and raises (the event is delivered again later). No threads: an SMTP round trip in a
+worker thread waits for the GIL behind the busy event loop (up to 5 ms a time).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import queue
-import smtplib
-from concurrent.futures import ThreadPoolExecutor
 from email import charset
 from email.header import Header
 from email.message import EmailMessage, Message
 from email.utils import formatdate
+
+import aiosmtplib
 
 from services.notifications.domain.emails import Email
 from services.runtime.settings import Settings
@@ -62,56 +62,47 @@ def _headers(message: Message, event_id: str, tenant_id: str, order_id: str) -> 
 
 
 class _Session:
-    """One SMTP connection, opened on first use; one thread at a time."""
+    """One SMTP connection, opened on first use; one send at a time."""
 
     def __init__(self, settings: Settings) -> None:
-        self._host = settings.smtp_host
-        self._port = settings.smtp_port
-        self._timeout = settings.smtp_timeout_seconds
-        self._starttls = settings.smtp_starttls
-        self._user = settings.smtp_user
-        self._password = settings.smtp_password.get_secret_value()
-        self._smtp: smtplib.SMTP | None = None
+        self._settings = settings
+        self._smtp: aiosmtplib.SMTP | None = None
         self.opened = 0
 
-    def _open(self) -> smtplib.SMTP:
+    async def _open(self) -> aiosmtplib.SMTP:
         if self._smtp is None:
-            smtp = smtplib.SMTP(self._host, self._port, timeout=self._timeout)
-            try:
-                if self._starttls:
-                    smtp.starttls()
-                if self._user:
-                    smtp.login(self._user, self._password)
-            except BaseException:
-                smtp.close()
-                raise
+            s = self._settings
+            smtp = aiosmtplib.SMTP(hostname=s.smtp_host, port=s.smtp_port, timeout=s.smtp_timeout_seconds,
+                                   start_tls=s.smtp_starttls, username=s.smtp_user or None,
+                                   password=s.smtp_password.get_secret_value() or None)
+            await smtp.connect()
             self._smtp = smtp
             self.opened += 1
         return self._smtp
 
-    def close(self) -> None:
+    async def close(self) -> None:
         smtp, self._smtp = self._smtp, None
         if smtp is not None:
             with contextlib.suppress(Exception):
-                smtp.quit()
+                await smtp.quit()
             smtp.close()
 
-    def send(self, message: Message) -> None:
+    async def send(self, message: Message) -> None:
         reused = self._smtp is not None
         try:
-            self._open().send_message(message)
+            await (await self._open()).send_message(message)
             return
-        except smtplib.SMTPServerDisconnected:
-            self.close()
+        except aiosmtplib.SMTPServerDisconnected:
+            await self.close()
             if not reused:
                 raise
         except BaseException:
-            self.close()
+            await self.close()
             raise
         try:  # the kept session had been closed by the server: once more on a new one
-            self._open().send_message(message)
+            await (await self._open()).send_message(message)
         except BaseException:
-            self.close()
+            await self.close()
             raise
 
 
@@ -120,29 +111,21 @@ class SmtpMailer:
         self.sender = settings.smtp_from
         self.sessions = settings.smtp_sessions
         self._all = [_Session(settings) for _ in range(self.sessions)]
-        self._idle: queue.SimpleQueue[_Session] = queue.SimpleQueue()
+        self._idle: asyncio.Queue[_Session] = asyncio.Queue()
         for session in self._all:
-            self._idle.put(session)
-        self._threads = ThreadPoolExecutor(max_workers=self.sessions, thread_name_prefix="smtp")
+            self._idle.put_nowait(session)
 
     @property
     def sessions_opened(self) -> int:
         return sum(session.opened for session in self._all)
 
     async def send(self, message: Message) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._threads, self._send, message)
-
-    def _send(self, message: Message) -> None:
-        session = self._idle.get()
+        session = await self._idle.get()
         try:
-            session.send(message)
+            await session.send(message)
         finally:
-            self._idle.put(session)
+            self._idle.put_nowait(session)
 
     async def close(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._threads, self._close_all)
-        self._threads.shutdown(wait=False)
-
-    def _close_all(self) -> None:
         for session in self._all:
-            session.close()
+            await session.close()
