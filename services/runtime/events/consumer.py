@@ -224,9 +224,11 @@ class EventConsumer:
         while True:
             batch = self._batch_size
             if not self._together:  # pull no more than can be applied now
-                if len(self._running) >= self._parallel:
+                busy_slots = sum(1 for task in self._running if not task.done())
+                if busy_slots >= self._parallel:
                     await asyncio.wait(self._running, return_when=asyncio.FIRST_COMPLETED)
-                batch = min(batch, self._parallel - len(self._running))
+                    busy_slots = sum(1 for task in self._running if not task.done())
+                batch = max(1, min(batch, self._parallel - busy_slots))
             try:
                 messages = await (sub.fetch(batch, timeout=BUSY_WAIT_SECONDS) if busy
                                   else sub.fetch(1, timeout=IDLE_WAIT_SECONDS))
