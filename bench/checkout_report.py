@@ -20,6 +20,7 @@ from bench.timeline import Slice, Timeline
 from bench.verdict import Target
 
 CPU_MS = 12.0
+TARGET_RATE = 150.0
 STATEMENTS = 25.0
 RATE, STRETCH_RATE = 150.0, 250.0
 P50_MS, P99_MS, LAG_MS = 15.0, 50.0, 100.0
@@ -27,7 +28,8 @@ SOAK_MIN_S, SOAK_SLICE_S, SOAK_DRIFT_PCT = 60.0, 10.0, 10.0
 UNEVEN_CORES = 0.15  # other processes' load differing more than this between the soak's slices
 LABELS = {"probe": "probe, 16 callers (warm-up; sizes the seeding)", "uncontended": "uncontended, 1 caller",
           "soak": "max direct = soak, 16 callers closed loop", "envoy": "max through Envoy, 16 callers",
-          "half": "half the max, open loop, direct", "bare": "bare asyncpg transaction (no target)"}
+          "half": "half the max, open loop, direct", "target": "150 orders/s (the target), open loop, direct",
+          "bare": "bare asyncpg transaction (no target)"}
 
 
 class _Options(Protocol):
@@ -45,7 +47,7 @@ def _runs_table(runs: Mapping[str, tuple[Run[Any], float]], others: Mapping[str,
         if name not in runs:
             continue
         run, seconds = runs[name]
-        m = run.measured(seconds, half if name == "half" else None)
+        m = run.measured(seconds, {"half": half, "target": TARGET_RATE}.get(name))
         figures[name] = {**asdict(m), "other_processes_cores": others.get(name)}
         note = " (ran out of carts)" if m.ran_out else ""
         lines.append(f"{label:<{width}}  {m.per_s:>8.1f}  {m.p50_ms:>7.1f}  {m.p99_ms:>7.1f}  {m.calls:>6}  "
@@ -73,16 +75,27 @@ def _soak_target(first: Slice, last: Slice, seconds: float) -> Target:
                   "ms/order), difference", drift, SOAK_DRIFT_PCT, " %", not_measured=why)
 
 
-def _lag_target(lag: Lag) -> Target:
+def _lag_target(lag: Lag, where: str = "at the max rate") -> Target:
     value = math.inf if lag.missing else lag.p99_ms
     note = f"; {lag.missing} of {lag.events} events never reached it" if lag.missing else ""
-    return Target(f"OrderConfirmed outbox -> {lag.consumer} lag p99 at the max rate ({lag.events} events, "
+    return Target(f"OrderConfirmed outbox -> {lag.consumer} lag p99 {where} ({lag.events} events, "
                   f"p50 {lag.p50_ms:.1f} ms, max {lag.max_ms:.0f} ms{note})", value, LAG_MS, " ms",
                   not_measured="" if lag.events else "no event in the window")
 
 
+def _target_rate_goals(runs: Mapping[str, tuple[Run[Any], float]], lags: list[Lag] | None) -> list[Target]:
+    """The open-loop run at the throughput target: p99 and lag there (no target for the p99)."""
+    if lags is None or "target" not in runs:
+        return [Target(f"OrderConfirmed outbox -> consumer lag p99 at {TARGET_RATE:g} orders/s, open loop", math.nan,
+                       LAG_MS, " ms", not_measured=f"the max rate is below {TARGET_RATE:g} orders/s")]
+    m = runs["target"][0].measured(runs["target"][1], TARGET_RATE)
+    where = f"at {TARGET_RATE:g} orders/s, open loop (order p99 {m.p99_ms:.0f} ms)"
+    return [_lag_target(lag, where) for lag in lags]
+
+
 def targets(runs: Mapping[str, tuple[Run[Any], float]], slices: tuple[Slice, Slice], soak: Cost, lags: list[Lag],
-            options: _Options, half: float, unsettled: Mapping[str, str]) -> list[Target]:
+            options: _Options, half: float, unsettled: Mapping[str, str],
+            target_lags: list[Lag] | None = None) -> list[Target]:
     m = {name: run.measured(seconds) for name, (run, seconds) in runs.items()}
     drained = "" if soak.drained.complete else "the soak's tail did not drain: " + soak.drained.note
     if "soak" in unsettled:
@@ -102,6 +115,7 @@ def targets(runs: Mapping[str, tuple[Run[Any], float]], slices: tuple[Slice, Sli
         Target(f"p99 at half the max rate ({half_m.offered_per_s:.0f} orders/s offered, open loop)", half_m.p99_ms,
                P99_MS, " ms", not_measured="" if half_m.calls else "no order completed"),
         *(_lag_target(lag) for lag in lags),
+        *_target_rate_goals(runs, target_lags),
         _soak_target(*slices, runs["soak"][1]),
     ]
     if not lags:
@@ -126,6 +140,7 @@ class Results:
     half: float  # the half-rate run's offered rate
     unsettled: Mapping[str, str]  # runs begun before the mesh had settled: what was still moving
     idle_cores: Mapping[str, float]  # the mesh's CPU at rest by process, before the soak
+    target_lags: list[Lag] | None = None  # the run at the target rate (None: not run)
 
 
 def _print_cost(soak: Cost, envoy: Cost, goals: list[Target], idle: Mapping[str, float]) -> float:
@@ -174,7 +189,7 @@ def report(r: Results) -> dict[str, Any]:
     print(f"\ncarts seeded: {len(carts.tokens)} in {carts.seeded_seconds:.1f}s "
           f"({len(carts.tokens) / carts.seeded_seconds if carts.seeded_seconds else 0:.0f}/s), outside every window")
     slices = soak_slices(*r.runs["soak"], r.soak_timeline)
-    goals = targets(r.runs, slices, r.soak, r.lags, r.options, r.half, r.unsettled)
+    goals = targets(r.runs, slices, r.soak, r.lags, r.options, r.half, r.unsettled, r.target_lags)
     for name, note in r.unsettled.items():
         print(f"\nwarning: run {name!r} began before the mesh had settled ({note})")
     envoy_ms = _print_cost(r.soak, r.envoy, goals, r.idle_cores)
@@ -196,6 +211,7 @@ def report(r: Results) -> dict[str, Any]:
             "events_per_order": {f.subject: {"per_order": round(r.soak.per_order(f.count), 3),
                                              "consumed_by": list(f.consumers)} for f in r.flows},
             "event_lag": [lag.as_json() for lag in r.lags],
+            "event_lag_at_target_rate": None if r.target_lags is None else [lag.as_json() for lag in r.target_lags],
             "soak_slices": [s.as_json() for s in slices],
             "mesh_idle_cores": {name: round(c, 4) for name, c in r.idle_cores.items()},
             "targets": [g.as_json() for g in goals],

@@ -37,7 +37,7 @@ from bench.cost import Window
 from bench.cpu import used
 from bench.harness import BenchError, Harness
 from bench.jetstream import Event, flows
-from bench.lag import consumer_lags
+from bench.lag import Lag, consumer_lags
 from bench.load import Run, closed_loop, open_loop, sequential
 from bench.seeding import Carts, seed_products
 from bench.timeline import Timeline, sampling
@@ -45,7 +45,7 @@ from bench.view import MeshView
 
 NAME = "placeorder"
 SUMMARY = "PlaceOrder through the whole mesh: cost per order, max rate, latency, event lag, soak, consistency"
-STEPS = 17
+STEPS = 19
 ADDRESS = order_pb2.Address(recipient="Bench Buyer", line1="1 Bench St", city="Springfield", region="IL",
                             postal_code="62701", country_code="US")
 PROBE = (1000, 1.0, 4.0)  # carts, warm-up s, seconds (at most: it ends when its carts do)
@@ -53,6 +53,7 @@ UNCONTENDED = (20, 200)  # warm-up orders, measured orders
 # Carts seeded for a closed-loop run: its expected orders x this. The soak's expectation comes
 # from the short probe (noisy on a shared machine); carts a run leaves go to the next runs.
 SOAK_MARGIN = 1.5
+TARGET_RATE = 150.0  # orders/s: the issue's throughput target, also run open loop for its lag
 MARGIN = 1.3
 IDLE_S = 3.0  # the mesh at rest, measured before the soak
 
@@ -169,13 +170,34 @@ async def _steps(r: Runner) -> dict[str, Any]:
         r.measure("half", r.load("direct", "open", r.carts.take(), rate=half, warmup_s=o.warmup_s,
                                  duration_s=o.duration_s)),
         lambda res: f"p99 {res[0].measured(res[1], half).p99_ms:.0f} ms")
+    target_lags = await _at_target_rate(r, products, rate)
     await h.astep(f"bare asyncpg transaction: {o.vus} callers",
                   r.measure("bare", bare.run(h, o.vus, o.warmup_s, o.duration_s)), lambda res: f"{_rate(res):.0f}/s")
     checks, all_events = await h.astep("final drain, then the consistency checks over the whole run",
                                        _consistency(r, products), lambda c: f"{sum(not x.passed for x in c[0])} failed")
     return checkout_report.report(checkout_report.Results(r.runs, r.others, r.timelines["soak"], soak, envoy,
                                                           soak_flows, lags, checks, len(all_events), r.carts, o,
-                                                          half, r.unsettled, r.idle_cores))
+                                                          half, r.unsettled, r.idle_cores, target_lags))
+
+
+async def _at_target_rate(r: Runner, products: Any, max_rate: float) -> list[Lag] | None:
+    """An open-loop run at the throughput target (150 orders/s): the latency and event lag a shop
+    sees at that load, below saturation. None (not measured) when the max rate is below it."""
+    h, o = r.harness, r.options
+    if max_rate < TARGET_RATE:
+        return None
+    carts = math.ceil(TARGET_RATE * (o.warmup_s + o.duration_s)) + o.vus
+    await h.astep(f"seeding carts for the run at the target rate ({TARGET_RATE:g} orders/s)",
+                  r.seed(products, carts - r.carts.left), str)
+    first = await r.view.stream.last_seq()
+    await h.astep(
+        f"the target rate: {TARGET_RATE:g} orders/s, open loop, direct",
+        r.measure("target", r.load("direct", "open", r.carts.take(carts), rate=TARGET_RATE, warmup_s=o.warmup_s,
+                                   duration_s=o.duration_s)),
+        lambda res: f"p99 {res[0].measured(res[1], TARGET_RATE).p99_ms:.0f} ms")
+    await r.view.drain()
+    events = [e for e in await r.view.stream.events(first + 1) if e.subject == r.view.confirmed_subject]
+    return await consumer_lags(r.view, events)
 
 
 async def _window(r: Runner, name: str, supply: Iterator[str], target: str) -> Any:

@@ -347,9 +347,12 @@ class SagaRunner:
             replace(g, step=Step.DONE, attempts=0)), refunded)
 
     async def _cancel_confirmed(self, tenant_id: str, order: Order) -> State | None:
-        """A CONFIRMED order cancelled: refund everything, put the sold units back on hand."""
+        """A CONFIRMED order cancelled: refund everything (a free order has no payment), put the
+        sold units back on hand."""
         oid = order.order_id
-        refunded = await self._refund(tenant_id, oid, order.payment_id, None, "cancel-refund", Step.CANCEL)
+        refunded = 0
+        if order.payment_id:
+            refunded = await self._refund(tenant_id, oid, order.payment_id, None, "cancel-refund", Step.CANCEL)
         for i, line in enumerate(order.lines):
             await self._restock(tenant_id, oid, line.product_id, line.quantity, f"restock-{i}", Step.CANCEL)
         return await self._persist(tenant_id, oid, Step.CANCEL, lambda o, g: (

@@ -197,3 +197,32 @@ async def test_a_checkout_whose_runner_stalled_is_answered_at_once_in_progress_n
     assert loop.time() - started < settle / 2  # the stalled saga is the recovery worker's now
     assert order.status is OrderStatus.PENDING and order.failure_reason == "CHECKOUT_UNAVAILABLE"
     assert await shop.payments_of(order.order_id) == []
+
+
+async def test_a_free_order_is_confirmed_without_a_payment_and_its_stock_sold(shop: Shop) -> None:
+    """A product priced 0 (a free sample) with free shipping: nothing to charge, so no payment
+    is asked for (a provider refuses a zero amount) and the order is confirmed all the same."""
+    product = await shop.product(price=0, stock=3)
+    alice = shop.customer("user-free")
+    await shop.add(alice, product, 2)
+
+    order = await shop.place(alice)
+
+    assert order.status == pb.ORDER_STATUS_CONFIRMED and order.total.amount_minor == 0
+    assert order.payment_id == "" and await shop.payments_of(order.order_id) == []
+    await shop.stock_settles(product, on_hand=1, reserved=0)
+    assert [name for name, _ in await shop.events()] == ["OrderConfirmed"]
+
+
+async def test_a_free_order_can_be_cancelled_and_its_units_come_back(shop: Shop) -> None:
+    product = await shop.product(price=0, stock=3)
+    alice = shop.customer("user-free-cancel")
+    await shop.add(alice, product, 1)
+    order = await shop.place(alice)
+
+    cancelled = (await shop.orders.CancelOrder(pb.CancelOrderRequest(order_id=order.order_id),
+                                               metadata=alice)).order
+
+    assert cancelled.status == pb.ORDER_STATUS_CANCELLED
+    await shop.stock_settles(product, on_hand=3, reserved=0)
+    assert [name for name, _ in await shop.events()] == ["OrderConfirmed", "OrderCancelled"]
