@@ -6,14 +6,19 @@ that asks for it."""
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+from grpc.aio import _server as grpc_aio_server
 
 from services.devmesh.mesh import free_port
 from services.devmesh.nats import Nats
 from services.devmesh.postgres import Postgres
+from services.runtime.settings import Settings
 
 # The session's whole mesh, for every folder that asks for it (tests/e2e, tests/security): defined
 # once, so started once per session.
@@ -53,3 +58,50 @@ def own_nats(folder: Path) -> Iterator[Nats]:
 @pytest.fixture(scope="session", autouse=True)
 def _quiet_env() -> None:
     os.environ.setdefault("COMMERCE_LOG_LEVEL", "WARNING")
+
+
+def run_ports() -> dict[int, str]:
+    """`make run`'s default ports (port -> the variable that moves it): no test may bind one."""
+    defaults = Settings.model_fields
+    ports = {int(field.default): f"COMMERCE_{name.upper()}" for name, field in defaults.items()
+             if name.endswith("_port") and isinstance(field.default, int)}
+    offset = int(defaults["metrics_port_offset"].default)
+    ports.update({port + offset: f"COMMERCE_METRICS_PORT_OFFSET (+ {variable})"
+                  for port, variable in list(ports.items()) if port + offset not in ports})
+    for name, variable in (("database_url", "DATABASE_URL"), ("nats_url", "NATS_URL")):
+        ports[int(urlsplit(str(defaults[name].default)).port or 0)] = variable
+    return ports
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_fixed_ports() -> Iterator[None]:
+    """Tests never bind a fixed port of `make run` (they would collide with a running mesh, and it
+    with them): binding one in the test process fails at once, naming it. Servers the tests start
+    as processes get free ports (Mesh.on_free_ports, free_port)."""
+    forbidden = run_ports()
+
+    def refuse(port: int) -> None:
+        if port in forbidden:
+            raise AssertionError(f"a test bound port {port}, `make run`'s {forbidden[port]}: bind port 0 "
+                                 "(or free_port()) instead")
+
+    bind, add_port = socket.socket.bind, grpc_aio_server.Server.add_insecure_port
+
+    def checked_bind(self: socket.socket, address: Any) -> None:
+        if isinstance(address, tuple) and len(address) >= 2 and isinstance(address[1], int):
+            refuse(address[1])
+        bind(self, address)
+
+    def checked_add_port(self: grpc_aio_server.Server, address: str) -> int:
+        tail = address.rsplit(":", 1)[-1]
+        if tail.isdigit():
+            refuse(int(tail))
+        return int(add_port(self, address))
+
+    socket.socket.bind = checked_bind  # type: ignore[method-assign,assignment]
+    grpc_aio_server.Server.add_insecure_port = checked_add_port
+    try:
+        yield
+    finally:
+        socket.socket.bind = bind  # type: ignore[method-assign]
+        grpc_aio_server.Server.add_insecure_port = add_port

@@ -45,6 +45,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def ephemeral_ports() -> tuple[int, int]:
+    """The ports the kernel picks for outgoing connections (Linux: 32768-60999 by default)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def _port_taken(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -222,9 +231,15 @@ class Mesh:
         if self.nats:
             wanted.append(("NATS (NATS_URL)", self.nats.port))
         taken = [f"{port} for {what}" for what, port in wanted if _port_taken(self.settings.host, port)]
+        low, high = ephemeral_ports()
         if taken:
             raise MeshError("ports already in use: " + ", ".join(taken)
-                            + ". Is another mesh running? Stop it, or choose other ports with those variables.")
+                            + ". Is another mesh running? Stop it, or choose other ports with those variables"
+                            + f" (outside {low}-{high}, the range this machine gives outgoing connections).")
+        inside = [f"{port} ({what})" for what, port in wanted if low <= port <= high]
+        if inside:
+            self.progress.note(f"note: {', '.join(inside)} lie in {low}-{high}, the range this machine gives "
+                               "outgoing connections: one may take such a port while the mesh is down.")
 
     def _step(self, label: str, action: Any) -> None:
         self.progress.begin(label)

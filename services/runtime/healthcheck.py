@@ -1,6 +1,6 @@
 """Container/Kubernetes health probe: exits 0 when the gRPC health check says SERVING.
 
-    python -m services.runtime.healthcheck 127.0.0.1:50052 [service-name]
+    python -m services.runtime.healthcheck 127.0.0.1:15052 [service-name]
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SERVICE_PORTS = {"tenant": 50051, "catalog": 50052, "cart": 50053, "order": 50054, "payment": 50055,
-                 "meshinfo": 50050}
+SERVICE_PORTS = {"tenant": 15051, "catalog": 15052, "cart": 15053, "order": 15054, "payment": 15055,
+                 "meshinfo": 15050}
 
 
 class Settings(BaseSettings):
@@ -21,14 +21,14 @@ class Settings(BaseSettings):
 
     # PostgreSQL server (no database name needed); each service uses its own database on it.
     database_url: str = Field(
-        default="postgresql://postgres@127.0.0.1:55432/postgres",
+        default="postgresql://postgres@127.0.0.1:15432/postgres",
         validation_alias=AliasChoices("DATABASE_URL", "COMMERCE_DATABASE_URL"),
     )
     # Prefix of each service's database name: "<prefix>_<service>".
     database_prefix: str = "commerce"
     db_pool_size: int = 10
     nats_url: str = Field(
-        default="nats://127.0.0.1:54222", validation_alias=AliasChoices("NATS_URL", "COMMERCE_NATS_URL")
+        default="nats://127.0.0.1:14222", validation_alias=AliasChoices("NATS_URL", "COMMERCE_NATS_URL")
     )
     # Copies JetStream keeps of the event streams (3 on a 3-node NATS cluster).
     nats_stream_replicas: int = 1
@@ -43,10 +43,10 @@ class Settings(BaseSettings):
     order_port: int = SERVICE_PORTS["order"]
     payment_port: int = SERVICE_PORTS["payment"]
     # The notifications worker serves only gRPC health (and metrics) on its port.
-    notifications_port: int = 50056
+    notifications_port: int = 15056
     meshinfo_port: int = SERVICE_PORTS["meshinfo"]
     # meshinfo's HTTP endpoint that the edge asks about REST request bodies (unknown fields).
-    meshinfo_check_port: int = 50049
+    meshinfo_check_port: int = 15049
     # Prometheus metrics: each service on its gRPC port + this offset; 0 turns metrics off.
     metrics_port_offset: int = 1000
     # Services whose commerce.tenant.v1.ProvisioningService the tenant service calls

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from services.devmesh.mesh import ROOT, free_port
+from services.devmesh.mesh import ROOT, ephemeral_ports, free_port
+from tests.conftest import run_ports
 
 
 def _children() -> dict[int, list[int]]:
@@ -214,3 +215,9 @@ def test_a_second_mesh_on_the_same_ports_is_refused_with_a_clear_message(tmp_pat
     second.wait_for(r"ports already in use", timeout=5)
     first.process.send_signal(signal.SIGINT)
     assert first.process.wait(30) == 0
+
+
+def test_the_default_ports_lie_outside_the_range_the_kernel_gives_outgoing_connections() -> None:
+    low, high = ephemeral_ports()
+    inside = {port: variable for port, variable in run_ports().items() if low <= port <= high}
+    assert inside == {}, f"`make run` would find these taken by outgoing connections now and then: {inside}"

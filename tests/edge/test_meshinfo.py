@@ -68,7 +68,7 @@ async def world() -> AsyncIterator[World]:
     catalog = await _service_health([CATALOG])
     settings = Settings().model_copy(update={"tenant_port": tenant.port, "catalog_port": catalog.port,
                                             "edge_services": ("tenant", "catalog")})
-    meshinfo = await create_server(settings, "127.0.0.1:0")
+    meshinfo = await create_server(settings, "127.0.0.1:0", check_port=0)  # never a fixed port
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{meshinfo.port}")
     yield World(tenant, catalog, meshinfo, channel)
     await channel.close()
