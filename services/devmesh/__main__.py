@@ -152,12 +152,11 @@ def run(data_dir: Path, seed: bool) -> int:
                 mesh.progress.fail(f"{error}\nThe mesh keeps running without the demo data.")
         print(instructions(mesh, credentials))
         print(f"\nReady in {time.monotonic() - started:.1f}s.", flush=True)
+        print("A process that exits is started again (lines marked [supervisor]); Ctrl-C stops everything.",
+              flush=True)
+        mesh.supervise()
         while True:
             time.sleep(1)
-            dead = mesh.dead()
-            if dead:
-                print("\nstopped unexpectedly: " + "; ".join(dead), file=sys.stderr)
-                return 1
     except Stop as stop:
         print(f"\n{stop}: stopping ...", flush=True)
         return 0

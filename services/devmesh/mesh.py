@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
@@ -24,6 +25,7 @@ from services.devmesh.probes import NotReady, grpc_health, wait_for
 from services.devmesh.processes import Process, stop_all, tail
 from services.devmesh.progress import Progress
 from services.devmesh.secrets import dev_secrets
+from services.devmesh.supervisor import Member, Supervisor
 from services.edge.descriptors import edge_services, load_descriptor_set
 from services.edge.render import MESHINFO, descriptor_file, render
 from services.runtime.settings import Settings
@@ -126,6 +128,8 @@ class Mesh:
         self.settings = self.settings.model_copy(update={k: v for k, v in embedded.items() if v is not None})
         self.processes: dict[str, Process] = {}
         self.envoy: Envoy | None = None
+        self.supervisor: Supervisor | None = None
+        self._ready_checks: dict[str, Any] = {}  # process name -> () -> bool, once it was started
         self._lock: IO[bytes] | None = None
 
     @property
@@ -299,6 +303,8 @@ class Mesh:
             state = grpc_health(address, health_name)
             return None if state == "SERVING" else state
 
+        self._ready_checks[name] = lambda: check() is None
+
         try:
             wait_for(f"{name} ({address}, health {health_name!r})", check, self.timeout, stopped, interval=0.2)
         except NotReady as error:
@@ -336,6 +342,8 @@ class Mesh:
         def check() -> str | None:
             return None if _port_taken("127.0.0.1", self.settings.smtp_port) else "not listening yet"
 
+        self._ready_checks[SMTP_SINK] = lambda: check() is None
+
         wait_for(f"SMTP sink (127.0.0.1:{self.settings.smtp_port})", check, self.timeout, stopped)
         return f"ready (emails saved to {self.mail_dir}/*.eml)"
 
@@ -351,6 +359,14 @@ class Mesh:
                            concurrency=self.settings.envoy_concurrency)
         self.envoy.start()
         self._step(f"starting Envoy on port {self.settings.envoy_port}", self._wait_envoy)
+
+    def _envoy_ready(self) -> str | None:
+        """None once Envoy routes: live, every cluster healthy, the JWKS fetched; else what it waits for."""
+        envoy = self.envoy
+        assert envoy is not None
+        clusters = [*self.services, MESHINFO]
+        return envoy.live() or ", ".join(envoy.unhealthy_clusters(clusters)) or (
+            "JWKS not fetched yet" if "tenant" in self.services and not envoy.counter("jwks_fetch_success") else None)
 
     def _wait_envoy(self) -> str:
         envoy = self.envoy
@@ -372,10 +388,30 @@ class Mesh:
                  self.timeout, stopped)
         return f"ready (REST and gRPC on {self.edge_address}, clusters healthy)"
 
+    # -- supervision ----------------------------------------------------------
+
+    def supervise(self, **tuning: Any) -> Supervisor:
+        """Restarts, from now on, every process of the mesh that exits on its own (with back-off;
+        see supervisor.py) until ``stop()``. ``tuning``: Supervisor's keyword arguments."""
+        members = [Member(name, process.exit_code, process.start, self._ready_checks.get(name, process.alive),
+                          process.log_file) for name, process in self.processes.items()]
+        if self.envoy is not None:
+            envoy = self.envoy
+            members.append(Member("envoy", envoy.process.exit_code, envoy.start, lambda: self._envoy_ready() is None,
+                                  envoy.process.log_file))
+        for name, server in (("nats", self.nats), ("postgres", self.postgres)):
+            if server is not None:
+                members.append(Member(name, _poll(server), server.launch, server.ready, server.log_file))
+        self.supervisor = Supervisor(members, self.progress, **tuning)
+        self.supervisor.start()
+        return self.supervisor
+
     # -- stop -----------------------------------------------------------------
 
     def stop(self) -> None:
         """Services first, then Envoy, NATS, PostgreSQL. Safe to call more than once."""
+        if self.supervisor is not None:
+            self.supervisor.stop()
         stop_all(list(self.processes.values()), timeout=self.settings.shutdown_grace_seconds + 5)
         if self.envoy is not None:
             self.envoy.stop()
@@ -404,6 +440,11 @@ class Mesh:
             if server is not None and server.process is not None and server.process.poll() is not None:
                 out.append(f"{label} (exit {server.process.returncode}, log {server.log_file})")
         return out
+
+
+def _poll(server: Postgres | Nats) -> Callable[[], int | None]:
+    """The exit code of the server's current process (None while it runs)."""
+    return lambda: None if server.process is None else server.process.poll()
 
 
 def _not_serving(state: str) -> str | None:

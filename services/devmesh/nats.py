@@ -36,23 +36,33 @@ class Nats:
         return (self.log_dir or self.data_dir.parent) / f"{self.data_dir.name}.log"
 
     def start(self, timeout: float = 15.0) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_file, "ab")
-        self.process = subprocess.Popen(
-            [nats_binary(), "-js", "-sd", str(self.data_dir), "-a", self.host, "-p", str(self.port)],
-            stdout=log, stderr=log, start_new_session=True, preexec_fn=die_with_parent(),
-        )
+        self.launch()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            assert self.process is not None
             if self.process.poll() is not None:
                 raise RuntimeError(f"nats-server exited with {self.process.returncode}; see {self.log_file}")
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.1)
+            if self.ready():
+                return
+            time.sleep(0.1)
         raise RuntimeError(f"nats-server did not listen on {self.host}:{self.port} in {timeout}s")
+
+    def launch(self) -> None:
+        """Starts the server without waiting for it (``ready()`` says when it listens)."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_file, "ab") as log:
+            self.process = subprocess.Popen(
+                [nats_binary(), "-js", "-sd", str(self.data_dir), "-a", self.host, "-p", str(self.port)],
+                stdout=log, stderr=log, start_new_session=True, preexec_fn=die_with_parent(),
+            )
+
+    def ready(self) -> bool:
+        try:
+            with socket.create_connection((self.host, self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None:

@@ -101,6 +101,11 @@ class Postgres:
         return True
 
     def start(self, timeout: float = 30.0) -> None:
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Starts the server without waiting for it (``ready()`` says when it accepts connections)."""
         self.init()
         user = _prepare_permissions(self.data_dir)
         stale_pid = self.data_dir / "postmaster.pid"
@@ -122,17 +127,19 @@ class Postgres:
         # SIGINT = fast shutdown, should the process that started it die.
         self.process = subprocess.Popen(args, user=user, stdout=log, stderr=log, start_new_session=True,
                                         preexec_fn=die_with_parent(signal.SIGINT))
-        self.wait_ready(timeout)
+        log.close()  # the child has its own copy
+
+    def ready(self) -> bool:
+        done = subprocess.run([str(POSTGRES_BIN_PATH / "pg_isready"), "-h", self.host, "-p", str(self.port), "-q"],
+                              check=False)
+        return done.returncode == 0
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"PostgreSQL exited with {self.process.returncode}; see {self.log_file}")
-            done = subprocess.run(
-                [str(POSTGRES_BIN_PATH / "pg_isready"), "-h", self.host, "-p", str(self.port), "-q"], check=False,
-            )
-            if done.returncode == 0:
+            if self.ready():
                 return
             time.sleep(0.1)
         raise RuntimeError(f"PostgreSQL did not accept connections on {self.host}:{self.port} in {timeout}s; "

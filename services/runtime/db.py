@@ -90,7 +90,8 @@ class Database:
         cold = max(1, pool_size // 4)
         self.engine: AsyncEngine = create_async_engine(
             async_url(server_url, database), pool_size=cold, max_overflow=cold,
-            pool_pre_ping=False, pool_timeout=5,
+            # A connection the server dropped (a PostgreSQL restart) is replaced before use, not failed.
+            pool_pre_ping=True, pool_timeout=5,
             connect_args={"timeout": 3, "server_settings": {"application_name": database}},
         )
         self._pool: asyncpg.Pool | None = None

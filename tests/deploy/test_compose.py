@@ -170,3 +170,10 @@ def test_envoy_publishes_the_settings_port() -> None:
     port = _settings(envoy).envoy_port
     assert [str(p).rsplit(":", 1)[-1] for p in envoy["ports"]] == [str(port)]
     assert _settings(envoy).host == "0.0.0.0"
+
+
+@pytest.mark.parametrize("name", sorted(compose()["services"]))
+def test_every_container_is_started_again_when_it_exits(name: str) -> None:
+    """As under `make run`: a process that exits (crash, kill, a database restart it did not
+    survive) comes back by itself; only `docker compose stop` keeps it down."""
+    assert compose()["services"][name].get("restart") in ("always", "unless-stopped"), name

@@ -213,3 +213,16 @@ def test_tenant_reads_its_signing_keys_from_the_secret_copied_to_a_memory_volume
     secret_mount = next(m for m in init["volumeMounts"] if "secret" in volumes[m["name"]])
     assert volumes[secret_mount["name"]]["secret"]["secretName"] == "commerce-signing-keys"
     assert f"{secret_mount['mountPath']}/*.pem" in init["command"][2]
+
+
+@pytest.mark.parametrize("workload", workloads(), ids=lambda w: w["metadata"]["name"])
+def test_every_container_is_restarted_when_it_exits_or_stops_answering(workload: Body) -> None:
+    """As under `make run`: the kubelet restarts a container that exits (restartPolicy Always, with
+    its own back-off) or whose liveness probe fails; liveness never asks the database, so a
+    database outage does not restart every pod (readiness takes them out of the endpoints)."""
+    spec = pod_spec(workload)
+    assert spec.get("restartPolicy", "Always") == "Always"
+    for container in spec["containers"]:
+        probe = container["livenessProbe"]
+        # a service's own names follow its database; meshinfo answers MESH_HEALTH itself
+        assert "grpc" not in probe or probe["grpc"].get("service", "") == MESH_HEALTH, container["name"]

@@ -57,6 +57,18 @@ def alive(pids: set[int]) -> set[int]:
     return out
 
 
+def pid_of(root: int, *words: str) -> int:
+    """The descendant of ``root`` whose command line holds every one of ``words``."""
+    for pid in descendants(root):
+        try:
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if all(any(word == arg or arg.endswith("/" + word) for arg in args) for word in words):
+            return pid
+    raise AssertionError(f"no process {words} under {root}")
+
+
 def wait_gone(pids: set[int], timeout: float) -> set[int]:
     deadline = time.monotonic() + timeout
     while alive(pids) and time.monotonic() < deadline:
@@ -91,6 +103,11 @@ class Launcher:
             if re.search(pattern, line):
                 return line
         raise AssertionError(f"no line matching {pattern!r}; output so far:\n{''.join(self.output)}")
+
+    def seen(self, pattern: str, timeout: float = 120) -> None:
+        """Waits until some line so far (read earlier or now) matches ``pattern``."""
+        while not re.search(pattern, self.text, re.MULTILINE):
+            self.wait_for(pattern, timeout)
 
     @property
     def text(self) -> str:
@@ -179,6 +196,20 @@ def test_run_seeds_the_demo_once_prints_commands_that_work_and_ctrl_c_leaves_not
     assert len(list(mail.glob("*.eml"))) == 2
     assert "is confirmed" in next(mail.glob("*.eml")).read_text()
     assert (tmp_path / "secrets" / "service_secret").stat().st_mode & 0o077 == 0
+
+    # Processes that exit are started again: NATS stopped cleanly (exit 0), the cart service and
+    # Envoy killed, PostgreSQL shut down; the mesh serves again, and the restarts were shown.
+    victims = {"nats": (("nats-server",), signal.SIGTERM), "cart": (("services.cart",), signal.SIGKILL),
+               "envoy": (("envoy", "-c"), signal.SIGKILL), "postgres": (("postgres", "-D"), signal.SIGINT)}
+    for words, sig in victims.values():
+        os.kill(pid_of(first.process.pid, *words), sig)
+    for name in victims:
+        first.seen(rf"\[supervisor\] {name} is ready again", timeout=90)
+    assert re.search(r"\[supervisor\] nats exited \(code 0\); starting it again in", first.text)
+    assert re.search(r"\[supervisor\] cart exited \(code -9\)", first.text)
+    assert "supervisor: starting cart again (restart 1)" in (tmp_path / "logs" / "cart.log").read_text()
+    checkout = bash(commands["checkout"])
+    assert "ORDER_STATUS_CONFIRMED" in checkout, checkout
 
     processes = descendants(first.process.pid)
     assert len(processes) >= 10  # PostgreSQL, NATS, 5 services, notifications, SMTP sink, meshinfo, Envoy
