@@ -1,5 +1,6 @@
 """Wiring of the cart service: its database, the catalog client, the consumers of
-product events (the copy of the catalog) and of confirmed orders, and the servicers."""
+product events (the copy of the catalog), of confirmed orders and of deleted users, and
+the servicers."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import grpc
 from commerce.cart.v1 import cart_pb2_grpc
 from commerce.tenant.v1 import provisioning_pb2_grpc
 
-from services.cart import catalog_copy, checkout
+from services.cart import catalog_copy, checkout, users
 from services.cart.carts import Carts
 from services.cart.catalog_client import CatalogClient
 from services.cart.servicer import SERVICE, CartServicer
@@ -39,6 +40,9 @@ def assemble(db: Database, verifier: TokenVerifier, settings: Settings, catalog_
     products = EventConsumer(db, settings, durable=catalog_copy.DURABLE,
                              subjects=[subject_pattern(event.DESCRIPTOR) for event in catalog_copy.EVENTS],
                              handler=catalog_copy.on_product_event, script_location=MIGRATIONS)
+    deleted_users = EventConsumer(db, settings, durable=users.DURABLE,
+                                  subjects=[subject_pattern(users.EVENT.DESCRIPTOR)],
+                                  handler=users.on_user_deleted, script_location=MIGRATIONS)
 
     def register(server: grpc.aio.Server) -> None:
         cart_pb2_grpc.add_CartServiceServicer_to_server(CartServicer(carts), server)
@@ -49,9 +53,9 @@ def assemble(db: Database, verifier: TokenVerifier, settings: Settings, catalog_
         services=[SERVICE, provisioning.SERVICE],
         register=register,
         verifier=verifier,
-        probes={"database": db.ping},
-        on_start=[products.start, orders.start],
-        on_stop=[orders.stop, products.stop, catalog.close, db.dispose],
+        probes={"database": db.ping}, facets=db.facets(),
+        on_start=[products.start, orders.start, deleted_users.start],
+        on_stop=[deleted_users.stop, orders.stop, products.stop, catalog.close, db.dispose],
     )
 
 

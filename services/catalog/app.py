@@ -57,7 +57,7 @@ def assemble(db: Database, verifier: TokenVerifier, cache_entries: int = CACHE_E
         services=[SERVICE, inventory_servicer.SERVICE, provisioning.SERVICE],
         register=register,
         verifier=verifier,
-        probes={"database": db.ping},
+        probes={"database": db.ping}, facets=db.facets(),
         on_start=[invalidator.start, sweeper.start, *([relay.start] if relay else []),
                   *([orders.start] if orders else [])],
         on_stop=[*([orders.stop] if orders else []), *([relay.stop] if relay else []), sweeper.stop,

@@ -53,4 +53,4 @@ async def build(settings: Settings, mailer: Mailer | None = None, **consumer_opt
         pass
 
     return App(name=NAME, services=[], register=register, verifier=_no_callers(),
-               probes={"database": db.ping}, on_start=[worker.start], on_stop=on_stop)
+               probes={"database": db.ping}, facets=db.facets(), on_start=[worker.start], on_stop=on_stop)

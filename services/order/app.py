@@ -81,7 +81,7 @@ def assemble(db: Database, verifier: TokenVerifier, peers: Peers, *, tuning: Sag
         on_stop.append(shortfalls.stop)
     on_stop += [orders.close, peers.close, db.dispose]
     app = App(name="order", services=[SERVICE, provisioning.SERVICE], register=register, verifier=verifier,
-              probes={"database": db.ping}, on_start=on_start, on_stop=on_stop)
+              probes={"database": db.ping}, facets=db.facets(), on_start=on_start, on_stop=on_stop)
     return app, Parts(orders, runner, recovery, feed)
 
 

@@ -47,7 +47,7 @@ def assemble(db: Database, verifier: TokenVerifier, settings: Settings,
         services=[SERVICE, PROCESSING, provisioning.SERVICE],
         register=register,
         verifier=verifier,
-        probes={"database": db.ping},
+        probes={"database": db.ping}, facets=db.facets(),
         on_start=[relay.start],
         on_stop=[relay.stop, sandbox_db.dispose, db.dispose],
     )

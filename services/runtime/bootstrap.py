@@ -10,7 +10,7 @@ import structlog
 
 from services.runtime.db import Database, ensure_database
 from services.runtime.jwks_client import remote_jwks
-from services.runtime.migrations import upgrade_all
+from services.runtime.migrations import check_all
 from services.runtime.revocations import RevocationFeed, RevocationList
 from services.runtime.settings import Settings
 from services.runtime.tokens import TOKEN_LEEWAY_SECONDS, KeySet, TokenVerifier
@@ -19,11 +19,13 @@ log = structlog.get_logger("commerce.bootstrap")
 
 
 async def open_database(settings: Settings, service: str, script_location: Path) -> Database:
+    """The service's database, created if needed. Tenant schemas at the latest revision are
+    served at once; those behind are migrated in the background (migrations.check_all)."""
     name = settings.database_name(service)
     await ensure_database(settings.database_url, name)
     db = Database(settings.database_url, name, settings.db_pool_size)
-    migrated = await upgrade_all(db, script_location)
-    log.info("database ready", database=name, tenant_schemas=migrated)
+    ready, behind = await check_all(db, script_location)
+    log.info("database ready", database=name, tenant_schemas=ready + behind, to_migrate=behind)
     return db
 
 

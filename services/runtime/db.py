@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import asyncpg  # type: ignore[import-untyped]
+import structlog
+from prometheus_client import Gauge
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -31,6 +33,11 @@ from services.runtime.sql import Handoff, Session, create_pool
 
 if TYPE_CHECKING:
     from services.runtime.events.outbox import OutboxRow
+
+log = structlog.get_logger("commerce.db")
+PENDING_MIGRATIONS = Gauge("commerce_schemas_pending_migration",
+                           "Tenant schemas behind the latest revision, being migrated in the background", ["database"])
+Migrate = Callable[[str], Awaitable[None]]
 
 TENANT_ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{2,31}$")
 SCHEMA_PREFIX = "t_"
@@ -99,6 +106,12 @@ class Database:
         self._schemas: set[str] = set()
         self._schemas_lock = asyncio.Lock()
         self._handoff: Handoff | None = None
+        # Schemas behind the latest revision (migrations.check_all), and how to bring one up.
+        self._pending: set[str] = set()
+        self._migrate: Migrate | None = None
+        self._migrating: dict[str, asyncio.Task[None]] = {}
+        self._background: asyncio.Task[None] | None = None
+        self._pending_gauge = PENDING_MIGRATIONS.labels(database)
 
     # --- hot path (asyncpg) ---------------------------------------------------------------
 
@@ -183,12 +196,64 @@ class Database:
     async def _schema_exists(self, schema: str) -> bool:
         if schema in self._schemas:
             return True
+        if schema in self._pending:
+            await self._bring_up(schema)
+            return True
         async with self._schemas_lock:
-            self._schemas = await self.tenant_schemas()
+            self._schemas = await self.tenant_schemas() - self._pending
         return schema in self._schemas
 
     def remember_schema(self, schema: str) -> None:
         self._schemas.add(schema)
+        self._pending.discard(schema)
+        self._pending_gauge.set(len(self._pending))
+
+    # --- schemas behind the latest revision -------------------------------------------------
+
+    def migrate_lazily(self, schemas: Sequence[str], migrate: Migrate) -> None:
+        """``schemas`` are behind the latest revision: each is migrated (``migrate``) before its
+        tenant is served, in a background task one after the other, or at once when a request
+        for that tenant comes first."""
+        self._migrate = migrate
+        self._pending |= set(schemas)
+        self._pending_gauge.set(len(self._pending))
+        if self._pending and (self._background is None or self._background.done()):
+            self._background = asyncio.create_task(self._migrate_pending(), name=f"migrate-{self.database}")
+
+    @property
+    def pending_migrations(self) -> int:
+        return len(self._pending)
+
+    def facets(self) -> dict[str, Callable[[], Awaitable[bool]]]:
+        """Health names this database answers beside the service's own (health.py)."""
+        return {"migrations": self.migrations_done}
+
+    async def migrations_done(self) -> bool:
+        """A health facet: True once no schema waits for its migration."""
+        return not self._pending
+
+    async def _migrate_pending(self) -> None:
+        started, total = asyncio.get_running_loop().time(), len(self._pending)
+        while self._pending:
+            schema = min(self._pending)
+            try:
+                await self._bring_up(schema)
+            except Exception as exc:  # the database went away: try again shortly
+                log.warning("background migration failed; retrying", schema=schema, error=str(exc))
+                await asyncio.sleep(1.0)
+        log.info("every tenant schema migrated", database=self.database, schemas=total,
+                 seconds=round(asyncio.get_running_loop().time() - started, 1))
+
+    async def _bring_up(self, schema: str) -> None:
+        """Migrates ``schema`` once, whoever asks first (a request, the background task)."""
+        task = self._migrating.get(schema)
+        if task is None:
+            assert self._migrate is not None
+            task = asyncio.ensure_future(self._migrate(schema))
+            self._migrating[schema] = task
+            task.add_done_callback(lambda _: self._migrating.pop(schema, None))
+        await asyncio.shield(task)
+        self.remember_schema(schema)
 
     # --- cold paths (SQLAlchemy Core) ------------------------------------------------------
 
@@ -225,6 +290,9 @@ class Database:
             yield await conn.execution_options(schema_translate_map={None: schema})
 
     async def dispose(self) -> None:
+        if self._background is not None:
+            self._background.cancel()
+            await asyncio.gather(self._background, return_exceptions=True)
         if self._pool is not None:
             await self._pool.close()
             self._pool = None

@@ -1,5 +1,9 @@
 """grpc.health.v1 that tells the truth: each served name is SERVING only while
-the service's dependencies (its database) answer, probed in the background."""
+the service's dependencies (its database) answer, probed in the background.
+
+Facets are extra names reporting one part of the process that it can serve without
+(e.g. ``revocations``: SERVING while the revocation feed follows JetStream); they do not
+change the service's own names."""
 
 from __future__ import annotations
 
@@ -14,19 +18,21 @@ Probe = Callable[[], Awaitable[bool]]
 
 
 class HealthReporter:
-    def __init__(self, service_names: Sequence[str], probes: dict[str, Probe], interval: float) -> None:
+    def __init__(self, service_names: Sequence[str], probes: dict[str, Probe], interval: float,
+                 facets: dict[str, Probe] | None = None) -> None:
         self.servicer = health.aio.HealthServicer()
         self._names = ["", *service_names]
         self._probes = probes
+        self._facets = facets or {}
+        self._facet_states: dict[str, bool] = {}
         self._interval = interval
         self._task: asyncio.Task[None] | None = None
         self._last: bool | None = None
         self.failing: list[str] = []
 
     async def _set(self, serving: bool) -> None:
-        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         for name in self._names:
-            await self.servicer.set(name, status)
+            await self.servicer.set(name, _status(serving))
 
     async def check_once(self) -> bool:
         results = await asyncio.gather(*(probe() for probe in self._probes.values()))
@@ -36,6 +42,13 @@ class HealthReporter:
             log.info("health changed", serving=serving, failing=self.failing)
             self._last = serving
             await self._set(serving)
+        for name, probe in self._facets.items():
+            ok = await probe()
+            if ok != self._facet_states.get(name):
+                if name in self._facet_states:
+                    log.info("health facet changed", facet=name, serving=ok)
+                self._facet_states[name] = ok
+                await self.servicer.set(name, _status(ok))
         return serving
 
     async def _loop(self) -> None:
@@ -53,3 +66,7 @@ class HealthReporter:
         if self._task:
             self._task.cancel()
         await self.servicer.enter_graceful_shutdown()
+
+
+def _status(serving: bool) -> health_pb2.HealthCheckResponse.ServingStatus.ValueType:
+    return health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING

@@ -4,22 +4,36 @@ Each service keeps an Alembic script folder (``services/<name>/migrations``)
 whose revisions create tables without a schema; they are run with the
 tenant's schema first on the search_path and the version table kept inside
 that schema, under an advisory lock so replicas can migrate concurrently.
+
+At start-up a service does not run Alembic per schema (that would grow with the
+tenant count on every restart): ``check_all`` reads every schema's revision in a
+few statements, and only schemas behind the scripts' head are migrated — in the
+background, and at once when a request for that tenant comes first
+(``Database.migrate_lazily``); health's ``migrations`` name says NOT_SERVING until
+none is left.
 """
 
 from __future__ import annotations
 
 import asyncio
+from functools import cache
 from pathlib import Path
 
+import structlog
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 
 from services.runtime.db import Database, schema_for
 
+log = structlog.get_logger("commerce.migrations")
+# Schemas whose revision is read in one statement at start-up.
+VERSIONS_PER_STATEMENT = 500
 
-def _config(script_location: Path, connection: Connection, schema: str) -> Config:
+
+def _config(script_location: Path, connection: Connection | None, schema: str) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(script_location))
     cfg.attributes["connection"] = connection
@@ -72,10 +86,44 @@ async def upgrade_tenant(db: Database, tenant_id: str, script_location: Path) ->
     return schema, revision
 
 
-async def upgrade_all(db: Database, script_location: Path) -> int:
-    """Bring every existing tenant schema to the latest revision (run at start-up)."""
-    schemas = sorted(await db.tenant_schemas())
-    for schema in schemas:
+@cache
+def head_revision(script_location: Path) -> str:
+    head = ScriptDirectory.from_config(_config(script_location, None, "")).get_current_head()
+    return head or ""
+
+
+async def schema_revisions(db: Database) -> dict[str, str]:
+    """Every tenant schema and the revision it is at ("" when it has none), in a few statements."""
+    schemas = await db.tenant_schemas()
+    async with db.engine.connect() as conn:
+        versioned = sorted(r[0] for r in await conn.execute(text(
+            "SELECT table_schema FROM information_schema.tables WHERE table_name = 'alembic_version' "
+            "AND table_schema LIKE 't\\_%'")))
+        found: dict[str, str] = dict.fromkeys(schemas, "")
+        for start in range(0, len(versioned), VERSIONS_PER_STATEMENT):
+            chunk = versioned[start:start + VERSIONS_PER_STATEMENT]
+            union = " UNION ALL ".join(
+                f"(SELECT '{schema}' AS s, version_num AS v FROM \"{schema}\".alembic_version LIMIT 1)"
+                for schema in chunk)
+            found.update({r.s: r.v for r in await conn.execute(text(union))})
+    return found
+
+
+async def check_all(db: Database, script_location: Path) -> tuple[int, int]:
+    """Start-up: schemas at the scripts' head are ready at once; the others are migrated in the
+    background (or first, when a request needs one). Returns (ready, left to migrate)."""
+    head = head_revision(script_location)
+    revisions = await schema_revisions(db)
+    behind = sorted(schema for schema, revision in revisions.items() if revision != head)
+    for schema, revision in revisions.items():
+        if revision == head:
+            db.remember_schema(schema)
+
+    async def migrate(schema: str) -> None:
         await _run_upgrade(db, script_location, schema)
-        db.remember_schema(schema)
-    return len(schemas)
+
+    db.migrate_lazily(behind, migrate)
+    if behind:
+        log.info("tenant schemas behind the latest revision: migrating them in the background",
+                 database=db.database, behind=len(behind), head=head)
+    return len(revisions) - len(behind), len(behind)

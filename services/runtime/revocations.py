@@ -38,6 +38,9 @@ from services.runtime.tasks import cancel_and_wait
 
 log = structlog.get_logger("commerce.revocations")
 REVOKED = Gauge("commerce_revocations", "Revocations this process refuses tokens for", ["kind"])
+FOLLOWING = Gauge("commerce_revocations_following",
+                  "1 while this process follows the revocation feed (NATS connected, subscribed); 0 while "
+                  "revocations made meanwhile may be missing")
 REFUSED = Counter("commerce_revoked_tokens_refused_total", "Tokens refused because they were revoked", ["reason"])
 
 SUSPENDED = naming.subject_pattern(tenant_events_pb2.TenantSuspended.DESCRIPTOR)
@@ -125,11 +128,22 @@ class RevocationFeed:
         self._subscriptions: list[Any] = []
         self._task: asyncio.Task[None] | None = None
         self.subscribed = asyncio.Event()
+        FOLLOWING.set_function(lambda: float(self.following))
+
+    @property
+    def following(self) -> bool:
+        """True while connected and subscribed: every revocation up to now is known. False from
+        start-up until NATS answers, and from a disconnect until the feed is replayed again."""
+        return self._nats.connected and self.subscribed.is_set()
+
+    async def following_probe(self) -> bool:
+        return self.following
 
     async def start(self) -> None:
         await self._nats.start()
 
     def _connected(self) -> None:
+        self.subscribed.clear()  # replayed afresh below
         if self._task is not None and not self._task.done():
             self._task.cancel()
         self._task = asyncio.create_task(self._subscribe(), name="revocation-feed")

@@ -32,6 +32,7 @@ from services.runtime.tokens import TokenVerifier
 log = structlog.get_logger("commerce.server")
 Hook = Callable[[], Awaitable[None]]
 STOP_HOOK_SECONDS = 5.0
+REVOCATIONS_FACET = "revocations"
 
 # Bounded streams per connection make Envoy and our own channels open more than
 # one HTTP/2 connection under load, spreading it across replicas.
@@ -53,6 +54,9 @@ class App:
     register: Callable[[grpc.aio.Server], None]
     verifier: TokenVerifier
     probes: dict[str, Probe] = field(default_factory=dict)
+    # Health names of parts the service serves without (health.py); "revocations" is added for
+    # a verifier that follows revocations.
+    facets: dict[str, Probe] = field(default_factory=dict)
     on_start: list[Hook] = field(default_factory=list)
     on_stop: list[Hook] = field(default_factory=list)
 
@@ -84,7 +88,10 @@ async def create_server(app: App, address: str, probe_seconds: float = 1.0) -> R
     )
     app.register(server)
     names = [s.full_name for s in app.services]
-    reporter = HealthReporter(names, app.probes, probe_seconds)
+    facets = dict(app.facets)
+    if app.verifier.revocations is not None:
+        facets[REVOCATIONS_FACET] = app.verifier.revocations.following_probe
+    reporter = HealthReporter(names, app.probes, probe_seconds, facets)
     health_pb2_grpc.add_HealthServicer_to_server(reporter.servicer, server)
     reflection.enable_server_reflection(
         [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server

@@ -69,6 +69,6 @@ async def build(settings: Settings) -> App:
 
     return App(
         name=NAME, services=[SERVICE, SERVICE_DESCRIPTOR], register=register, verifier=local_verifier(settings, keys),
-        probes={"database": db.ping}, on_start=[provisioner.start, relay.start],
+        probes={"database": db.ping}, facets=db.facets(), on_start=[provisioner.start, relay.start],
         on_stop=[relay.stop, provisioner.stop, db.dispose],
     )

@@ -26,6 +26,11 @@ async def tenant_suspended(conn: AsyncConnection, tenant: Tenant) -> None:
                aggregate_id=tenant.tenant_id, schema=SCHEMA)
 
 
+async def tenant_resumed(conn: AsyncConnection, tenant: Tenant) -> None:
+    await emit(conn, ev.TenantResumed(tenant=tenant_message(tenant)), tenant_id=tenant.tenant_id,
+               aggregate_id=tenant.tenant_id, schema=SCHEMA)
+
+
 async def user_registered(conn: AsyncConnection, user: User) -> None:
     await emit(conn, ev.UserRegistered(user=user_message(user)), tenant_id=user.tenant_id, aggregate_id=user.user_id)
 

@@ -17,7 +17,7 @@ from services.tenant.domain import paging
 from services.tenant.domain.tenant import new_tenant, tenant_id_of_request
 from services.tenant.domain.user import credentials, new_customer, new_staff, user_id_of_request
 from services.tenant.keys import KeyStore
-from services.tenant.tenants import CREATE, SUSPEND, Tenants
+from services.tenant.tenants import CREATE, RESUME, SUSPEND, Tenants
 
 SERVICE = tenant_pb2.DESCRIPTOR.services_by_name["TenantService"]
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
@@ -62,6 +62,12 @@ class TenantServicer(tenant_pb2_grpc.TenantServiceServicer):
         tenant_id = tenant_id_of_request(request.tenant_id)
         tenant = await self._tenants.suspend(tenant_id, _key(SUSPEND, request))
         return tenant_pb2.SuspendTenantResponse(tenant=convert.tenant_message(tenant))
+
+    async def ResumeTenant(self, request: tenant_pb2.ResumeTenantRequest,
+                           context: Context) -> tenant_pb2.ResumeTenantResponse:
+        tenant_id = tenant_id_of_request(request.tenant_id)
+        tenant = await self._tenants.resume(tenant_id, _key(RESUME, request))
+        return tenant_pb2.ResumeTenantResponse(tenant=convert.tenant_message(tenant))
 
     async def CreateUser(self, request: tenant_pb2.CreateUserRequest,
                          context: Context) -> tenant_pb2.CreateUserResponse:

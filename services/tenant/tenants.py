@@ -3,23 +3,28 @@ create (then provision), get, list, suspend."""
 
 from __future__ import annotations
 
+import asyncio
+import math
+import time
 from collections.abc import Sequence
 
 from commerce.tenant.v1 import tenant_pb2
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.runtime.context import Caller
-from services.runtime.errors import AlreadyExists
+from services.runtime.errors import AlreadyExists, Unavailable
 from services.runtime.idempotency import IdempotencyKey, remember, replay
 from services.tenant import events
 from services.tenant.convert import tenant_message
 from services.tenant.domain import paging
 from services.tenant.domain.access import check_can_read_tenant
-from services.tenant.domain.tenant import NewTenant, Tenant, tenant_not_found
+from services.tenant.domain.tenant import NewTenant, Tenant, TenantState, tenant_not_found
 from services.tenant.provisioner import Provisioner
 from services.tenant.store.platform import PlatformStore
 
 CREATE = "CreateTenant"
 SUSPEND = "SuspendTenant"
+RESUME = "ResumeTenant"
 
 
 class Tenants:
@@ -63,11 +68,9 @@ class Tenants:
         """Suspends the tenant (a no-op when it already is). TenantSuspended makes every
         service refuse the tokens its users hold."""
         async with self._store.transaction() as conn:
-            previous = await replay(conn, key, tenant_pb2.SuspendTenantResponse)
-            if previous is not None:
-                found = await self._store.tenant(conn, previous.tenant.tenant_id)
-                assert found is not None, "a tenant is never deleted"
-                return found
+            answered = await self._replayed(conn, key, tenant_pb2.SuspendTenantResponse)
+            if answered is not None:
+                return answered
             current = await self._store.tenant(conn, tenant_id, for_update=True)
             if current is None:
                 raise tenant_not_found()
@@ -76,3 +79,40 @@ class Tenants:
                 await events.tenant_suspended(conn, tenant)
             await remember(conn, key, tenant_pb2.SuspendTenantResponse(tenant=tenant_message(tenant)))
         return tenant
+
+    async def resume(self, tenant_id: str, key: IdempotencyKey | None) -> Tenant:
+        """Lets a suspended tenant's users log in again (a no-op when it is not suspended).
+
+        Every service refuses the tenant's tokens issued up to the suspension (TenantSuspended);
+        a token's ``iat`` is in whole seconds, so the tenant becomes loginable only once the
+        clock is past the second after the suspension: a token issued from then on is newer than
+        the suspension everywhere (a resume within 2 s of the suspension waits that long)."""
+        current = await self._store.get_tenant(tenant_id)
+        if current is None:
+            raise tenant_not_found()
+        if current.state is TenantState.SUSPENDED:
+            await asyncio.sleep(max(0.0, math.floor(current.update_time.timestamp()) + 2 - time.time()))
+        async with self._store.transaction() as conn:
+            answered = await self._replayed(conn, key, tenant_pb2.ResumeTenantResponse)
+            if answered is not None:
+                return answered
+            locked = await self._store.tenant(conn, tenant_id, for_update=True)
+            assert locked is not None, "a tenant is never deleted"
+            if locked.update_time != current.update_time:  # suspended again meanwhile: wait for that one
+                raise Unavailable("the tenant changed meanwhile; retry", reason="TENANT_CHANGED")
+            tenant = await self._store.save_tenant(conn, locked.resumed())
+            if tenant.state is not locked.state:
+                await events.tenant_resumed(conn, tenant)
+            await remember(conn, key, tenant_pb2.ResumeTenantResponse(tenant=tenant_message(tenant)))
+        return tenant
+
+    async def _replayed(self, conn: AsyncConnection, key: IdempotencyKey | None,
+                        response: type[tenant_pb2.SuspendTenantResponse | tenant_pb2.ResumeTenantResponse],
+                        ) -> Tenant | None:
+        """The tenant as it stands now when ``key`` was answered before, else None."""
+        previous = await replay(conn, key, response)
+        if previous is None:
+            return None
+        found = await self._store.tenant(conn, previous.tenant.tenant_id)
+        assert found is not None, "a tenant is never deleted"
+        return found

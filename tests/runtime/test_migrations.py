@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from sqlalchemy import text
+from alembic import command
+from sqlalchemy import Connection, text
 
 from services.devmesh.postgres import Postgres
+from services.runtime import migrations
 from services.runtime.db import Database, ensure_database
 from services.runtime.migrations import upgrade_tenant
 
@@ -27,5 +29,45 @@ async def test_many_tenants_provisioned_at_once_in_one_process_all_reach_the_lat
             for schema, revision in results:
                 stored = await conn.scalar(text(f'SELECT version_num FROM "{schema}".alembic_version'))
                 assert stored == revision
+    finally:
+        await db.dispose()
+
+
+def _upgrade_to(connection: Connection, schema: str, revision: str) -> None:
+    connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    connection.execute(text(f'SET LOCAL search_path TO "{schema}"'))
+    command.upgrade(migrations._config(CATALOG_SCRIPTS, connection, schema), revision)
+
+
+async def test_start_up_serves_schemas_at_the_latest_revision_at_once_and_migrates_the_others_in_the_background(
+        postgres: Postgres) -> None:
+    """A restart does not run Alembic per tenant: schemas at the head are ready from a few
+    statements; one left behind (an older release) is migrated before it is served, whether a
+    request or the background task gets to it first, and health's ``migrations`` says so."""
+    await ensure_database(postgres.url, "rt_lazy")
+    setup = Database(postgres.url, "rt_lazy", pool_size=2)
+    try:
+        for tenant in ("lazy-a", "lazy-b"):
+            await upgrade_tenant(setup, tenant, CATALOG_SCRIPTS)
+        async with setup.engine.begin() as conn:
+            await conn.run_sync(_upgrade_to, "t_lazy_old", "c0001")
+            await conn.run_sync(_upgrade_to, "t_lazy_older", "c0001")
+    finally:
+        await setup.dispose()
+
+    db = Database(postgres.url, "rt_lazy", pool_size=2)
+    try:
+        assert await migrations.check_all(db, CATALOG_SCRIPTS) == (2, 2)
+        assert await db.migrations_done() is False
+        # a request for a tenant behind gets its schema migrated first
+        assert await db.schema_of("lazy-old") == "t_lazy_old"
+        async with db.engine.connect() as conn:
+            assert await conn.scalar(text('SELECT version_num FROM "t_lazy_old".alembic_version')) == "c0003"
+        deadline = asyncio.get_running_loop().time() + 30
+        while not await db.migrations_done():
+            assert asyncio.get_running_loop().time() < deadline, "the background migration never finished"
+            await asyncio.sleep(0.05)
+        revisions = await migrations.schema_revisions(db)
+        assert {revisions[s] for s in ("t_lazy_a", "t_lazy_b", "t_lazy_old", "t_lazy_older")} == {"c0003"}
     finally:
         await db.dispose()

@@ -56,6 +56,7 @@ EXCEPTIONS = {
     "ProvisioningService.ProvisionTenant": "platform operation (admin/service): tenant_id names the tenant to create",
     "TenantService.CreateTenant": "admin only: tenant.tenant_id names the tenant to create",
     "TenantService.SuspendTenant": "admin only: the platform admin acts on every tenant by design",
+    "TenantService.ResumeTenant": "admin only: the platform admin acts on every tenant by design",
     "TenantService.RegisterCustomer": "anonymous sign-up: tenant_id picks the shop",
     "TenantService.Login": "anonymous: tenant_id picks the shop",
     "TenantService.CreateGuestToken": "anonymous: tenant_id picks the shop",

@@ -1,7 +1,8 @@
 """The tenant aggregate: what a valid new tenant is, and the states it moves through.
 
 PROVISIONING -> ACTIVE once its schema exists in every service database;
-any state -> SUSPENDED by the platform admin. A tenant suspended before its
+any state -> SUSPENDED by the platform admin, and back (resumed) to ACTIVE, or to
+PROVISIONING when its provisioning has not finished. A tenant suspended before its
 provisioning finished stays SUSPENDED (provisioning still completes).
 """
 
@@ -51,6 +52,11 @@ class Tenant:
 
     def suspended(self) -> Tenant:
         return replace(self, state=TenantState.SUSPENDED)
+
+    def resumed(self) -> Tenant:
+        if self.state is not TenantState.SUSPENDED:
+            return self
+        return replace(self, state=TenantState.ACTIVE if self.provisioned else TenantState.PROVISIONING)
 
 
 def check_tenant_id(violations: Violations, field: str, value: str) -> str:

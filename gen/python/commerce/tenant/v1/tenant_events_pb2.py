@@ -26,7 +26,7 @@ from commerce.common.v1 import event_pb2 as commerce_dot_common_dot_v1_dot_event
 from commerce.tenant.v1 import tenant_pb2 as commerce_dot_tenant_dot_v1_dot_tenant__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&commerce/tenant/v1/tenant_events.proto\x12\x12\x63ommerce.tenant.v1\x1a\x1e\x63ommerce/common/v1/event.proto\x1a\x1f\x63ommerce/tenant/v1/tenant.proto\"p\n\rTenantCreated\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12*\n\x06tenant\x18\x02 \x01(\x0b\x32\x1a.commerce.tenant.v1.Tenant\"r\n\x0fTenantSuspended\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12*\n\x06tenant\x18\x02 \x01(\x0b\x32\x1a.commerce.tenant.v1.Tenant\"m\n\x0eUserRegistered\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12&\n\x04user\x18\x02 \x01(\x0b\x32\x18.commerce.tenant.v1.User\"f\n\x0bUserDeleted\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x11\n\ttenant_id\x18\x03 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&commerce/tenant/v1/tenant_events.proto\x12\x12\x63ommerce.tenant.v1\x1a\x1e\x63ommerce/common/v1/event.proto\x1a\x1f\x63ommerce/tenant/v1/tenant.proto\"p\n\rTenantCreated\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12*\n\x06tenant\x18\x02 \x01(\x0b\x32\x1a.commerce.tenant.v1.Tenant\"r\n\x0fTenantSuspended\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12*\n\x06tenant\x18\x02 \x01(\x0b\x32\x1a.commerce.tenant.v1.Tenant\"p\n\rTenantResumed\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12*\n\x06tenant\x18\x02 \x01(\x0b\x32\x1a.commerce.tenant.v1.Tenant\"m\n\x0eUserRegistered\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12&\n\x04user\x18\x02 \x01(\x0b\x32\x18.commerce.tenant.v1.User\"f\n\x0bUserDeleted\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x11\n\ttenant_id\x18\x03 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,8 +37,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TENANTCREATED']._serialized_end=239
   _globals['_TENANTSUSPENDED']._serialized_start=241
   _globals['_TENANTSUSPENDED']._serialized_end=355
-  _globals['_USERREGISTERED']._serialized_start=357
-  _globals['_USERREGISTERED']._serialized_end=466
-  _globals['_USERDELETED']._serialized_start=468
-  _globals['_USERDELETED']._serialized_end=570
+  _globals['_TENANTRESUMED']._serialized_start=357
+  _globals['_TENANTRESUMED']._serialized_end=469
+  _globals['_USERREGISTERED']._serialized_start=471
+  _globals['_USERREGISTERED']._serialized_end=580
+  _globals['_USERDELETED']._serialized_start=582
+  _globals['_USERDELETED']._serialized_end=684
 # @@protoc_insertion_point(module_scope)

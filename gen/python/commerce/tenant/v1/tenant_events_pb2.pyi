@@ -23,6 +23,14 @@ class TenantSuspended(_message.Message):
     tenant: _tenant_pb2.Tenant
     def __init__(self, metadata: _Optional[_Union[_event_pb2.EventMetadata, _Mapping]] = ..., tenant: _Optional[_Union[_tenant_pb2.Tenant, _Mapping]] = ...) -> None: ...
 
+class TenantResumed(_message.Message):
+    __slots__ = ("metadata", "tenant")
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    metadata: _event_pb2.EventMetadata
+    tenant: _tenant_pb2.Tenant
+    def __init__(self, metadata: _Optional[_Union[_event_pb2.EventMetadata, _Mapping]] = ..., tenant: _Optional[_Union[_tenant_pb2.Tenant, _Mapping]] = ...) -> None: ...
+
 class UserRegistered(_message.Message):
     __slots__ = ("metadata", "user")
     METADATA_FIELD_NUMBER: _ClassVar[int]

@@ -28,7 +28,7 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63ommerce/tenant/v1/tenant.proto\x12\x12\x63ommerce.tenant.v1\x1a\x1f\x63ommerce/access/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x92\x02\n\x06Tenant\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x17\n\ttenant_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x05\x12\x1a\n\x0c\x64isplay_name\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rcurrency_code\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12\x34\n\x05state\x18\x05 \x01(\x0e\x32\x1f.commerce.tenant.v1.TenantStateB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"\xd2\x01\n\x04User\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x15\n\x07user_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x17\n\ttenant_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\r\n\x05\x65mail\x18\x04 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x05 \x01(\t\x12*\n\x04role\x18\x06 \x01(\x0e\x32\x1c.commerce.tenant.v1.UserRole\x12\x35\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"[\n\x13\x43reateTenantRequest\x12\x30\n\x06tenant\x18\x01 \x01(\x0b\x32\x1a.commerce.tenant.v1.TenantB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"B\n\x14\x43reateTenantResponse\x12*\n\x06tenant\x18\x01 \x01(\x0b\x32\x1a.commerce.tenant.v1.Tenant\"+\n\x10GetTenantRequest\x12\x17\n\ttenant_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"?\n\x11GetTenantResponse\x12*\n\x06tenant\x18\x01 \x01(\x0b\x32\x1a.commerce.tenant.v1.Tenant\";\n\x12ListTenantsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"[\n\x13ListTenantsResponse\x12+\n\x07tenants\x18\x01 \x03(\x0b\x32\x1a.commerce.tenant.v1.Tenant\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"C\n\x14SuspendTenantRequest\x12\x17\n\ttenant_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"C\n\x15SuspendTenantResponse\x12*\n\x06tenant\x18\x01 \x01(\x0b\x32\x1a.commerce.tenant.v1.Tenant\"\xb6\x01\n\x11\x43reateUserRequest\x12\x17\n\ttenant_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x05\x65mail\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\x08password\x18\x03 \x01(\tB\x05\xe2\x41\x02\x02\x04\x12\x14\n\x0c\x64isplay_name\x18\x04 \x01(\t\x12\x30\n\x04role\x18\x05 \x01(\x0e\x32\x1c.commerce.tenant.v1.UserRoleB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x06 \x01(\t\"<\n\x12\x43reateUserResponse\x12&\n\x04user\x18\x01 \x01(\x0b\x32\x18.commerce.tenant.v1.User\"C\n\x11\x44\x65leteUserRequest\x12\x17\n\ttenant_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07user_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"\x14\n\x12\x44\x65leteUserResponse\"\x8a\x01\n\x17RegisterCustomerRequest\x12\x17\n\ttenant_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x05\x65mail\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\x08password\x18\x03 \x01(\tB\x05\xe2\x41\x02\x02\x04\x12\x14\n\x0c\x64isplay_name\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"B\n\x18RegisterCustomerResponse\x12&\n\x04user\x18\x01 \x01(\x0b\x32\x18.commerce.tenant.v1.User\"U\n\x0cLoginRequest\x12\x17\n\ttenant_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x05\x65mail\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\x08password\x18\x03 \x01(\tB\x05\xe2\x41\x02\x02\x04\"u\n\rLoginResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x12\n\ntoken_type\x18\x02 \x01(\t\x12\x12\n\nexpires_in\x18\x03 \x01(\x03\x12&\n\x04user\x18\x04 \x01(\x0b\x32\x18.commerce.tenant.v1.User\"2\n\x17\x43reateGuestTokenRequest\x12\x17\n\ttenant_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"i\n\x18\x43reateGuestTokenResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x12\n\ntoken_type\x18\x02 \x01(\t\x12\x12\n\nexpires_in\x18\x03 \x01(\x03\x12\x0f\n\x07subject\x18\x04 \x01(\t\"\x10\n\x0eGetJwksRequest\"8\n\x0fGetJwksResponse\x12%\n\x04keys\x18\x01 \x03(\x0b\x32\x17.commerce.tenant.v1.Jwk\"O\n\x03Jwk\x12\x0b\n\x03kty\x18\x01 \x01(\t\x12\x0b\n\x03kid\x18\x02 \x01(\t\x12\x0b\n\x03use\x18\x03 \x01(\t\x12\x0b\n\x03\x61lg\x18\x04 \x01(\t\x12\t\n\x01n\x18\x05 \x01(\t\x12\t\n\x01\x65\x18\x06 \x01(\t*\x7f\n\x0bTenantState\x12\x1c\n\x18TENANT_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19TENANT_STATE_PROVISIONING\x10\x01\x12\x17\n\x13TENANT_STATE_ACTIVE\x10\x02\x12\x1a\n\x16TENANT_STATE_SUSPENDED\x10\x03*h\n\x08UserRole\x12\x19\n\x15USER_ROLE_UNSPECIFIED\x10\x00\x12\x13\n\x0fUSER_ROLE_OWNER\x10\x01\x12\x14\n\x10USER_ROLE_SELLER\x10\x02\x12\x16\n\x12USER_ROLE_CUSTOMER\x10\x03\x32\x89\x0b\n\rTenantService\x12\x85\x01\n\x0c\x43reateTenant\x12\'.commerce.tenant.v1.CreateTenantRequest\x1a(.commerce.tenant.v1.CreateTenantResponse\"\"\xca\xf3\x18\x03\n\x01\x01\x82\xd3\xe4\x93\x02\x15\"\x0b/v1/tenants:\x06tenant\x12\x82\x01\n\tGetTenant\x12$.commerce.tenant.v1.GetTenantRequest\x1a%.commerce.tenant.v1.GetTenantResponse\"(\xca\xf3\x18\x05\n\x03\x01\x02\x03\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/tenants/{tenant_id}\x12z\n\x0bListTenants\x12&.commerce.tenant.v1.ListTenantsRequest\x1a\'.commerce.tenant.v1.ListTenantsResponse\"\x1a\xca\xf3\x18\x03\n\x01\x01\x82\xd3\xe4\x93\x02\r\x12\x0b/v1/tenants\x12\x97\x01\n\rSuspendTenant\x12(.commerce.tenant.v1.SuspendTenantRequest\x1a).commerce.tenant.v1.SuspendTenantResponse\"1\xca\xf3\x18\x03\n\x01\x01\x82\xd3\xe4\x93\x02$\"\x1f/v1/tenants/{tenant_id}:suspend:\x01*\x12\x8d\x01\n\nCreateUser\x12%.commerce.tenant.v1.CreateUserRequest\x1a&.commerce.tenant.v1.CreateUserResponse\"0\xca\xf3\x18\x04\n\x02\x01\x02\x82\xd3\xe4\x93\x02\"\"\x1d/v1/tenants/{tenant_id}/users:\x01*\x12\x94\x01\n\nDeleteUser\x12%.commerce.tenant.v1.DeleteUserRequest\x1a&.commerce.tenant.v1.DeleteUserResponse\"7\xca\xf3\x18\x04\n\x02\x01\x02\x82\xd3\xe4\x93\x02)*\'/v1/tenants/{tenant_id}/users/{user_id}\x12\xa1\x01\n\x10RegisterCustomer\x12+.commerce.tenant.v1.RegisterCustomerRequest\x1a,.commerce.tenant.v1.RegisterCustomerResponse\"2\xca\xf3\x18\x02\x10\x01\x82\xd3\xe4\x93\x02&\"!/v1/tenants/{tenant_id}/customers:\x01*\x12m\n\x05Login\x12 .commerce.tenant.v1.LoginRequest\x1a!.commerce.tenant.v1.LoginResponse\"\x1f\xca\xf3\x18\x02\x10\x01\x82\xd3\xe4\x93\x02\x13\"\x0e/v1/auth/login:\x01*\x12\x8e\x01\n\x10\x43reateGuestToken\x12+.commerce.tenant.v1.CreateGuestTokenRequest\x1a,.commerce.tenant.v1.CreateGuestTokenResponse\"\x1f\xca\xf3\x18\x02\x10\x01\x82\xd3\xe4\x93\x02\x13\"\x0e/v1/auth/guest:\x01*\x12\x89\x01\n\x07GetJwks\x12\".commerce.tenant.v1.GetJwksRequest\x1a#.commerce.tenant.v1.GetJwksResponse\"5\xca\xf3\x18\x02\x10\x01\x82\xd3\xe4\x93\x02)\x12\r/v1/auth/jwksZ\x18\x12\x16/.well-known/jwks.jsonb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63ommerce/tenant/v1/tenant.proto\x12\x12\x63ommerce.tenant.v1\x1a\x1f\x63ommerce/access/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x92\x02\n\x06Tenant\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x17\n\ttenant_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x05\x12\x1a\n\x0c\x64isplay_name\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rcurrency_code\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12\x34\n\x05state\x18\x05 \x01(\x0e\x32\x1f.commerce.tenant.v1.TenantStateB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"\xd2\x01\n\x04User\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x15\n\x07user_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x17\n\ttenant_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\r\n\x05\x65mail\x18\x04 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x05 \x01(\t\x12*\n\x04role\x18\x06 \x01(\x0e\x32\x1c.commerce.tenant.v1.UserRole\x12\x35\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"[\n\x13\x43reateTenantRequest\x12\x30\n\x06tenant\x18\x01 \x01(\x0b\x32\x1a.commerce.tenant.v1.TenantB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"B\n\x14\x43reateTenantResponse\x12*\n\x06tenant\x18\x01 \x01(\x0b\x32\x1a.commerce.tenant.v1.Tenant\"+\n\x10GetTenantRequest\x12\x17\n\ttenant_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"?\n\x11GetTenantResponse\x12*\n\x06tenant\x18\x01 \x01(\x0b\x32\x1a.commerce.tenant.v1.Tenant\";\n\x12ListTenantsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"[\n\x13ListTenantsResponse\x12+\n\x07tenants\x18\x01 \x03(\x0b\x32\x1a.commerce.tenant.v1.Tenant\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"C\n\x14SuspendTenantRequest\x12\x17\n\ttenant_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"C\n\x15SuspendTenantResponse\x12*\n\x06tenant\x18\x01 \x01(\x0b\x32\x1a.commerce.tenant.v1.Tenant\"B\n\x13ResumeTenantRequest\x12\x17\n\ttenant_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"B\n\x14ResumeTenantResponse\x12*\n\x06tenant\x18\x01 \x01(\x0b\x32\x1a.commerce.tenant.v1.Tenant\"\xb6\x01\n\x11\x43reateUserRequest\x12\x17\n\ttenant_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x05\x65mail\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\x08password\x18\x03 \x01(\tB\x05\xe2\x41\x02\x02\x04\x12\x14\n\x0c\x64isplay_name\x18\x04 \x01(\t\x12\x30\n\x04role\x18\x05 \x01(\x0e\x32\x1c.commerce.tenant.v1.UserRoleB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x06 \x01(\t\"<\n\x12\x43reateUserResponse\x12&\n\x04user\x18\x01 \x01(\x0b\x32\x18.commerce.tenant.v1.User\"C\n\x11\x44\x65leteUserRequest\x12\x17\n\ttenant_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07user_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"\x14\n\x12\x44\x65leteUserResponse\"\x8a\x01\n\x17RegisterCustomerRequest\x12\x17\n\ttenant_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x05\x65mail\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\x08password\x18\x03 \x01(\tB\x05\xe2\x41\x02\x02\x04\x12\x14\n\x0c\x64isplay_name\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"B\n\x18RegisterCustomerResponse\x12&\n\x04user\x18\x01 \x01(\x0b\x32\x18.commerce.tenant.v1.User\"U\n\x0cLoginRequest\x12\x17\n\ttenant_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x05\x65mail\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\x08password\x18\x03 \x01(\tB\x05\xe2\x41\x02\x02\x04\"u\n\rLoginResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x12\n\ntoken_type\x18\x02 \x01(\t\x12\x12\n\nexpires_in\x18\x03 \x01(\x03\x12&\n\x04user\x18\x04 \x01(\x0b\x32\x18.commerce.tenant.v1.User\"2\n\x17\x43reateGuestTokenRequest\x12\x17\n\ttenant_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"i\n\x18\x43reateGuestTokenResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x12\n\ntoken_type\x18\x02 \x01(\t\x12\x12\n\nexpires_in\x18\x03 \x01(\x03\x12\x0f\n\x07subject\x18\x04 \x01(\t\"\x10\n\x0eGetJwksRequest\"8\n\x0fGetJwksResponse\x12%\n\x04keys\x18\x01 \x03(\x0b\x32\x17.commerce.tenant.v1.Jwk\"O\n\x03Jwk\x12\x0b\n\x03kty\x18\x01 \x01(\t\x12\x0b\n\x03kid\x18\x02 \x01(\t\x12\x0b\n\x03use\x18\x03 \x01(\t\x12\x0b\n\x03\x61lg\x18\x04 \x01(\t\x12\t\n\x01n\x18\x05 \x01(\t\x12\t\n\x01\x65\x18\x06 \x01(\t*\x7f\n\x0bTenantState\x12\x1c\n\x18TENANT_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19TENANT_STATE_PROVISIONING\x10\x01\x12\x17\n\x13TENANT_STATE_ACTIVE\x10\x02\x12\x1a\n\x16TENANT_STATE_SUSPENDED\x10\x03*h\n\x08UserRole\x12\x19\n\x15USER_ROLE_UNSPECIFIED\x10\x00\x12\x13\n\x0fUSER_ROLE_OWNER\x10\x01\x12\x14\n\x10USER_ROLE_SELLER\x10\x02\x12\x16\n\x12USER_ROLE_CUSTOMER\x10\x03\x32\x9f\x0c\n\rTenantService\x12\x85\x01\n\x0c\x43reateTenant\x12\'.commerce.tenant.v1.CreateTenantRequest\x1a(.commerce.tenant.v1.CreateTenantResponse\"\"\xca\xf3\x18\x03\n\x01\x01\x82\xd3\xe4\x93\x02\x15\"\x0b/v1/tenants:\x06tenant\x12\x82\x01\n\tGetTenant\x12$.commerce.tenant.v1.GetTenantRequest\x1a%.commerce.tenant.v1.GetTenantResponse\"(\xca\xf3\x18\x05\n\x03\x01\x02\x03\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/tenants/{tenant_id}\x12z\n\x0bListTenants\x12&.commerce.tenant.v1.ListTenantsRequest\x1a\'.commerce.tenant.v1.ListTenantsResponse\"\x1a\xca\xf3\x18\x03\n\x01\x01\x82\xd3\xe4\x93\x02\r\x12\x0b/v1/tenants\x12\x97\x01\n\rSuspendTenant\x12(.commerce.tenant.v1.SuspendTenantRequest\x1a).commerce.tenant.v1.SuspendTenantResponse\"1\xca\xf3\x18\x03\n\x01\x01\x82\xd3\xe4\x93\x02$\"\x1f/v1/tenants/{tenant_id}:suspend:\x01*\x12\x93\x01\n\x0cResumeTenant\x12\'.commerce.tenant.v1.ResumeTenantRequest\x1a(.commerce.tenant.v1.ResumeTenantResponse\"0\xca\xf3\x18\x03\n\x01\x01\x82\xd3\xe4\x93\x02#\"\x1e/v1/tenants/{tenant_id}:resume:\x01*\x12\x8d\x01\n\nCreateUser\x12%.commerce.tenant.v1.CreateUserRequest\x1a&.commerce.tenant.v1.CreateUserResponse\"0\xca\xf3\x18\x04\n\x02\x01\x02\x82\xd3\xe4\x93\x02\"\"\x1d/v1/tenants/{tenant_id}/users:\x01*\x12\x94\x01\n\nDeleteUser\x12%.commerce.tenant.v1.DeleteUserRequest\x1a&.commerce.tenant.v1.DeleteUserResponse\"7\xca\xf3\x18\x04\n\x02\x01\x02\x82\xd3\xe4\x93\x02)*\'/v1/tenants/{tenant_id}/users/{user_id}\x12\xa1\x01\n\x10RegisterCustomer\x12+.commerce.tenant.v1.RegisterCustomerRequest\x1a,.commerce.tenant.v1.RegisterCustomerResponse\"2\xca\xf3\x18\x02\x10\x01\x82\xd3\xe4\x93\x02&\"!/v1/tenants/{tenant_id}/customers:\x01*\x12m\n\x05Login\x12 .commerce.tenant.v1.LoginRequest\x1a!.commerce.tenant.v1.LoginResponse\"\x1f\xca\xf3\x18\x02\x10\x01\x82\xd3\xe4\x93\x02\x13\"\x0e/v1/auth/login:\x01*\x12\x8e\x01\n\x10\x43reateGuestToken\x12+.commerce.tenant.v1.CreateGuestTokenRequest\x1a,.commerce.tenant.v1.CreateGuestTokenResponse\"\x1f\xca\xf3\x18\x02\x10\x01\x82\xd3\xe4\x93\x02\x13\"\x0e/v1/auth/guest:\x01*\x12\x89\x01\n\x07GetJwks\x12\".commerce.tenant.v1.GetJwksRequest\x1a#.commerce.tenant.v1.GetJwksResponse\"5\xca\xf3\x18\x02\x10\x01\x82\xd3\xe4\x93\x02)\x12\r/v1/auth/jwksZ\x18\x12\x16/.well-known/jwks.jsonb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -63,6 +63,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETTENANTREQUEST'].fields_by_name['tenant_id']._serialized_options = b'\342A\001\002'
   _globals['_SUSPENDTENANTREQUEST'].fields_by_name['tenant_id']._loaded_options = None
   _globals['_SUSPENDTENANTREQUEST'].fields_by_name['tenant_id']._serialized_options = b'\342A\001\002'
+  _globals['_RESUMETENANTREQUEST'].fields_by_name['tenant_id']._loaded_options = None
+  _globals['_RESUMETENANTREQUEST'].fields_by_name['tenant_id']._serialized_options = b'\342A\001\002'
   _globals['_CREATEUSERREQUEST'].fields_by_name['tenant_id']._loaded_options = None
   _globals['_CREATEUSERREQUEST'].fields_by_name['tenant_id']._serialized_options = b'\342A\001\002'
   _globals['_CREATEUSERREQUEST'].fields_by_name['email']._loaded_options = None
@@ -97,6 +99,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TENANTSERVICE'].methods_by_name['ListTenants']._serialized_options = b'\312\363\030\003\n\001\001\202\323\344\223\002\r\022\013/v1/tenants'
   _globals['_TENANTSERVICE'].methods_by_name['SuspendTenant']._loaded_options = None
   _globals['_TENANTSERVICE'].methods_by_name['SuspendTenant']._serialized_options = b'\312\363\030\003\n\001\001\202\323\344\223\002$\"\037/v1/tenants/{tenant_id}:suspend:\001*'
+  _globals['_TENANTSERVICE'].methods_by_name['ResumeTenant']._loaded_options = None
+  _globals['_TENANTSERVICE'].methods_by_name['ResumeTenant']._serialized_options = b'\312\363\030\003\n\001\001\202\323\344\223\002#\"\036/v1/tenants/{tenant_id}:resume:\001*'
   _globals['_TENANTSERVICE'].methods_by_name['CreateUser']._loaded_options = None
   _globals['_TENANTSERVICE'].methods_by_name['CreateUser']._serialized_options = b'\312\363\030\004\n\002\001\002\202\323\344\223\002\"\"\035/v1/tenants/{tenant_id}/users:\001*'
   _globals['_TENANTSERVICE'].methods_by_name['DeleteUser']._loaded_options = None
@@ -109,10 +113,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TENANTSERVICE'].methods_by_name['CreateGuestToken']._serialized_options = b'\312\363\030\002\020\001\202\323\344\223\002\023\"\016/v1/auth/guest:\001*'
   _globals['_TENANTSERVICE'].methods_by_name['GetJwks']._loaded_options = None
   _globals['_TENANTSERVICE'].methods_by_name['GetJwks']._serialized_options = b'\312\363\030\002\020\001\202\323\344\223\002)\022\r/v1/auth/jwksZ\030\022\026/.well-known/jwks.json'
-  _globals['_TENANTSTATE']._serialized_start=2306
-  _globals['_TENANTSTATE']._serialized_end=2433
-  _globals['_USERROLE']._serialized_start=2435
-  _globals['_USERROLE']._serialized_end=2539
+  _globals['_TENANTSTATE']._serialized_start=2442
+  _globals['_TENANTSTATE']._serialized_end=2569
+  _globals['_USERROLE']._serialized_start=2571
+  _globals['_USERROLE']._serialized_end=2675
   _globals['_TENANT']._serialized_start=185
   _globals['_TENANT']._serialized_end=459
   _globals['_USER']._serialized_start=462
@@ -133,32 +137,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SUSPENDTENANTREQUEST']._serialized_end=1166
   _globals['_SUSPENDTENANTRESPONSE']._serialized_start=1168
   _globals['_SUSPENDTENANTRESPONSE']._serialized_end=1235
-  _globals['_CREATEUSERREQUEST']._serialized_start=1238
-  _globals['_CREATEUSERREQUEST']._serialized_end=1420
-  _globals['_CREATEUSERRESPONSE']._serialized_start=1422
-  _globals['_CREATEUSERRESPONSE']._serialized_end=1482
-  _globals['_DELETEUSERREQUEST']._serialized_start=1484
-  _globals['_DELETEUSERREQUEST']._serialized_end=1551
-  _globals['_DELETEUSERRESPONSE']._serialized_start=1553
-  _globals['_DELETEUSERRESPONSE']._serialized_end=1573
-  _globals['_REGISTERCUSTOMERREQUEST']._serialized_start=1576
-  _globals['_REGISTERCUSTOMERREQUEST']._serialized_end=1714
-  _globals['_REGISTERCUSTOMERRESPONSE']._serialized_start=1716
-  _globals['_REGISTERCUSTOMERRESPONSE']._serialized_end=1782
-  _globals['_LOGINREQUEST']._serialized_start=1784
-  _globals['_LOGINREQUEST']._serialized_end=1869
-  _globals['_LOGINRESPONSE']._serialized_start=1871
-  _globals['_LOGINRESPONSE']._serialized_end=1988
-  _globals['_CREATEGUESTTOKENREQUEST']._serialized_start=1990
-  _globals['_CREATEGUESTTOKENREQUEST']._serialized_end=2040
-  _globals['_CREATEGUESTTOKENRESPONSE']._serialized_start=2042
-  _globals['_CREATEGUESTTOKENRESPONSE']._serialized_end=2147
-  _globals['_GETJWKSREQUEST']._serialized_start=2149
-  _globals['_GETJWKSREQUEST']._serialized_end=2165
-  _globals['_GETJWKSRESPONSE']._serialized_start=2167
-  _globals['_GETJWKSRESPONSE']._serialized_end=2223
-  _globals['_JWK']._serialized_start=2225
-  _globals['_JWK']._serialized_end=2304
-  _globals['_TENANTSERVICE']._serialized_start=2542
-  _globals['_TENANTSERVICE']._serialized_end=3959
+  _globals['_RESUMETENANTREQUEST']._serialized_start=1237
+  _globals['_RESUMETENANTREQUEST']._serialized_end=1303
+  _globals['_RESUMETENANTRESPONSE']._serialized_start=1305
+  _globals['_RESUMETENANTRESPONSE']._serialized_end=1371
+  _globals['_CREATEUSERREQUEST']._serialized_start=1374
+  _globals['_CREATEUSERREQUEST']._serialized_end=1556
+  _globals['_CREATEUSERRESPONSE']._serialized_start=1558
+  _globals['_CREATEUSERRESPONSE']._serialized_end=1618
+  _globals['_DELETEUSERREQUEST']._serialized_start=1620
+  _globals['_DELETEUSERREQUEST']._serialized_end=1687
+  _globals['_DELETEUSERRESPONSE']._serialized_start=1689
+  _globals['_DELETEUSERRESPONSE']._serialized_end=1709
+  _globals['_REGISTERCUSTOMERREQUEST']._serialized_start=1712
+  _globals['_REGISTERCUSTOMERREQUEST']._serialized_end=1850
+  _globals['_REGISTERCUSTOMERRESPONSE']._serialized_start=1852
+  _globals['_REGISTERCUSTOMERRESPONSE']._serialized_end=1918
+  _globals['_LOGINREQUEST']._serialized_start=1920
+  _globals['_LOGINREQUEST']._serialized_end=2005
+  _globals['_LOGINRESPONSE']._serialized_start=2007
+  _globals['_LOGINRESPONSE']._serialized_end=2124
+  _globals['_CREATEGUESTTOKENREQUEST']._serialized_start=2126
+  _globals['_CREATEGUESTTOKENREQUEST']._serialized_end=2176
+  _globals['_CREATEGUESTTOKENRESPONSE']._serialized_start=2178
+  _globals['_CREATEGUESTTOKENRESPONSE']._serialized_end=2283
+  _globals['_GETJWKSREQUEST']._serialized_start=2285
+  _globals['_GETJWKSREQUEST']._serialized_end=2301
+  _globals['_GETJWKSRESPONSE']._serialized_start=2303
+  _globals['_GETJWKSRESPONSE']._serialized_end=2359
+  _globals['_JWK']._serialized_start=2361
+  _globals['_JWK']._serialized_end=2440
+  _globals['_TENANTSERVICE']._serialized_start=2678
+  _globals['_TENANTSERVICE']._serialized_end=4245
 # @@protoc_insertion_point(module_scope)

@@ -127,6 +127,20 @@ class SuspendTenantResponse(_message.Message):
     tenant: Tenant
     def __init__(self, tenant: _Optional[_Union[Tenant, _Mapping]] = ...) -> None: ...
 
+class ResumeTenantRequest(_message.Message):
+    __slots__ = ("tenant_id", "request_id")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    request_id: str
+    def __init__(self, tenant_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class ResumeTenantResponse(_message.Message):
+    __slots__ = ("tenant",)
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    tenant: Tenant
+    def __init__(self, tenant: _Optional[_Union[Tenant, _Mapping]] = ...) -> None: ...
+
 class CreateUserRequest(_message.Message):
     __slots__ = ("tenant_id", "email", "password", "display_name", "role", "request_id")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]

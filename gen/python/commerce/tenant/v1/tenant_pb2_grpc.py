@@ -56,6 +56,11 @@ class TenantServiceStub:
                 request_serializer=commerce_dot_tenant_dot_v1_dot_tenant__pb2.SuspendTenantRequest.SerializeToString,
                 response_deserializer=commerce_dot_tenant_dot_v1_dot_tenant__pb2.SuspendTenantResponse.FromString,
                 _registered_method=True)
+        self.ResumeTenant = channel.unary_unary(
+                '/commerce.tenant.v1.TenantService/ResumeTenant',
+                request_serializer=commerce_dot_tenant_dot_v1_dot_tenant__pb2.ResumeTenantRequest.SerializeToString,
+                response_deserializer=commerce_dot_tenant_dot_v1_dot_tenant__pb2.ResumeTenantResponse.FromString,
+                _registered_method=True)
         self.CreateUser = channel.unary_unary(
                 '/commerce.tenant.v1.TenantService/CreateUser',
                 request_serializer=commerce_dot_tenant_dot_v1_dot_tenant__pb2.CreateUserRequest.SerializeToString,
@@ -116,6 +121,15 @@ class TenantServiceServicer:
 
     def SuspendTenant(self, request, context):
         """Suspends a tenant: its users can no longer log in.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeTenant(self, request, context):
+        """Resumes a suspended tenant: its users can log in again, and tokens issued from then on
+        are accepted everywhere. Tokens issued before the suspension stay refused until they
+        expire. A tenant that is not suspended is answered as it is.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -190,6 +204,11 @@ def add_TenantServiceServicer_to_server(servicer, server):
                     servicer.SuspendTenant,
                     request_deserializer=commerce_dot_tenant_dot_v1_dot_tenant__pb2.SuspendTenantRequest.FromString,
                     response_serializer=commerce_dot_tenant_dot_v1_dot_tenant__pb2.SuspendTenantResponse.SerializeToString,
+            ),
+            'ResumeTenant': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeTenant,
+                    request_deserializer=commerce_dot_tenant_dot_v1_dot_tenant__pb2.ResumeTenantRequest.FromString,
+                    response_serializer=commerce_dot_tenant_dot_v1_dot_tenant__pb2.ResumeTenantResponse.SerializeToString,
             ),
             'CreateUser': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateUser,
@@ -332,6 +351,33 @@ class TenantService:
             '/commerce.tenant.v1.TenantService/SuspendTenant',
             commerce_dot_tenant_dot_v1_dot_tenant__pb2.SuspendTenantRequest.SerializeToString,
             commerce_dot_tenant_dot_v1_dot_tenant__pb2.SuspendTenantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeTenant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/commerce.tenant.v1.TenantService/ResumeTenant',
+            commerce_dot_tenant_dot_v1_dot_tenant__pb2.ResumeTenantRequest.SerializeToString,
+            commerce_dot_tenant_dot_v1_dot_tenant__pb2.ResumeTenantResponse.FromString,
             options,
             channel_credentials,
             insecure,
