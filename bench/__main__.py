@@ -22,11 +22,13 @@ import traceback
 from types import FrameType, ModuleType
 from typing import Any
 
-from bench import getproduct, placeorder
+from bench import chaos, getproduct, placeorder, tenants
 from bench.harness import RESULTS, Harness
 from services.devmesh.mesh import ROOT
 
 BENCHMARKS: dict[str, ModuleType] = {module.NAME: module for module in (getproduct, placeorder)}
+# Run only when named (`python -m bench chaos`, `python -m bench tenants`): not part of `make bench`.
+ON_REQUEST: dict[str, ModuleType] = {module.NAME: module for module in (chaos, tenants)}
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -42,34 +44,41 @@ def _commit() -> str:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="benchmarks:\n" + "\n".join(f"  {name:<12} {m.SUMMARY}" for name, m in BENCHMARKS.items()))
+        epilog="benchmarks:\n" + "\n".join(f"  {name:<12} {m.SUMMARY}" for name, m in BENCHMARKS.items())
+        + "\nrun only when named:\n" + "\n".join(f"  {name:<12} {m.SUMMARY}" for name, m in ON_REQUEST.items()))
     parser.add_argument("benchmarks", nargs="*", metavar="BENCHMARK",
-                        help="one of: " + ", ".join(BENCHMARKS) + " (default: all)")
+                        help="one of: " + ", ".join([*BENCHMARKS, *ON_REQUEST]) + " (default: "
+                        + ", ".join(BENCHMARKS) + ")")
     parser.add_argument("--vus", type=int, default=16, help="concurrent k6 virtual users (default 16)")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per scenario (default 2)")
     parser.add_argument("--duration", type=int, default=10, help="measured seconds per scenario (default 10)")
     parser.add_argument("--soak", type=int, default=60,
                         help="measured seconds of the PlaceOrder soak at the max rate (default 60; the target needs "
                              ">= 60)")
+    parser.add_argument("--short", action="store_true",
+                        help="chaos: every fault shorter, at a lower rate (CI); tenants: up to 100 tenants")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    unknown = [name for name in args.benchmarks if name not in BENCHMARKS]
+    known = {**BENCHMARKS, **ON_REQUEST}
+    unknown = [name for name in args.benchmarks if name not in known]
     if unknown:
-        parser.error(f"unknown benchmark {', '.join(unknown)}: choose from {', '.join(BENCHMARKS)}")
-    chosen = [BENCHMARKS[name] for name in (args.benchmarks or BENCHMARKS)]
+        parser.error(f"unknown benchmark {', '.join(unknown)}: choose from {', '.join(known)}")
+    chosen = [known[name] for name in (args.benchmarks or BENCHMARKS)]
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
-    harness = Harness(sum(int(m.STEPS) for m in chosen))
+    harness = Harness(sum(int(m.STEPS) for m in chosen),
+                      {k: v for m in chosen for k, v in getattr(m, "SETTINGS", {}).items()})
     failed = False
     results: dict[str, Any] = {}
     try:
         harness.start()
         for module in chosen:
-            given = {"vus": args.vus, "warmup_s": args.warmup, "duration_s": args.duration, "soak_s": args.soak}
+            given = {"vus": args.vus, "warmup_s": args.warmup, "duration_s": args.duration, "soak_s": args.soak,
+                     "short": args.short}
             wanted = {f.name for f in dataclasses.fields(module.Options)}
             options = module.Options(**{k: v for k, v in given.items() if k in wanted})
             print(f"\n== {module.NAME}: {module.SUMMARY}", flush=True)
@@ -90,8 +99,10 @@ def main(argv: list[str] | None = None) -> int:
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
               "seconds": round(time.monotonic() - started, 1), "benchmarks": results}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nfigures written to {(RESULTS / 'latest.json').relative_to(ROOT)} "
+    written = RESULTS / ("latest.json" if all(m.NAME in BENCHMARKS for m in chosen)
+                         else "-".join(m.NAME for m in chosen) + ".json")
+    written.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nfigures written to {written.relative_to(ROOT)} "
           f"({report['seconds']}s in all)")
     failures = [f"{name}: {result['failed']}" for name, result in results.items() if result.get("failed")]
     for failure in failures:

@@ -97,16 +97,21 @@ def free_port_settings(base: Settings) -> Settings:
 
 
 class Harness:
-    def __init__(self, benchmark_steps: int) -> None:
+    def __init__(self, benchmark_steps: int, settings: dict[str, Any] | None = None) -> None:
+        """``settings``: what the benchmarks change in the mesh's settings (bench/chaos.py: shorter leases)."""
         self.workdir = Path(tempfile.mkdtemp(prefix="commerce-bench-"))
-        settings = free_port_settings(Settings().model_copy(update={"log_level": "WARNING"}))
-        self.mesh = Mesh(self.workdir / "mesh", settings, fast_unsafe=False)
+        # The sandbox's outage switch (a file that never exists unless bench/chaos.py makes it).
+        updates = {"log_level": "WARNING", "payment_sandbox_outage_file": self.workdir / "sandbox-outage",
+                   **(settings or {})}
+        self.mesh = Mesh(self.workdir / "mesh", free_port_settings(Settings().model_copy(update=updates)),
+                         fast_unsafe=False)
         if self.mesh.postgres is not None:
             self.mesh.postgres.options = dict(POSTGRES_OPTIONS)
         # the mesh's steps, PostgreSQL statistics, the tenant and its seller, then the benchmarks'
         self.progress = self.mesh.progress = Progress(self.mesh.steps + 2 + benchmark_steps)
         self._spawned: list[Process] = []
         self._shop: Shop | None = None
+        self.admin: tuple[tuple[str, str], ...] = ()  # the platform admin's token, as call metadata
 
     # -- running --------------------------------------------------------------
 
@@ -223,7 +228,7 @@ class Harness:
                                       timeout=10)
                 return str(reply.access_token)
 
-            admin = (("authorization", f"Bearer {login('platform', ADMIN_EMAIL, admin_password)}"),)
+            admin = self.admin = (("authorization", f"Bearer {login('platform', ADMIN_EMAIL, admin_password)}"),)
             state = tenants.CreateTenant(tenant_pb2.CreateTenantRequest(
                 tenant=tenant_pb2.Tenant(tenant_id=TENANT, display_name="Benchmark shop", currency_code="USD"),
                 request_id="bench-tenant"), metadata=admin, timeout=30).tenant.state

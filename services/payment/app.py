@@ -32,7 +32,8 @@ def assemble(db: Database, verifier: TokenVerifier, settings: Settings,
     # The sandbox plays a remote provider: its own small pool, so a payment transaction
     # holding one of ours never waits for a second one of ours (no pool starvation).
     sandbox_db = Database(db.server_url, db.database, SANDBOX_POOL_SIZE)
-    payments = Payments(db, providers or {sandbox.NAME: sandbox.SandboxFactory(sandbox_db)},
+    factory = sandbox.SandboxFactory(sandbox_db, outage_file=settings.payment_sandbox_outage_file)
+    payments = Payments(db, providers or {sandbox.NAME: factory},
                         settings.payment_provider_timeout_seconds)
     secrets = {sandbox.NAME: settings.payment_webhook_secret}
     relay = OutboxRelay(db, settings)

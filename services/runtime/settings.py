@@ -128,6 +128,10 @@ class Settings(BaseSettings):
     payment_webhook_secret: SecretStr = SecretStr("")
     # Longest the payment service waits for its provider before answering UNAVAILABLE.
     payment_provider_timeout_seconds: float = 5.0
+    # Tests and the chaos run only, never set in a deployment: while this file exists, the built-in
+    # sandbox provider answers every new payment as it does tok_sandbox_timeout (done, but the answer
+    # lost). Unset (the default): no file is ever looked at. Real providers ignore it.
+    payment_sandbox_outage_file: Path | None = None
 
     # Order sagas: how long a runner holds an order's saga (a process that dies holds it this
     # long at most), how often the recovery worker looks for sagas left behind, and how long

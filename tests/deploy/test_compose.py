@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -177,3 +178,10 @@ def test_every_container_is_started_again_when_it_exits(name: str) -> None:
     """As under `make run`: a process that exits (crash, kill, a database restart it did not
     survive) comes back by itself; only `docker compose stop` keeps it down."""
     assert compose()["services"][name].get("restart") in ("always", "unless-stopped"), name
+
+
+def test_no_deployment_switches_on_the_sandbox_outage_of_the_chaos_run() -> None:
+    """COMMERCE_PAYMENT_SANDBOX_OUTAGE_FILE exists for tests and `python -m bench chaos` only."""
+    root = Path(__file__).resolve().parents[2]
+    for path in [root / "docker-compose.yml", *sorted((root / "deploy").rglob("*.yaml"))]:
+        assert "SANDBOX_OUTAGE" not in path.read_text(), path

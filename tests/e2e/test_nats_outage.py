@@ -15,6 +15,7 @@ import pytest
 
 from services.devmesh.mesh import Mesh
 from services.devmesh.postgres import Postgres
+from services.devmesh.probes import grpc_health
 from tests.e2e.harness import (
     count,
     create_admin,
@@ -24,6 +25,7 @@ from tests.e2e.harness import (
     place_order,
     run_mesh,
     stocked_product,
+    wait_until,
 )
 
 TENANT = "outage"
@@ -52,12 +54,21 @@ def test_orders_are_placed_while_nats_is_down_and_each_event_is_consumed_once_af
         buyers = [new_customer(rest, shop) for _ in range(ORDERS)]
 
         own_mesh.nats.stop()
+        # a service (re)started while NATS is down serves, and says it may be missing revocations
+        cart = own_mesh.processes["cart"]
+        cart.stop()
+        cart.start()
+        cart_address = own_mesh.address_of("cart")
+        wait_until("the restarted cart serving", lambda: grpc_health(cart_address) == "SERVING", 30)
+        assert grpc_health(cart_address, "revocations") == "NOT_SERVING"
         orders = [place_order(rest, buyer, product_id, 1, "tok_sandbox_ok") for buyer in buyers]
         assert [o["status"] for o in orders] == ["ORDER_STATUS_CONFIRMED"] * ORDERS
         time.sleep(1.0)
         assert _confirmations(own_mesh.mail_dir) == Counter()  # nothing could be delivered yet
         own_mesh.nats.start()
 
+        wait_until("the cart following revocations again",
+                   lambda: grpc_health(cart_address, "revocations") == "SERVING", 30)
         wanted = Counter({o["orderId"]: 1 for o in orders})
         deadline = time.monotonic() + 30
         while _confirmations(own_mesh.mail_dir) != wanted and time.monotonic() < deadline:

@@ -10,6 +10,11 @@ Tokens (documented in proto/commerce/payment/v1/payment.proto):
                                    idempotency key gets the authorization (or charge) at once
   anything else                    DECLINED, decline_reason INVALID_PAYMENT_TOKEN
 
+A provider outage can be switched on for tests and the chaos run: with the setting
+``payment_sandbox_outage_file`` (COMMERCE_PAYMENT_SANDBOX_OUTAGE_FILE; unset in every
+deployment, and only this sandbox reads it), every new payment made while that file
+exists behaves like tok_sandbox_timeout.
+
 Like a real provider it remembers every operation by idempotency key, in its own
 table ``sandbox_operations`` of the tenant's schema, each written by one autocommit
 statement on its own connection pool (it is "remote": what it did survives our
@@ -21,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 from services.payment.domain.payment import Money
 from services.payment.providers.base import Authorization, IdempotencyConflict, Operation, Outcome
@@ -67,10 +73,12 @@ class _Done:
 class SandboxProvider:
     name = NAME
 
-    def __init__(self, db: Database, tenant_id: str, hang_seconds: float = 30.0) -> None:
+    def __init__(self, db: Database, tenant_id: str, hang_seconds: float = 30.0,
+                 outage_file: Path | None = None) -> None:
         self._db = db
         self._tenant_id = tenant_id
         self._hang_seconds = hang_seconds
+        self._outage_file = outage_file
 
     async def _once(self, kind: str, key: str, payment_reference: str, amount: Money, outcome: Outcome,
                     decline_reason: str, prefix: str) -> _Done:
@@ -92,7 +100,8 @@ class SandboxProvider:
         outcome, reason = _BY_TOKEN.get(token, (Outcome.DECLINED, "INVALID_PAYMENT_TOKEN"))
         done = await self._once(kind, idempotency_key, f"sbx_pay_{secrets.token_hex(12)}", amount, outcome, reason,
                                 "sbx_pay")
-        if done.first_time and token == TOKEN_TIMEOUT:
+        lost = token == TOKEN_TIMEOUT or (self._outage_file is not None and self._outage_file.exists())
+        if done.first_time and lost:
             await asyncio.sleep(self._hang_seconds)  # the answer is lost in the network
         return Authorization(done.outcome, done.reference, done.decline_reason)
 
@@ -116,9 +125,10 @@ class SandboxProvider:
 
 
 class SandboxFactory:
-    def __init__(self, db: Database, hang_seconds: float = 30.0) -> None:
+    def __init__(self, db: Database, hang_seconds: float = 30.0, outage_file: Path | None = None) -> None:
         self._db = db
         self._hang_seconds = hang_seconds
+        self._outage_file = outage_file
 
     def __call__(self, tenant_id: str) -> SandboxProvider:
-        return SandboxProvider(self._db, tenant_id, hang_seconds=self._hang_seconds)
+        return SandboxProvider(self._db, tenant_id, hang_seconds=self._hang_seconds, outage_file=self._outage_file)
