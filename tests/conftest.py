@@ -6,8 +6,11 @@ that asks for it."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,10 +37,23 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def postgres(workdir: Path) -> Iterator[Postgres]:
-    server = Postgres(workdir / "pg", free_port(), fast_unsafe=True)
-    server.start()
-    yield server
-    server.stop()
+    with server_folder("pg") as folder:
+        server = Postgres(folder, free_port(), fast_unsafe=True, log_dir=workdir)
+        server.start()
+        yield server
+        server.stop()
+
+
+@contextmanager
+def server_folder(name: str) -> Iterator[Path]:
+    """A data folder for a PostgreSQL server, outside pytest's temporary root: a pytest session
+    starting meanwhile on the machine makes that root private again (0700), and the server, running
+    as a user of its own, would lose its files (its next checkpoint PANICs)."""
+    parent = Path(tempfile.mkdtemp(prefix="commerce-test-"))
+    try:
+        yield parent / name
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from services.devmesh.postgres import Postgres
 from services.runtime.settings import Settings
 from tests.catalog.harness import start_catalog
-from tests.conftest import free_port
+from tests.conftest import free_port, server_folder
 from tests.tokens import TestKeys
 
 SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
@@ -24,10 +24,11 @@ SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.Health
 
 @pytest.fixture
 def own_postgres(tmp_path: Path) -> Iterator[Postgres]:
-    server = Postgres(tmp_path / "pg", free_port(), fast_unsafe=True)
-    server.start()
-    yield server
-    server.stop()
+    with server_folder("pg") as folder:  # restarted below: kept out of pytest's temporary root
+        server = Postgres(folder, free_port(), fast_unsafe=True, log_dir=tmp_path)
+        server.start()
+        yield server
+        server.stop()
 
 
 def _stop_fast(server: Postgres) -> None:

@@ -10,7 +10,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -19,6 +19,7 @@ import pytest
 from services.devmesh.mesh import Mesh, free_port
 from services.devmesh.postgres import Postgres
 from services.devmesh.probes import grpc_health
+from tests.conftest import server_folder
 from tests.e2e.harness import (
     ADDRESS,
     Account,
@@ -40,37 +41,51 @@ ORDER = "commerce.order.v1.OrderService"
 
 @pytest.fixture(scope="module")
 def restart_mesh(workdir: Path) -> Iterator[tuple[Mesh, Postgres]]:
-    postgres = Postgres(workdir / "pg-restart", free_port(), fast_unsafe=True)
-    postgres.start()
-    try:
-        for mesh in run_mesh(workdir / "pg-restart-mesh", postgres, "e2e_pg", order_saga_lease_seconds=2.0,
-                             order_recovery_interval_seconds=0.5, order_recovery_idle_seconds=0.5):
-            yield mesh, postgres
-    finally:
-        postgres.stop()
+    with server_folder("pg-restart") as folder:
+        postgres = Postgres(folder, free_port(), fast_unsafe=True, log_dir=workdir)
+        postgres.start()
+        try:
+            for mesh in run_mesh(workdir / "pg-restart-mesh", postgres, "e2e_pg", order_saga_lease_seconds=2.0,
+                                 order_recovery_interval_seconds=0.5, order_recovery_idle_seconds=0.5):
+                yield mesh, postgres
+        finally:
+            postgres.stop()
+
+
+def _retried(call: Callable[[], httpx.Response], done: Callable[[httpx.Response], bool], errors: list[str]) -> bool:
+    """Calls until ``done`` says the answer is final (as a client retrying the same request)."""
+    for _ in range(300):
+        try:
+            reply = call()
+            if done(reply):
+                return True
+            errors.append(str(reply.status_code))
+        except httpx.HTTPError as error:
+            errors.append(type(error).__name__)
+        time.sleep(0.2)
+    return False
 
 
 def _shop(rest: httpx.Client, buyer: Account, product_id: str, stop: threading.Event, placed: list[str],
           errors: list[str]) -> None:
-    """Checks out one unit at a time until ``stop``: each order retried with its request_id until answered."""
+    """Checks out one unit at a time until ``stop``: each step retried until answered, the order
+    with its request_id."""
     while not stop.is_set():
         request_id = str(uuid.uuid4())
         body = {"requestId": request_id, "shippingAddress": ADDRESS, "paymentToken": "tok_sandbox_ok",
                 "email": buyer.email}
-        for _ in range(200):
-            try:
-                added = rest.post("/v1/cart/items", headers=buyer.auth, json={"productId": product_id, "quantity": "1"})
-                if added.status_code == 200:
-                    reply = rest.post("/v1/orders", headers=buyer.auth, json=body)
-                    if reply.status_code in (200, 400):  # placed, or a checkout that failed and was compensated
-                        placed.append(request_id)
-                        break
-                    errors.append(f"{reply.status_code}")
-                else:
-                    errors.append(f"cart {added.status_code}")
-            except httpx.HTTPError as error:
-                errors.append(type(error).__name__)
-            time.sleep(0.2)
+        # AddCartItem adds: a retry after an answer lost would add twice, so the cart is read first
+        if not _retried(lambda: rest.get("/v1/cart", headers=buyer.auth), lambda r: r.status_code == 200, errors):
+            return
+        if not rest.get("/v1/cart", headers=buyer.auth).json()["cart"].get("lines"):
+            if not _retried(lambda: rest.post("/v1/cart/items", headers=buyer.auth,
+                                              json={"productId": product_id, "quantity": "1"}),
+                            lambda r: r.status_code == 200, errors):
+                return
+        # placed, or a checkout that failed and was compensated (400 FAILED_PRECONDITION)
+        if _retried(lambda b=body: rest.post("/v1/orders", headers=buyer.auth, json=b),  # type: ignore[misc]
+                    lambda r: r.status_code in (200, 400), errors):
+            placed.append(request_id)
 
 
 def test_postgres_restarted_under_checkout_load_says_not_serving_then_every_order_settles_right(
@@ -110,6 +125,8 @@ def test_postgres_restarted_under_checkout_load_says_not_serving_then_every_orde
     assert count(mesh, "payment", f"SELECT count(*) FROM (SELECT order_id FROM {SCHEMA}.payments "
                                   "WHERE captured_minor > 0 GROUP BY order_id HAVING count(*) > 1) twice") == 0
     confirmed = count(mesh, "order", f"SELECT count(*) FROM {SCHEMA}.orders WHERE status = 'CONFIRMED'")
+    units = count(mesh, "order", f"SELECT coalesce(sum(l.quantity), 0) FROM {SCHEMA}.order_lines l "
+                                 f"JOIN {SCHEMA}.orders o USING (order_id) WHERE o.status = 'CONFIRMED'")
     captured = count(mesh, "payment", f"SELECT count(*) FROM {SCHEMA}.payments "
                                       "WHERE captured_minor - refunded_minor > 0")
     assert captured == confirmed
@@ -117,5 +134,5 @@ def test_postgres_restarted_under_checkout_load_says_not_serving_then_every_orde
 
     def stock_settled() -> bool:
         left = count(mesh, "catalog", f"SELECT on_hand * 100000 + reserved FROM {SCHEMA}.stock")
-        return left == (ON_HAND - confirmed) * 100000
-    wait_until("stock down by exactly the confirmed units, nothing reserved", stock_settled, 30)
+        return left == (ON_HAND - units) * 100000
+    wait_until(f"stock down by exactly the {units} units confirmed, nothing reserved", stock_settled, 30)
