@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-runtime.tx
 # gRPC fork handlers crash children forked by our launchers (grpc/grpc#43055).
 export GRPC_ENABLE_FORK_SUPPORT ?= false
 
-.PHONY: setup gen lint test run bench envoy-config clean-data
+.PHONY: setup gen lint test run bench chaos envoy-config clean-data
 
 $(STAMP): requirements.txt requirements-runtime.txt package.json
 	@echo "==> creating $(VENV) and installing pinned dependencies (first run takes a minute)"
@@ -37,6 +37,9 @@ run: $(STAMP)  ## the whole mesh on this machine, with a demo tenant
 
 bench: $(STAMP)  ## benchmarks (figures; exits 1 only when a consistency check fails)
 	$(PY) -m bench
+
+chaos: $(STAMP)  ## checkout under load while processes die and servers go away (CHAOS_ARGS=--short: CI's version)
+	$(PY) -m bench chaos $(CHAOS_ARGS)
 
 envoy-config: $(STAMP)  ## render envoy/envoy.yaml from the settings
 	$(PY) -m services.edge.render --out envoy/envoy.yaml

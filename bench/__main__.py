@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             options = module.Options(**{k: v for k, v in given.items() if k in wanted})
             print(f"\n== {module.NAME}: {module.SUMMARY}", flush=True)
             results[module.NAME] = module.run(harness, options)
+            failed = failed or bool(results[module.NAME].get("failed"))  # keeps the mesh's logs
     except KeyboardInterrupt:
         print("\ninterrupted: stopping everything ...", file=sys.stderr, flush=True)
         return 130

@@ -307,6 +307,9 @@ async def _run(harness: Harness, options: Options) -> dict[str, Any]:
         checks = await Consistency(view).run(products, events)
         twice, unconfirmed = await _money(view, harness)
         oversold = await _oversold(view, harness, products)
+        unpublished = {service: int((await view.observer.fetch(harness.database_of(service),
+                                                                f"SELECT count(*) FROM {view.schema}.outbox"))[0][0])
+                       for service in ("catalog", "order", "payment")}
         outcomes = await view.order_statuses()
     finally:
         await view.close()
@@ -324,6 +327,8 @@ async def _run(harness: Harness, options: Options) -> dict[str, Any]:
          not_terminal == 0),
         *_events_rows(checks),
         ("every event consumed before the checks", "yes" if drained.complete else drained.note, drained.complete),
+        ("outbox rows never published (catalog, order, payment)", str(sum(unpublished.values())) + (
+            f" {unpublished}" if any(unpublished.values()) else ""), not any(unpublished.values())),
         ("calls failed outside a fault window", str(len(outside)), not outside),
         ("calls failed inside fault windows (retried by the shopper)", str(sum(f.failures for f in chaos.faults)),
          True),
@@ -339,6 +344,8 @@ async def _run(harness: Harness, options: Options) -> dict[str, Any]:
         print(f"  outside any fault window: {what}")
     restarts = {name: member.restarts for name, member in supervisor.members.items() if member.restarts}
     failed = [label for label, _, ok in rows if not ok] + [c.label for c in failed_checks]
+    passed = sum(ok for _, _, ok in rows) + len(checks) - len(failed_checks)
+    print(f"\nchaos: {passed} passed, {len(failed)} failed", flush=True)
     return {"short": options.short, "rate": options.rate, "rows": [{"measure": r[0], "value": r[1], "ok": r[2]}
                                                                    for r in rows],
             "checks": [c.as_json() for c in checks], "restarts": restarts,

@@ -13,6 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+import asyncpg  # type: ignore[import-untyped]
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random
+
 from services.catalog import events
 from services.catalog.domain import reservation as rules
 from services.catalog.domain.reservation import Line, Reservation, ReservationState, ReserveRequest
@@ -96,13 +99,21 @@ class Inventory:
         return current
 
     async def sweep(self, tenant_id: str, limit: int = SWEEP_BATCH) -> int:
-        """Expires up to ``limit`` held reservations past their expiry; how many it expired."""
+        """Expires up to ``limit`` held reservations past their expiry; how many it expired.
+
+        The sweep locks lapsed reservations, then their stock rows; the consumer of confirmed
+        orders, committing several reservations in one transaction, locks stock rows, then the
+        next reservation: PostgreSQL may end one of the two as a deadlock. The consumer then
+        applies its events one by one; the sweep tries again at once (tenacity, 3 times)."""
         async with self._db.session(tenant_id) as session:
             if not await store.any_lapsed(session):
                 return 0
-        async with self._db.transaction(tenant_id) as session:
-            expired = await store.expire_lapsed(session, limit)
-            await events.write(session, [events.stock_released_row(tenant_id, r) for r in expired])
+        async for attempt in AsyncRetrying(retry=retry_if_exception_type(asyncpg.DeadlockDetectedError),
+                                           stop=stop_after_attempt(3), wait=wait_random(0.01, 0.1), reraise=True):
+            with attempt:
+                async with self._db.transaction(tenant_id) as session:
+                    expired = await store.expire_lapsed(session, limit)
+                    await events.write(session, [events.stock_released_row(tenant_id, r) for r in expired])
         return len(expired)
 
 

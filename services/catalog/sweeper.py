@@ -1,5 +1,6 @@
 """Expires lapsed reservations in every tenant schema, every few seconds, so units
-held by abandoned checkouts become available again. Replicas may all run it:
+held by abandoned checkouts become available again (one statement finds the schemas
+that have any). Replicas may all run it:
 each locks the rows it expires with SKIP LOCKED, so none waits for another."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import asyncio
 import structlog
 
 from services.catalog.inventory import SWEEP_BATCH, Inventory
+from services.catalog.store.reservations import LAPSED
 from services.runtime.db import Database, tenant_of
 from services.runtime.tasks import cancel_and_wait
 
@@ -33,7 +35,7 @@ class ReservationSweeper:
     async def sweep_once(self) -> int:
         """Expires every lapsed reservation of every tenant; how many."""
         expired = 0
-        for schema in sorted(await self._db.tenant_schemas()):
+        for schema in await self._db.schemas_where("reservations", LAPSED, await self._db.tenant_schemas()):
             tenant = tenant_of(schema)
             while True:
                 count = await self._inventory.sweep(tenant, SWEEP_BATCH)

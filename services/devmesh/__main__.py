@@ -135,7 +135,7 @@ def run(data_dir: Path, seed: bool) -> int:
     settings = Settings()
     embedded_smtp = "COMMERCE_SMTP_HOST" not in os.environ  # else: mail goes to that server
     mesh = Mesh(data_dir, settings, embedded_postgres=embedded_postgres, embedded_nats=embedded_nats,
-                embedded_smtp=embedded_smtp, extra_steps=int(seed))
+                embedded_smtp=embedded_smtp, extra_steps=int(seed), note_ephemeral_ports=True)
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
     try:

@@ -102,7 +102,8 @@ class Mesh:
 
     def __init__(self, data_dir: Path, settings: Settings | None = None, *, embedded_postgres: bool = True,
                  embedded_nats: bool = True, embedded_smtp: bool = True, fast_unsafe: bool = False,
-                 timeout: float = 90.0, progress: Progress | None = None, extra_steps: int = 0) -> None:
+                 timeout: float = 90.0, progress: Progress | None = None, extra_steps: int = 0,
+                 note_ephemeral_ports: bool = False) -> None:
         base = settings or Settings()
         self.data_dir = data_dir.resolve()
         self.logs_dir = self.data_dir / "logs"
@@ -117,6 +118,7 @@ class Mesh:
         self.workers = [NOTIFICATIONS] if "order" in self.services else []
         self.smtp_sink = embedded_smtp and bool(self.workers)
         self.timeout = timeout
+        self._note_ephemeral_ports = note_ephemeral_ports  # `make run`: its ports are chosen, not free ones
         self.progress = progress or Progress(self.steps + extra_steps)
         self.postgres = (Postgres(self.data_dir / "postgres", self._port(self.settings.database_url),
                                   fast_unsafe=fast_unsafe, log_dir=self.logs_dir) if embedded_postgres else None)
@@ -241,7 +243,7 @@ class Mesh:
                             + ". Is another mesh running? Stop it, or choose other ports with those variables"
                             + f" (outside {low}-{high}, the range this machine gives outgoing connections).")
         inside = [f"{port} ({what})" for what, port in wanted if low <= port <= high]
-        if inside:
+        if inside and self._note_ephemeral_ports:
             self.progress.note(f"note: {', '.join(inside)} lie in {low}-{high}, the range this machine gives "
                                "outgoing connections: one may take such a port while the mesh is down.")
 

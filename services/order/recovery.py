@@ -1,6 +1,6 @@
 """The recovery worker: finishes or compensates sagas left mid-way (a crashed
-process, a stalled step). Every ``interval`` it looks in every tenant schema for
-unfinished sagas whose lease ran out and that nothing touched for
+process, a stalled step). Every ``interval`` it finds, in one statement, the tenant
+schemas with unfinished sagas whose lease ran out and that nothing touched for
 ``idle_seconds`` (FOR UPDATE SKIP LOCKED, so replicas share the work), takes
 their lease and resumes them from the persisted step. Runs once at start-up too."""
 
@@ -48,7 +48,9 @@ class RecoveryWorker:
     async def recover_once(self) -> int:
         """Resumes every stalled saga found now; how many were resumed."""
         resumed = 0
-        for schema in sorted(await self._db.tenant_schemas()):
+        waiting = await self._db.schemas_where("orders", store.STALLED_EXISTS, await self._db.tenant_schemas(),
+                                               self._idle)
+        for schema in waiting:
             tenant_id = tenant_of(schema)
             async with self._db.tenant(tenant_id) as conn:
                 taken = []

@@ -174,7 +174,8 @@ GIVE_BACK_ONE = _giving_back(
 GIVE_BACK_LAPSED = _giving_back(
     "SELECT reservation_id, expire_time FROM {schema}.reservations "
     "WHERE state = 'HELD' AND expire_time <= now() ORDER BY expire_time LIMIT $1 FOR UPDATE SKIP LOCKED")
-ANY_LAPSED = Sql("SELECT EXISTS (SELECT FROM {schema}.reservations WHERE state = 'HELD' AND expire_time <= now())")
+LAPSED = Sql("SELECT FROM {schema}.reservations WHERE state = 'HELD' AND expire_time <= now()")
+ANY_LAPSED = Sql(f"SELECT EXISTS ({LAPSED.text})")
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,10 @@ One relay runs per service process.
   statement at most every ``DELETE_EVERY_SECONDS``: no outbox scan, no NOTIFY.
 - **Poll** (what nobody handed off: another process died after its commit, NATS was
   away, a publish failed): every ``poll_seconds`` (backing off to ``max_poll_seconds``
-  while there is nothing) and at once when NATS (re)connects, each schema's pending rows
-  older than ``min_age_seconds`` (younger ones are still being handed off) are read
-  oldest first (``FOR UPDATE SKIP LOCKED``, so replicas share them), published, deleted.
+  while there is nothing) and at once when NATS (re)connects, one statement finds the
+  schemas with pending rows older than ``min_age_seconds`` (younger ones are still being
+  handed off); their rows are read oldest first (``FOR UPDATE SKIP LOCKED``, so replicas
+  share them), published, deleted.
 
 Published rows are deleted, so the pending index stays as small as the rows in flight
 and the relay's cost stays flat as history grows. Rows marked ``sent`` by earlier
@@ -56,6 +57,10 @@ PENDING_SQL = Sql(
     f"WHERE state = '{PENDING}' AND create_time < now() - make_interval(secs => $1) "
     "ORDER BY position LIMIT $2 FOR UPDATE SKIP LOCKED")
 FAILED_SQL = Sql("UPDATE {schema}.outbox SET attempts = attempts + 1, last_error = $2 WHERE event_id = ANY($1::text[])")
+# Which schemas have rows to poll (asked for every schema in one statement: Database.schemas_where).
+WAITING_SQL = Sql(f"SELECT FROM {{schema}}.outbox WHERE state = '{PENDING}' "
+                  "AND create_time < now() - make_interval(secs => $1)")
+OLD_SENT_EXISTS_SQL = Sql(f"SELECT FROM {{schema}}.outbox WHERE state = '{SENT}' AND sent_time < $1")
 OLD_SENT_SQL = Sql(
     "DELETE FROM {schema}.outbox WHERE event_id IN (SELECT event_id FROM {schema}.outbox "
     f"WHERE state = '{SENT}' AND sent_time < $1 LIMIT 5000)")
@@ -214,7 +219,7 @@ class OutboxRelay:
         if js is None:
             return 0
         found = 0
-        for schema in await self._schemas():
+        for schema in await self._db.schemas_where("outbox", WAITING_SQL, await self._schemas(), self._min_age):
             while True:
                 rows = await self._publish_waiting(js, schema)
                 found += rows
@@ -247,7 +252,7 @@ class OutboxRelay:
 
     async def _delete_old_sent(self) -> None:
         cutoff = datetime.now(UTC) - timedelta(seconds=self._retention)
-        for schema in await self._schemas():
+        for schema in await self._db.schemas_where("outbox", OLD_SENT_EXISTS_SQL, await self._schemas(), cutoff):
             with contextlib.suppress(asyncpg.UndefinedTableError):
                 async with self._db.session_in(schema) as session:
                     await session.execute(OLD_SENT_SQL, cutoff)
