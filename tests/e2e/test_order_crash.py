@@ -20,12 +20,12 @@ import pytest
 from commerce.cart.v1 import cart_pb2, cart_pb2_grpc
 from commerce.order.v1 import order_pb2, order_pb2_grpc
 from commerce.tenant.v1 import tenant_pb2, tenant_pb2_grpc
-from google.rpc import error_details_pb2, status_pb2
 
 from services.devmesh.mesh import Mesh
 from services.devmesh.postgres import Postgres
 from services.devmesh.probes import grpc_health
 from tests.e2e.harness import create_admin, open_shop, run_mesh, service_dsn, stocked_product, wait_until
+from tests.errors import error_details
 
 TENANT = "crash"
 SCHEMA = "t_" + TENANT
@@ -57,13 +57,9 @@ class Load:
 
 
 def _order_id_of(error: grpc.aio.AioRpcError) -> str:
-    raw = dict(error.trailing_metadata() or ()).get("grpc-status-details-bin")
-    status = status_pb2.Status.FromString(raw if isinstance(raw, bytes) else str(raw).encode())
-    for detail in status.details:
-        info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info):
-            return str(info.metadata["order_id"])
-    raise AssertionError(f"a failed checkout names no order: {error}")
+    order_id = error_details(error)[0].metadata["order_id"]
+    assert order_id, f"a failed checkout names no order: {error}"
+    return str(order_id)
 
 
 async def _guests(edge: str, product_id: str) -> list[str]:
