@@ -24,10 +24,10 @@ setup: $(STAMP)
 gen: $(STAMP)  ## regenerate gen/ from proto/
 	$(PY) scripts/gen_protos.py
 
-lint: $(STAMP)  ## ruff, mypy --strict, buf lint
+lint: $(STAMP)  ## ruff, mypy --strict, buf build/lint/breaking (against main)
 	$(VENV)/bin/ruff check services tests scripts bench
 	$(VENV)/bin/mypy services bench tests
-	npx --no-install buf lint "gen/descriptor/commerce.pb#format=binpb" --config proto/buf.yaml --path commerce
+	$(PY) scripts/check_protos.py
 
 test: $(STAMP)  ## the whole suite: starts its own PostgreSQL, NATS and Envoy
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -17,7 +17,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import google.api  # googleapis-common-protos
 from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,13 +27,14 @@ EXTRA_DESCRIPTOR_INPUTS = ["google/rpc/error_details.proto", "google/rpc/status.
 
 
 def _includes() -> list[str]:
-    googleapis = Path(next(iter(google.api.__path__))).parent.parent
+    """proto/ (with the googleapis files it vendors) and the well-known types protoc ships."""
     well_known = Path(protoc.__file__).parent / "_proto"
-    return [f"-I{PROTO_DIR}", f"-I{googleapis}", f"-I{well_known}"]
+    return [f"-I{PROTO_DIR}", f"-I{well_known}"]
 
 
 def _protos() -> list[str]:
-    return sorted(str(p.relative_to(PROTO_DIR)) for p in PROTO_DIR.rglob("*.proto"))
+    """The commerce protos (proto/google is vendored: its Python is googleapis-common-protos)."""
+    return sorted(str(p.relative_to(PROTO_DIR)) for p in (PROTO_DIR / "commerce").rglob("*.proto"))
 
 
 def _run(args: list[str]) -> None:
