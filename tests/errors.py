@@ -6,6 +6,7 @@ and BadRequest. Works for sync and grpc.aio errors alike."""
 from __future__ import annotations
 
 import grpc
+import httpx
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -37,3 +38,14 @@ def reason_of(error: grpc.RpcError) -> str:
 def violated_fields(error: grpc.RpcError) -> list[str]:
     """The fields BadRequest names, in order."""
     return [v.field for v in error_details(error)[1].field_violations]
+
+
+def rest_error(reply: httpx.Response) -> tuple[int, int, str]:
+    """(HTTP status, google.rpc code, ErrorInfo reason) of a REST refusal, after checking its shape:
+    a JSON google.rpc.Status with a message and an ErrorInfo of domain commerce-mesh first."""
+    assert reply.headers.get("content-type", "").startswith("application/json"), (reply.status_code, reply.text)
+    status = reply.json()
+    assert set(status) <= {"code", "message", "details"} and status["message"], status
+    info = status["details"][0]
+    assert info["@type"] == "type.googleapis.com/google.rpc.ErrorInfo" and info["domain"] == "commerce-mesh", status
+    return reply.status_code, int(status["code"]), str(info["reason"])
