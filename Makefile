@@ -32,10 +32,11 @@ gen: $(STAMP)  ## regenerate gen/ from proto/ (and reinstall the Python client p
 	$(PY) scripts/gen_protos.py
 	@$(MAKE) --no-print-directory setup
 
-lint: $(STAMP) $(CLIENT)  ## ruff, mypy --strict, buf build/lint/breaking (against main)
+lint: $(STAMP) $(CLIENT)  ## ruff, mypy --strict, buf build/lint/breaking (against main), Redocly on the OpenAPI
 	$(VENV)/bin/ruff check services tests scripts bench
 	$(VENV)/bin/mypy services bench tests
 	$(PY) scripts/check_protos.py
+	npx --no-install redocly lint --extends recommended gen/openapi/commerce.openapi.json
 
 test: $(STAMP) $(CLIENT)  ## the whole suite: starts its own PostgreSQL, NATS and Envoy
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -74,6 +74,14 @@ def test_proto_is_a_complete_buf_module_that_builds_lints_and_breaks_nothing_of_
     assert passed[:2] == ["buf build proto: OK", "buf lint proto: OK"], passed
 
 
+@pytest.mark.skipif(shutil.which("npx") is None and not os.environ.get("CI"), reason="npm is not installed")
+def test_the_openapi_document_passes_redoclys_recommended_rules() -> None:
+    done = subprocess.run(["npx", "--no-install", "redocly", "lint", "--extends", "recommended", "--format", "stylish",
+                           "gen/openapi/commerce.openapi.json"], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert " error " not in done.stdout, done.stdout
+
+
 def test_vendored_googleapis_files_equal_the_pinned_packages_copies() -> None:
     googleapis = Path(next(iter(google.api.__path__))).parent.parent
     vendored = sorted((ROOT / "proto" / "google").rglob("*.proto"))

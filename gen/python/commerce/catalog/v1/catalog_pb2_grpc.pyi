@@ -42,6 +42,10 @@ class CatalogServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> CatalogServiceAsyncStub: ...
     CreateProduct: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.CreateProductRequest, _catalog_pb2.CreateProductResponse]
+    """Creates a product (ACTIVE unless the request names a status). Its sku is unique in the
+    tenant: a second product with it is ALREADY_EXISTS / SKU_EXISTS. A retry with the same
+    request_id returns the first answer.
+    """
     GetProduct: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.GetProductRequest, _catalog_pb2.GetProductResponse]
     """Reads one product (served from a per-replica cache that every write invalidates)."""
     ListProducts: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.ListProductsRequest, _catalog_pb2.ListProductsResponse]
@@ -83,6 +87,10 @@ class CatalogServiceAsyncStub(CatalogServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateProduct: _aio.UnaryUnaryMultiCallable[_catalog_pb2.CreateProductRequest, _catalog_pb2.CreateProductResponse]  # type: ignore[assignment]
+    """Creates a product (ACTIVE unless the request names a status). Its sku is unique in the
+    tenant: a second product with it is ALREADY_EXISTS / SKU_EXISTS. A retry with the same
+    request_id returns the first answer.
+    """
     GetProduct: _aio.UnaryUnaryMultiCallable[_catalog_pb2.GetProductRequest, _catalog_pb2.GetProductResponse]  # type: ignore[assignment]
     """Reads one product (served from a per-replica cache that every write invalidates)."""
     ListProducts: _aio.UnaryUnaryMultiCallable[_catalog_pb2.ListProductsRequest, _catalog_pb2.ListProductsResponse]  # type: ignore[assignment]
@@ -126,7 +134,11 @@ class CatalogServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _catalog_pb2.CreateProductRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_catalog_pb2.CreateProductResponse, _abc.Awaitable[_catalog_pb2.CreateProductResponse]]: ...
+    ) -> _typing.Union[_catalog_pb2.CreateProductResponse, _abc.Awaitable[_catalog_pb2.CreateProductResponse]]:
+        """Creates a product (ACTIVE unless the request names a status). Its sku is unique in the
+        tenant: a second product with it is ALREADY_EXISTS / SKU_EXISTS. A retry with the same
+        request_id returns the first answer.
+        """
 
     @_abc_1.abstractmethod
     def GetProduct(
