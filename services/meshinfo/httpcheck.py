@@ -31,7 +31,7 @@ def refusal(refused: BodyRefusal) -> bytes:
                         "fieldViolations": [{"field": v.field, "description": v.description}
                                             for v in refused.violations]})
     code = body_check(refused.reason).code_number
-    return json.dumps({"code": code, "message": refused.message, "details": details}).encode()
+    return json.dumps({"code": code, "message": refused.message, "details": details}, separators=(",", ":")).encode()
 
 
 def _response(status: str, body: bytes = b"", content_type: str = "application/json") -> bytes:
