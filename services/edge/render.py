@@ -3,14 +3,17 @@
     python -m services.edge.render --out envoy/envoy.yaml
 
 One listener serves REST/JSON and native gRPC (HTTP/1.1 and h2c). Filters, in
-order: removal of client-sent x-commerce-sub/-tenant headers, jwt_authn (a present
-token must be valid, a missing one is left to the service; sets those headers from
-the token), local rate limits per user, tenant and client address (ratelimit.py),
-the body check (REST requests with a body only: meshinfo refuses unknown JSON
-fields, which the transcoder would silently drop), grpc_json_transcoder (REST -> gRPC, errors -> JSON
-google.rpc.Status), router. Envoy's own error replies (bad JSON, bad token,
-unknown path) are JSON google.rpc.Status too. Routes match gRPC paths: the
-transcoder rewrites REST paths and the route is chosen again afterwards.
+order: removal of client-sent x-commerce-sub/-tenant headers, the token gate (an
+authorization header that is not `Bearer <JWT>` is refused, as every service refuses
+it), jwt_authn (a present token must be valid, a missing one is left to the service;
+sets those headers from the token), local rate limits per user, tenant and client
+address (ratelimit.py), the body check (REST requests with a body only: meshinfo
+refuses what is not strict ProtoJSON, e.g. unknown fields, which the transcoder would
+silently drop), grpc_json_transcoder (REST -> gRPC, errors -> JSON google.rpc.Status),
+router. Envoy's own refusals get the same shape (refusals.py: a JSON google.rpc.Status
+with an ErrorInfo reason for REST, the matching gRPC status with the same details for
+native gRPC). Routes match gRPC paths: the transcoder rewrites REST paths and the
+route is chosen again afterwards.
 
 Timeouts: unary calls get ``edge_route_timeout_seconds`` (a client's shorter
 grpc-timeout wins); server-streaming methods (e.g. WatchOrder) get no route
