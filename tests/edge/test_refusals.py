@@ -127,8 +127,17 @@ def test_a_refusal_of_the_edge_is_a_json_status_with_its_reason(world: World, re
 def test_the_same_refusal_over_native_grpc_has_its_code_and_the_same_details(world: World, reason: str) -> None:
     call = CASES[reason][1]
     assert call is not None
-    with grpc.insecure_channel(f"127.0.0.1:{world.port}") as channel, pytest.raises(grpc.RpcError) as refused:
-        call(world)(channel)
-    error = refused.value
-    assert error.code().name == by_reason(reason).grpc_code_name
-    assert reason_of(error) == reason
+    # Envoy passes the deadline on, so a service past it may answer DEADLINE_EXCEEDED itself in the
+    # same millisecond (then without details): the edge's own answer must be met within a few tries.
+    tries = 5 if reason == "UPSTREAM_TIMEOUT" else 1
+    reasons = []
+    with grpc.insecure_channel(f"127.0.0.1:{world.port}") as channel:
+        for _ in range(tries):
+            with pytest.raises(grpc.RpcError) as refused:
+                call(world)(channel)
+            assert refused.value.code().name == by_reason(reason).grpc_code_name
+            reasons.append(reason_of(refused.value))
+            if reasons[-1] == reason:
+                break
+    assert reasons[-1] == reason, reasons
+    assert set(reasons) <= {reason, ""}, reasons
