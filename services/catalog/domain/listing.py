@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from services.catalog.domain.ids import is_product_id
 from services.catalog.domain.product import CATEGORY_MAX, PRICE_MAX, ProductStatus
-from services.catalog.domain.validation import Violations
 from services.runtime import paging
+from services.runtime.validation import Violations
 
 QUERY_MAX = 200
 
