@@ -1,6 +1,6 @@
 """Expires lapsed reservations in every tenant schema, every few seconds, so units
-held by abandoned checkouts become available again (one statement finds the schemas
-that have any). Replicas may all run it:
+held by abandoned checkouts become available again (in the schemas whose reservations
+were written within the longest TTL: services/runtime/busy.py). Replicas may all run it:
 each locks the rows it expires with SKIP LOCKED, so none waits for another."""
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ import asyncio
 
 import structlog
 
+from services.catalog.domain.reservation import TTL_MAX
 from services.catalog.inventory import SWEEP_BATCH, Inventory
-from services.catalog.store.reservations import LAPSED
-from services.runtime.db import Database, tenant_of
+from services.runtime.busy import BusySchemas
+from services.runtime.db import Database, looking_around, tenant_of
 from services.runtime.tasks import cancel_and_wait
 
 log = structlog.get_logger("commerce.catalog.sweeper")
@@ -24,6 +25,10 @@ class ReservationSweeper:
         self._every_seconds = every_seconds
         self._task: asyncio.Task[None] | None = None
         self._failing = False
+        # A reservation lapses at most TTL_MAX after it was written: schemas whose reservations
+        # were written that lately, and every schema each minute (reservations written before this
+        # process started, in a schema quiet since, are given back up to a minute after they lapse).
+        self._busy = BusySchemas(db, "reservations", recent_seconds=TTL_MAX + 60.0)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="catalog-reservation-sweeper")
@@ -35,10 +40,11 @@ class ReservationSweeper:
     async def sweep_once(self) -> int:
         """Expires every lapsed reservation of every tenant; how many."""
         expired = 0
-        for schema in await self._db.schemas_where("reservations", LAPSED, await self._db.tenant_schemas()):
+        for schema in await self._busy.schemas(await self._db.tenant_schemas()):
             tenant = tenant_of(schema)
             while True:
-                count = await self._inventory.sweep(tenant, SWEEP_BATCH)
+                with looking_around():
+                    count = await self._inventory.sweep(tenant, SWEEP_BATCH)
                 expired += count
                 if count < SWEEP_BATCH:
                     break

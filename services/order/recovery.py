@@ -1,8 +1,10 @@
 """The recovery worker: finishes or compensates sagas left mid-way (a crashed
-process, a stalled step). Every ``interval`` it finds, in one statement, the tenant
-schemas with unfinished sagas whose lease ran out and that nothing touched for
-``idle_seconds`` (FOR UPDATE SKIP LOCKED, so replicas share the work), takes
-their lease and resumes them from the persisted step. Runs once at start-up too."""
+process, a stalled step). Every ``interval`` it looks in the tenant schemas whose
+orders were written lately (services/runtime/busy.py; every schema each minute) for
+unfinished sagas whose lease ran out and that nothing touched for ``idle_seconds``
+(FOR UPDATE SKIP LOCKED, so replicas share the work), takes their lease and resumes
+them from the persisted step. Runs once at start-up too, and looks in every schema until
+the sagas a dead process left have had time to stall."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ import structlog
 
 from services.order.saga import SagaRunner
 from services.order.store import orders as store
-from services.runtime.db import Database, tenant_of
+from services.runtime.busy import BusySchemas
+from services.runtime.db import Database, looking_around, tenant_of
 from services.runtime.tasks import cancel_and_wait
 
 log = structlog.get_logger("commerce.order.recovery")
@@ -27,6 +30,11 @@ class RecoveryWorker:
         self._idle = idle_seconds
         self._batch = batch
         self._task: asyncio.Task[None] | None = None
+        # A saga stalls within its lease + idle time of its last write: schemas whose orders were
+        # written that lately (every schema each minute; every schema for that long after a start,
+        # since the process that died may have left a saga in any).
+        self._busy = BusySchemas(db, "orders", recent_seconds=runner.lease_seconds + idle_seconds + 30.0,
+                                 recent_at_start=True)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="order-recovery")
@@ -48,15 +56,10 @@ class RecoveryWorker:
     async def recover_once(self) -> int:
         """Resumes every stalled saga found now; how many were resumed."""
         resumed = 0
-        waiting = await self._db.schemas_where("orders", store.STALLED_EXISTS, await self._db.tenant_schemas(),
-                                               self._idle)
-        for schema in waiting:
+        for schema in await self._busy.schemas(await self._db.tenant_schemas()):
             tenant_id = tenant_of(schema)
-            async with self._db.tenant(tenant_id) as conn:
-                taken = []
-                for order_id in await store.stalled(conn, self._idle, self._batch):
-                    if await store.take_lease(conn, order_id, self._runner.lease_seconds):
-                        taken.append(order_id)
+            with looking_around():
+                taken = await self._take_stalled(tenant_id)
             for order_id in taken:
                 log.info("resuming saga", tenant_id=tenant_id, order_id=order_id)
                 try:
@@ -65,3 +68,12 @@ class RecoveryWorker:
                 except Exception:
                     log.exception("resumed saga failed", tenant_id=tenant_id, order_id=order_id)
         return resumed
+
+    async def _take_stalled(self, tenant_id: str) -> list[str]:
+        """The tenant's stalled sagas, their lease taken by this worker."""
+        taken = []
+        async with self._db.tenant(tenant_id) as conn:
+            for order_id in await store.stalled(conn, self._idle, self._batch):
+                if await store.take_lease(conn, order_id, self._runner.lease_seconds):
+                    taken.append(order_id)
+        return taken

@@ -8,10 +8,10 @@ One relay runs per service process.
   statement at most every ``DELETE_EVERY_SECONDS``: no outbox scan, no NOTIFY.
 - **Poll** (what nobody handed off: another process died after its commit, NATS was
   away, a publish failed): every ``poll_seconds`` (backing off to ``max_poll_seconds``
-  while there is nothing) and at once when NATS (re)connects, one statement finds the
-  schemas with pending rows older than ``min_age_seconds`` (younger ones are still being
-  handed off); their rows are read oldest first (``FOR UPDATE SKIP LOCKED``, so replicas
-  share them), published, deleted.
+  while there is nothing) and at once when NATS (re)connects, the pending rows older than
+  ``min_age_seconds`` (younger ones are still being handed off) of the schemas that have
+  rows or were written lately (busy.py; every schema at (re)connect and each minute) are
+  read oldest first (``FOR UPDATE SKIP LOCKED``, so replicas share them), published, deleted.
 
 Published rows are deleted, so the pending index stays as small as the rows in flight
 and the relay's cost stays flat as history grows. Rows marked ``sent`` by earlier
@@ -35,7 +35,8 @@ import structlog
 from nats.js import JetStreamContext
 from prometheus_client import Counter, Gauge, Histogram
 
-from services.runtime.db import Database
+from services.runtime.busy import BusySchemas
+from services.runtime.db import Database, looking_around
 from services.runtime.events.connection import NatsConnection
 from services.runtime.events.outbox import OutboxRow
 from services.runtime.events.schema import PENDING, SENT
@@ -57,9 +58,7 @@ PENDING_SQL = Sql(
     f"WHERE state = '{PENDING}' AND create_time < now() - make_interval(secs => $1) "
     "ORDER BY position LIMIT $2 FOR UPDATE SKIP LOCKED")
 FAILED_SQL = Sql("UPDATE {schema}.outbox SET attempts = attempts + 1, last_error = $2 WHERE event_id = ANY($1::text[])")
-# Which schemas have rows to poll (asked for every schema in one statement: Database.schemas_where).
-WAITING_SQL = Sql(f"SELECT FROM {{schema}}.outbox WHERE state = '{PENDING}' "
-                  "AND create_time < now() - make_interval(secs => $1)")
+# Which schemas have sent rows past their retention (once a minute, for Database.schemas_where).
 OLD_SENT_EXISTS_SQL = Sql(f"SELECT FROM {{schema}}.outbox WHERE state = '{SENT}' AND sent_time < $1")
 OLD_SENT_SQL = Sql(
     "DELETE FROM {schema}.outbox WHERE event_id IN (SELECT event_id FROM {schema}.outbox "
@@ -99,6 +98,8 @@ class OutboxRelay:
         self._published: defaultdict[str, list[str]] = defaultdict(list)
         self._published_count = 0
         self._published_since: float | None = None
+        # The schemas with rows waiting, or written lately; every schema each minute.
+        self._busy = BusySchemas(db, "outbox", recent_seconds=30.0, with_rows=True)
 
     async def start(self) -> None:
         self._db.hand_outbox_to(self.handoff)
@@ -122,7 +123,8 @@ class OutboxRelay:
         self._wake.set()
 
     def _nats_connected(self) -> None:
-        self._poll_now = True  # rows that waited for NATS go now
+        self._poll_now = True  # rows that waited for NATS go now, from every schema
+        self._busy.look_everywhere()
         self._wake.set()
 
     async def _run(self) -> None:
@@ -219,9 +221,10 @@ class OutboxRelay:
         if js is None:
             return 0
         found = 0
-        for schema in await self._db.schemas_where("outbox", WAITING_SQL, await self._schemas(), self._min_age):
+        for schema in await self._busy.schemas(await self._schemas()):
             while True:
-                rows = await self._publish_waiting(js, schema)
+                with looking_around():
+                    rows = await self._publish_waiting(js, schema)
                 found += rows
                 if rows < self._batch_size or not self.nats.connected:
                     break
@@ -253,7 +256,7 @@ class OutboxRelay:
     async def _delete_old_sent(self) -> None:
         cutoff = datetime.now(UTC) - timedelta(seconds=self._retention)
         for schema in await self._db.schemas_where("outbox", OLD_SENT_EXISTS_SQL, await self._schemas(), cutoff):
-            with contextlib.suppress(asyncpg.UndefinedTableError):
+            with contextlib.suppress(asyncpg.UndefinedTableError), looking_around():
                 async with self._db.session_in(schema) as session:
                     await session.execute(OLD_SENT_SQL, cutoff)
 
