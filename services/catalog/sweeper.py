@@ -1,6 +1,7 @@
 """Expires lapsed reservations in every tenant schema, every few seconds, so units
-held by abandoned checkouts become available again (in the schemas whose reservations
-were written within the longest TTL: services/runtime/busy.py). Replicas may all run it:
+held by abandoned checkouts become available again (one statement finds which have any, among
+the schemas whose reservations were written within the longest TTL: services/runtime/busy.py,
+and every schema each minute). Replicas may all run it:
 each locks the rows it expires with SKIP LOCKED, so none waits for another."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import structlog
 
 from services.catalog.domain.reservation import TTL_MAX
 from services.catalog.inventory import SWEEP_BATCH, Inventory
+from services.catalog.store.reservations import LAPSED
 from services.runtime.busy import BusySchemas
 from services.runtime.db import Database, looking_around, tenant_of
 from services.runtime.tasks import cancel_and_wait
@@ -40,7 +42,8 @@ class ReservationSweeper:
     async def sweep_once(self) -> int:
         """Expires every lapsed reservation of every tenant; how many."""
         expired = 0
-        for schema in await self._busy.schemas(await self._db.tenant_schemas()):
+        looked_at = await self._busy.schemas(await self._db.tenant_schemas())
+        for schema in await self._db.schemas_where("reservations", LAPSED, looked_at):
             tenant = tenant_of(schema)
             while True:
                 with looking_around():

@@ -1,7 +1,7 @@
 """The recovery worker: finishes or compensates sagas left mid-way (a crashed
-process, a stalled step). Every ``interval`` it looks in the tenant schemas whose
-orders were written lately (services/runtime/busy.py; every schema each minute) for
-unfinished sagas whose lease ran out and that nothing touched for ``idle_seconds``
+process, a stalled step). Every ``interval`` it asks, in one statement, the tenant
+schemas whose orders were written lately (services/runtime/busy.py; every schema each minute)
+which have unfinished sagas whose lease ran out and that nothing touched for ``idle_seconds``
 (FOR UPDATE SKIP LOCKED, so replicas share the work), takes their lease and resumes
 them from the persisted step. Runs once at start-up too, and looks in every schema until
 the sagas a dead process left have had time to stall."""
@@ -56,7 +56,8 @@ class RecoveryWorker:
     async def recover_once(self) -> int:
         """Resumes every stalled saga found now; how many were resumed."""
         resumed = 0
-        for schema in await self._busy.schemas(await self._db.tenant_schemas()):
+        looked_at = await self._busy.schemas(await self._db.tenant_schemas())
+        for schema in await self._db.schemas_where("orders", store.STALLED_EXISTS, looked_at, self._idle):
             tenant_id = tenant_of(schema)
             with looking_around():
                 taken = await self._take_stalled(tenant_id)

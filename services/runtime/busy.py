@@ -1,11 +1,12 @@
-"""Which tenant schemas a loop over every tenant should look at now.
+"""Which tenant schemas a loop over every tenant should ask about now.
 
 The relays' poll, the order recovery worker and the catalog's reservation sweeper each
 look for work in every tenant schema. Opening a table costs PostgreSQL about a tenth of a
 millisecond or more whatever the query, so at 1,000 tenants a pass over all of them every
-few seconds costs a good part of a core at rest. Instead, each round reads PostgreSQL's
-statistics of one table in every schema (one statement over pg_class, no table opened:
-about a millisecond for 1,000 schemas) and looks only at the schemas used within
+few seconds costs a good part of a core at rest, even asked in one statement
+(``Database.schemas_where``). Instead, each round reads PostgreSQL's statistics of one table
+in every schema (one statement over pg_class, no table opened: a few milliseconds for 1,000
+schemas) and asks ``schemas_where`` only about the schemas used within
 ``recent_seconds``: by this process (``Database.used_at``, known at once), or by any
 (its insert/update/delete counters moved; statistics lag by up to ~10 s), or, with
 ``with_rows``, whose table still has rows. Every schema is looked at on the first
@@ -63,8 +64,10 @@ class BusySchemas:
             seen = self._writes.get(schema)
             if seen != writes:
                 self._writes[schema] = writes
-                # moved, or new since the first round (or, with recent_at_start, at the first round)
-                if seen is not None or self._recent_at_start or self._counted:
+                # moved; or new since the first round and written (a new tenant's empty tables are
+                # not work); or, with recent_at_start, at the first round
+                if (seen is not None or (self._counted and writes > 0)
+                        or (self._recent_at_start and not self._counted)):
                     self._written_at[schema] = now
             if self._with_rows and (row["live"] or 0) > 0:
                 waiting.add(schema)

@@ -14,7 +14,7 @@ from services.runtime.busy import BusySchemas
 from services.runtime.db import Database, ensure_database, looking_around, plain_url
 from services.runtime.sql import Sql
 
-SCHEMAS = ["t_busy_a", "t_busy_b", "t_busy_c", "t_busy_d"]
+SCHEMAS = ["t_busy_a", "t_busy_b", "t_busy_c", "t_busy_d"]  # t_busy_e: a tenant created later
 INSERT = Sql("INSERT INTO {schema}.things VALUES (1)")
 DELETE = Sql("DELETE FROM {schema}.things")
 FLUSH_STATISTICS = Sql("SELECT pg_stat_force_next_flush()")  # then any statement: seen by everyone at once
@@ -43,6 +43,9 @@ async def test_after_the_first_round_only_schemas_used_lately_or_holding_rows_ar
         busy = BusySchemas(db, "things", recent_seconds=RECENT_S, with_rows=True)
         assert await busy.schemas(SCHEMAS) == SCHEMAS  # the first round: everywhere
         assert await busy.schemas(SCHEMAS) == []
+        await other.execute("CREATE SCHEMA IF NOT EXISTS t_busy_e; DROP TABLE IF EXISTS t_busy_e.things; "
+                            "CREATE TABLE t_busy_e.things (n int)")
+        assert await busy.schemas([*SCHEMAS, "t_busy_e"]) == []  # a new tenant's empty table is no work
 
         async with db.session_in("t_busy_b") as session:  # this process wrote there
             await session.execute(INSERT)

@@ -180,7 +180,8 @@ LOCK_RESERVATIONS = Sql("SELECT reservation_id FROM {schema}.reservations WHERE 
                         "ORDER BY reservation_id FOR UPDATE")
 LOCK_STOCK = Sql("SELECT product_id FROM {schema}.stock WHERE product_id = ANY($1::text[]) "
                  "ORDER BY product_id FOR UPDATE")
-ANY_LAPSED = Sql("SELECT EXISTS (SELECT FROM {schema}.reservations WHERE state = 'HELD' AND expire_time <= now())")
+LAPSED = Sql("SELECT FROM {schema}.reservations WHERE state = 'HELD' AND expire_time <= now()")
+ANY_LAPSED = Sql(f"SELECT EXISTS ({LAPSED.text})")
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from services.order.domain.status import OrderStatus
 from services.order.store.checkout import CHANNEL
 from services.order.store.rows import order_of, return_json, saga_of, shipment_json
 from services.order.store.tables import order_lines, orders
+from services.runtime.sql import Sql
 
 
 def _order(row: Row[Any], lines: Sequence[OrderLine]) -> Order:
@@ -76,6 +77,12 @@ async def take_lease(conn: AsyncConnection, order_id: str, lease_seconds: float)
         .values(lease_until=func.now() + text(f"interval '{float(lease_seconds)} seconds'"))
         .returning(orders.c.order_id))
     return taken is not None
+
+
+# A schema has a saga the recovery worker may take ($1: idle seconds): for Database.schemas_where.
+STALLED_EXISTS = Sql("SELECT FROM {schema}.orders WHERE saga_step <> 'DONE' "
+                     "AND (lease_until IS NULL OR lease_until < now()) "
+                     "AND update_time < now() - make_interval(secs => $1)")
 
 
 async def stalled(conn: AsyncConnection, idle_seconds: float, limit: int) -> list[str]:

@@ -8,10 +8,11 @@ One relay runs per service process.
   statement at most every ``DELETE_EVERY_SECONDS``: no outbox scan, no NOTIFY.
 - **Poll** (what nobody handed off: another process died after its commit, NATS was
   away, a publish failed): every ``poll_seconds`` (backing off to ``max_poll_seconds``
-  while there is nothing) and at once when NATS (re)connects, the pending rows older than
-  ``min_age_seconds`` (younger ones are still being handed off) of the schemas that have
-  rows or were written lately (busy.py; every schema at (re)connect and each minute) are
-  read oldest first (``FOR UPDATE SKIP LOCKED``, so replicas share them), published, deleted.
+  while there is nothing) and at once when NATS (re)connects, one statement finds, among the
+  schemas that have rows or were written lately (busy.py; every schema at (re)connect and
+  each minute), those with pending rows older than ``min_age_seconds`` (younger ones are
+  still being handed off); their rows are read oldest first (``FOR UPDATE SKIP LOCKED``, so
+  replicas share them), published, deleted.
 
 Published rows are deleted, so the pending index stays as small as the rows in flight
 and the relay's cost stays flat as history grows. Rows marked ``sent`` by earlier
@@ -58,6 +59,9 @@ PENDING_SQL = Sql(
     f"WHERE state = '{PENDING}' AND create_time < now() - make_interval(secs => $1) "
     "ORDER BY position LIMIT $2 FOR UPDATE SKIP LOCKED")
 FAILED_SQL = Sql("UPDATE {schema}.outbox SET attempts = attempts + 1, last_error = $2 WHERE event_id = ANY($1::text[])")
+# Which schemas have rows to poll (asked in one statement: Database.schemas_where).
+WAITING_SQL = Sql(f"SELECT FROM {{schema}}.outbox WHERE state = '{PENDING}' "
+                  "AND create_time < now() - make_interval(secs => $1)")
 # Which schemas have sent rows past their retention (once a minute, for Database.schemas_where).
 OLD_SENT_EXISTS_SQL = Sql(f"SELECT FROM {{schema}}.outbox WHERE state = '{SENT}' AND sent_time < $1")
 OLD_SENT_SQL = Sql(
@@ -221,7 +225,8 @@ class OutboxRelay:
         if js is None:
             return 0
         found = 0
-        for schema in await self._busy.schemas(await self._schemas()):
+        looked_at = await self._busy.schemas(await self._schemas())
+        for schema in await self._db.schemas_where("outbox", WAITING_SQL, looked_at, self._min_age):
             while True:
                 with looking_around():
                     rows = await self._publish_waiting(js, schema)
