@@ -1,0 +1,297 @@
+"""Searching a tenant's products: pages in any order, and facet counts.
+
+The SQL is put together from the search's *structure* only (which restrictions,
+which order); every value the caller sent (words, categories, attribute keys and
+values, prices, times, cursor positions) is a parameter. Each statement is planned
+for its values (``Session.fetch_planned``): a word found in three products and one
+found in most of them want different plans.
+
+Text: ``search @@ q`` with ``q = websearch_to_tsquery(<tenant language>, query)``,
+where a word no title, category or attribute value contains is widened to its
+closest known words (``search_terms``, pg_trgm similarity, and prefixes as typed):
+``q`` then holds ``'jaket' | 'jacket'``. Relevance ranks in two tiers, each a
+separate indexed query in product_id order (newest first): rank 1, products whose
+title alone matches the query; rank 2, the other matches (sku, category,
+attributes, description). Products match the query in both or in neither way, so
+no cursor ever skips one.
+
+Facets count the whole filtered set (not the page) in one statement over at most
+FACET_EXACT_MAX + 1 matches: when there are more, the counts come from a fixed
+sample of the table's pages (TABLESAMPLE SYSTEM, the same pages every time) scaled
+up, and say so (``estimated``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+
+from services.catalog.domain.filtering import All, Any_, Compare, Expr, HasKey, Not
+from services.catalog.domain.product import Product, ProductStatus
+from services.catalog.domain.search import Cursor, FacetSpec, Search, SortKey
+from services.catalog.domain.visibility import ALL_STATUSES
+from services.catalog.store.products import COLUMNS, from_record
+from services.runtime.sql import Session, Sql
+
+FACET_EXACT_MAX = 5000
+FACET_SAMPLE_PAGES = 2000  # ~16 MB of the table: tens of thousands of products
+FACET_VALUES_MAX = 50
+SAMPLE_SEED = 13
+TRGM = "extensions"  # the schema pg_trgm lives in (migration c0004)
+
+_COLUMNS_OF = {"category": "category", "sku": "sku", "price": "price_minor", "currency": "price_currency",
+               "status": "status", "create_time": "create_time"}
+_CASTS = {"category": "text", "sku": "text", "price": "bigint", "currency": "text", "status": "text",
+          "create_time": "timestamptz"}
+_SQL_OPS = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+_SORT_COLUMNS = {SortKey.PRICE: "price_minor", SortKey.CREATE_TIME: "create_time", SortKey.TITLE: "lower(title)"}
+
+# The tenant's language, and the words of a query that no product's title, category or
+# attribute values hold, each with the known words closest to it: those it begins (as
+# typed) and those most similar by trigrams (typos).
+EXPANSIONS = Sql(f"""
+SELECT s.language::text AS language, e.w, e.near
+FROM {{schema}}.search_settings s
+LEFT JOIN LATERAL (
+    SELECT w, ARRAY(
+        SELECT term FROM (
+            (SELECT term FROM {{schema}}.search_terms
+             WHERE term LIKE replace(replace(replace(w, '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%'
+             ORDER BY length(term), term LIMIT 4)
+            UNION
+            (SELECT term FROM {{schema}}.search_terms WHERE term OPERATOR({TRGM}.%) w
+             ORDER BY {TRGM}.similarity(term, w) DESC, term LIMIT 3)) AS near
+        ORDER BY term) AS near
+    FROM (SELECT DISTINCT w FROM unnest(tsvector_to_array(to_tsvector(s.language, $1::text))) AS w
+          WHERE length(w) BETWEEN 3 AND 40) AS words
+    WHERE NOT EXISTS (SELECT FROM {{schema}}.search_terms t WHERE t.term = words.w)) AS e ON true
+""")
+
+
+class Params:
+    """The values of one statement, as they are added: ``p(value, "bigint")`` -> ``$3::bigint``."""
+
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+
+    def __call__(self, value: Any, cast: str) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}::{cast}"
+
+
+def condition(expr: Expr, p: Params) -> str:
+    """The SQL of a filter tree: its structure in the text, its values as parameters."""
+    if isinstance(expr, All):
+        return "(" + " AND ".join(condition(o, p) for o in expr.operands) + ")"
+    if isinstance(expr, Any_):
+        return "(" + " OR ".join(condition(o, p) for o in expr.operands) + ")"
+    if isinstance(expr, Not):
+        return f"(NOT {condition(expr.operand, p)})"
+    if isinstance(expr, HasKey):
+        return f"(attributes ? {p(expr.key, 'text')})"
+    return _compare(expr, p)
+
+
+def _compare(c: Compare, p: Params) -> str:
+    name, value = c.member.name, c.value
+    if name != "attribute":
+        shown = value.value if isinstance(value, ProductStatus) else value
+        return f"({_COLUMNS_OF[name]} {_SQL_OPS[c.op]} {p(shown, _CASTS[name])})"
+    key = c.member.key
+    if value is None:  # attributes.key:*
+        return f"(attributes ? {p(key, 'text')})"
+    if c.op in ("=", ":", "!="):
+        contains = f"(attributes @> {p(json.dumps({key: str(value)}), 'jsonb')})"
+        return f"(NOT {contains})" if c.op == "!=" else contains
+    if isinstance(value, str):
+        return f"((attributes ->> {p(key, 'text')}) {_SQL_OPS[c.op]} {p(value, 'text')})"
+    # a number: values that are not numbers do not match
+    k = p(key, "text")
+    return (f"(CASE WHEN pg_input_is_valid(attributes ->> {k}, 'numeric') THEN (attributes ->> {k})::numeric END "
+            f"{_SQL_OPS[c.op]} {p(value, 'numeric')})")
+
+
+@dataclass(frozen=True)
+class TextQuery:
+    """The tsquery of a search: its language, the query, and the widening of unknown words."""
+
+    language: str
+    text: str
+    expansions: tuple[tuple[str, tuple[str, ...]], ...]  # (word, closest known words)
+
+    def sql(self, p: Params) -> str:
+        q = f"websearch_to_tsquery({p(self.language, 'regconfig')}, {p(self.text, 'text')})"
+        for word, near in self.expansions:
+            wider = " | ".join(tsquery_lexeme(w) for w in (word, *near))
+            q = f"ts_rewrite({q}, {p(tsquery_lexeme(word), 'tsquery')}, {p(wider, 'tsquery')})"
+        return q
+
+
+def title_match(q: str) -> str:
+    """The query matches the title alone (weight A; the expression has a GIN index of its own)."""
+    return f"ts_filter(search, '{{a}}') @@ {q}"
+
+
+def tsquery_lexeme(lexeme: str) -> str:
+    """One lexeme as tsquery input: quoted, its quotes doubled and backslashes escaped."""
+    return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+async def text_query(session: Session, text: str) -> TextQuery | None:
+    """The tsquery of ``text`` in the tenant's language, unknown words widened (one statement)."""
+    if not text:
+        return None
+    rows = await session.fetch(EXPANSIONS, text)
+    return TextQuery(rows[0]["language"], text, tuple((r["w"], tuple(r["near"])) for r in rows if r["near"]))
+
+
+def _where(search: Search, q: str | None, p: Params) -> list[str]:
+    """What every matching product satisfies (visibility, filter, text), whatever the page."""
+    parts = []
+    if search.statuses != ALL_STATUSES:
+        parts.append(f"status = ANY({p(sorted(s.value for s in search.statuses), 'text[]')})")
+    if search.filter is not None:
+        parts.append(condition(search.filter, p))
+    if q is not None:
+        parts.append(f"search @@ {q}")
+    return parts
+
+
+@dataclass(frozen=True)
+class Found:
+    product: Product
+    cursor_key: Any  # what the token carries: the sort key, or the rank
+
+
+def _select(extra: str = "") -> str:
+    return f"SELECT {COLUMNS}{extra} FROM {{schema}}.products"
+
+
+async def page(session: Session, search: Search, text: TextQuery | None, cursor: Cursor | None,
+               limit: int) -> list[Found]:
+    """Up to ``limit`` products after ``cursor`` in the search's order (the caller asks one
+    more than it shows, to know whether another page follows)."""
+    key, descending = search.ordering.key, search.ordering.descending
+    if key is SortKey.RELEVANCE:
+        return await _by_relevance(session, search, text, cursor, limit)
+    p = Params()
+    q = text.sql(p) if text is not None else None
+    parts = _where(search, q, p)
+    direction = " DESC" if descending else ""
+    compare = "<" if descending else ">"
+    if key is SortKey.ID:
+        if cursor is not None:
+            parts.append(f"product_id {compare} {p(cursor.product_id, 'text')}")
+        order, extra = f"product_id{direction}", ""
+    else:
+        column = _SORT_COLUMNS[key]
+        if cursor is not None:
+            cast = {SortKey.PRICE: "bigint", SortKey.CREATE_TIME: "timestamptz", SortKey.TITLE: "text"}[key]
+            parts.append(f"({column}, product_id) {compare} ({p(cursor.key, cast)}, {p(cursor.product_id, 'text')})")
+        order, extra = f"{column}{direction}, product_id{direction}", f", {column} AS sort_key"
+    where = f" WHERE {' AND '.join(parts)}" if parts else ""
+    sql = Sql(f"{_select(extra)}{where} ORDER BY {order} LIMIT {p(limit, 'int')}")
+    rows = await session.fetch_planned(sql, *p.values)
+    return [Found(from_record(r), r["sort_key"] if extra else None) for r in rows]
+
+
+async def _by_relevance(session: Session, search: Search, text: TextQuery | None, cursor: Cursor | None,
+                        limit: int) -> list[Found]:
+    assert text is not None
+    ranks: tuple[int, ...] = (2, 1) if search.ordering.descending else (1, 2)
+    if cursor is not None:
+        ranks = ranks[ranks.index(cursor.key):]
+    found: list[Found] = []
+    for rank in ranks:
+        p = Params()
+        q = text.sql(p)
+        parts = _where(search, q, p)
+        title = title_match(q)
+        parts.append(title if rank == 1 else f"NOT ({title})")
+        # within a rank: newest first (best first), oldest first when the order is reversed
+        direction, compare = ("", ">") if search.ordering.descending else (" DESC", "<")
+        if cursor is not None and cursor.key == rank:
+            parts.append(f"product_id {compare} {p(cursor.product_id, 'text')}")
+        sql = Sql(f"{_select()} WHERE {' AND '.join(parts)} ORDER BY product_id{direction} "
+                  f"LIMIT {p(limit - len(found), 'int')}")
+        found += [Found(from_record(r), rank) for r in await session.fetch_planned(sql, *p.values)]
+        if len(found) >= limit:
+            break
+    return found
+
+
+# --- facets ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Counted:
+    """Facet counts of a filtered set, as the store found them."""
+
+    total: int
+    categories: list[tuple[str, int]]
+    attributes: dict[str, list[tuple[str, int]]]
+    price_buckets: list[tuple[int, int]]  # (bucket number 0..len(bounds), count)
+    estimated: bool
+
+
+def _facet_sql(spec: FacetSpec, source: str, p: Params) -> str:
+    branches = ["SELECT 0 AS facet, NULL::text AS value, count(*) AS n FROM s"]
+    if spec.category:
+        branches.append(f"(SELECT 1, category, count(*) FROM s GROUP BY 2 ORDER BY 3 DESC, 2 "
+                        f"LIMIT {FACET_VALUES_MAX})")
+    if spec.price_buckets:
+        branches.append(f"SELECT 2, width_bucket(price_minor, {p(list(spec.price_buckets), 'bigint[]')})::text, "
+                        "count(*) FROM s GROUP BY 2")
+    for i, key in enumerate(spec.attributes):
+        k = p(key, "text")
+        branches.append(f"(SELECT {10 + i}, attributes ->> {k}, count(*) FROM s WHERE attributes ? {k} "
+                        f"GROUP BY 2 ORDER BY 3 DESC, 2 LIMIT {FACET_VALUES_MAX})")
+    return f"WITH s AS MATERIALIZED ({source})\n" + "\nUNION ALL ".join(branches)
+
+
+async def facets(session: Session, search: Search, text: TextQuery | None, spec: FacetSpec) -> Counted:
+    """Counts by category, attribute values and price bucket of every product the search matches."""
+    p = Params()
+    parts = _where(search, text.sql(p) if text is not None else None, p)
+    where = f" WHERE {' AND '.join(parts)}" if parts else ""
+    source = f"SELECT category, attributes, price_minor FROM {{schema}}.products{where} LIMIT {FACET_EXACT_MAX + 1}"
+    rows = await session.fetch_planned(Sql(_facet_sql(spec, source, p)), *p.values)
+    if _total(rows) <= FACET_EXACT_MAX:
+        return _counted(spec, rows, 1.0)
+    pages = await session.fetchval(PAGES)
+    percent = min(100.0, 100.0 * FACET_SAMPLE_PAGES / max(int(pages or 1), 1))
+    p = Params()
+    parts = _where(search, text.sql(p) if text is not None else None, p)
+    where = f" WHERE {' AND '.join(parts)}" if parts else ""
+    sampled = (f"SELECT category, attributes, price_minor FROM {{schema}}.products "
+               f"TABLESAMPLE SYSTEM ({p(percent, 'float8')}) REPEATABLE ({SAMPLE_SEED}){where}")
+    rows = await session.fetch_planned(Sql(_facet_sql(spec, sampled, p)), *p.values)
+    return _counted(spec, rows, 100.0 / percent)
+
+
+PAGES = Sql("SELECT pg_relation_size('{schema}.products') / current_setting('block_size')::bigint")
+
+
+def _total(rows: Sequence[asyncpg.Record]) -> int:
+    return int(next(r["n"] for r in rows if r["facet"] == 0))
+
+
+def _counted(spec: FacetSpec, rows: Sequence[asyncpg.Record], scale: float) -> Counted:
+    def scaled(n: int) -> int:
+        return round(n * scale)
+
+    categories: list[tuple[str, int]] = []
+    buckets: list[tuple[int, int]] = []
+    attributes: dict[str, list[tuple[str, int]]] = {key: [] for key in spec.attributes}
+    for r in rows:
+        facet, value, n = r["facet"], r["value"], int(r["n"])
+        if facet == 1:
+            categories.append((value, scaled(n)))
+        elif facet == 2:
+            buckets.append((int(value), scaled(n)))
+        elif facet >= 10:
+            attributes[spec.attributes[facet - 10]].append((value, scaled(n)))
+    return Counted(scaled(_total(rows)), categories, attributes, sorted(buckets), scale != 1.0)
