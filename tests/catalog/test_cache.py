@@ -1,5 +1,5 @@
-"""The per-process product cache: two catalog replicas on one database never
-serve a product older than the last committed write to it."""
+"""The per-process caches (products, and search answers): two catalog replicas on one
+database never serve a product, or a search, older than the last committed write."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import grpc
 import pytest
 from commerce.catalog.v1 import catalog_pb2 as pb
 from commerce.catalog.v1 import catalog_pb2_grpc
+from commerce.common.v1 import money_pb2
 from google.protobuf import field_mask_pb2
 from sqlalchemy import text
 
@@ -94,3 +95,36 @@ async def test_reads_bypass_the_cache_while_its_listener_is_disconnected(
 
     # the listener reconnects and the cache serves again
     assert await _until_served_from_cache(replica, shop, catalog_db, pid) != "Original"
+
+
+async def _search_titles(stub: catalog_pb2_grpc.CatalogServiceStub, shop: Shop, query: str) -> list[str]:
+    reply = await stub.ListProducts(pb.ListProductsRequest(query=query, facets=["category"]), metadata=shop.customer)
+    return [p.title for p in reply.products]
+
+
+async def _until_search_served_from_cache(stub: catalog_pb2_grpc.CatalogServiceStub, shop: Shop, db: Database,
+                                          product_id: str, query: str) -> list[str]:
+    """Searches until a change made behind the service's back stops showing: the answer is cached."""
+    for attempt in range(100):
+        cached = await _search_titles(stub, shop, query)
+        await _behind_the_back(db, shop.tenant, product_id, f"{query} behind {attempt}")
+        if await _search_titles(stub, shop, query) == cached:
+            return cached
+        await asyncio.sleep(0.05)
+    raise AssertionError("the replica never answered a search from its cache")
+
+
+async def test_a_cached_search_of_one_replica_shows_a_write_through_another_at_once(
+        shop: Shop, replica: catalog_pb2_grpc.CatalogServiceStub, catalog_db: Database) -> None:
+    pid = (await shop.create(title="Teapot original")).product_id
+    await _until_search_served_from_cache(replica, shop, catalog_db, pid, "teapot")
+    await shop.stub.UpdateProduct(pb.UpdateProductRequest(
+        product=pb.Product(product_id=pid, title="Teapot renamed"),
+        update_mask=field_mask_pb2.FieldMask(paths=["title"])), metadata=shop.seller)
+    assert await _search_titles(replica, shop, "teapot") == ["Teapot renamed"]
+    await _until_search_served_from_cache(replica, shop, catalog_db, pid, "teapot")
+    imported = await shop.stub.ImportProducts(pb.ImportProductsRequest(entries=[pb.CatalogEntry(
+        product=pb.Product(sku="TEA-IMPORTED", title="Teapot imported", category="kitchen",
+                           price=money_pb2.Money(currency_code="USD", amount_minor=100)))]), metadata=shop.seller)
+    assert imported.created_count == 1
+    assert "Teapot imported" in await _search_titles(replica, shop, "teapot")
