@@ -4,7 +4,8 @@ database never serve a product, or a search, older than the last committed write
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 import grpc
 import pytest
@@ -20,6 +21,8 @@ from services.runtime.settings import Settings
 from tests.catalog.conftest import Shop
 from tests.catalog.harness import start_catalog
 from tests.tokens import TestKeys
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -45,17 +48,24 @@ async def _title(stub: catalog_pb2_grpc.CatalogServiceStub, shop: Shop, product_
     return title
 
 
-async def _until_served_from_cache(stub: catalog_pb2_grpc.CatalogServiceStub, shop: Shop, db: Database,
-                                   product_id: str) -> str:
+async def _until_cached(read: Callable[[], Awaitable[T]], change_behind: Callable[[int], Awaitable[None]],
+                        what: str) -> T:
     """Reads until a change made behind the service's back stops showing: the replica's
-    cache is then online and holds the product. Returns the cached title."""
+    cache is then online and holds the answer. Returns the cached answer."""
     for attempt in range(100):
-        cached = await _title(stub, shop, product_id)
-        await _behind_the_back(db, shop.tenant, product_id, f"behind {attempt}")
-        if await _title(stub, shop, product_id) == cached:
+        cached = await read()
+        await change_behind(attempt)
+        if await read() == cached:
             return cached
         await asyncio.sleep(0.05)
-    raise AssertionError("the replica never served from its cache")
+    raise AssertionError(f"the replica never served {what} from its cache")
+
+
+async def _until_served_from_cache(stub: catalog_pb2_grpc.CatalogServiceStub, shop: Shop, db: Database,
+                                   product_id: str) -> str:
+    """The product's cached title, once the replica serves it from its cache."""
+    return await _until_cached(lambda: _title(stub, shop, product_id),
+                               lambda n: _behind_the_back(db, shop.tenant, product_id, f"behind {n}"), "a product")
 
 
 async def test_update_through_one_replica_is_seen_at_once_through_another(
@@ -104,14 +114,9 @@ async def _search_titles(stub: catalog_pb2_grpc.CatalogServiceStub, shop: Shop, 
 
 async def _until_search_served_from_cache(stub: catalog_pb2_grpc.CatalogServiceStub, shop: Shop, db: Database,
                                           product_id: str, query: str) -> list[str]:
-    """Searches until a change made behind the service's back stops showing: the answer is cached."""
-    for attempt in range(100):
-        cached = await _search_titles(stub, shop, query)
-        await _behind_the_back(db, shop.tenant, product_id, f"{query} behind {attempt}")
-        if await _search_titles(stub, shop, query) == cached:
-            return cached
-        await asyncio.sleep(0.05)
-    raise AssertionError("the replica never answered a search from its cache")
+    return await _until_cached(lambda: _search_titles(stub, shop, query),
+                               lambda n: _behind_the_back(db, shop.tenant, product_id, f"{query} behind {n}"),
+                               "a search")
 
 
 async def test_a_cached_search_of_one_replica_shows_a_write_through_another_at_once(
