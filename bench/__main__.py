@@ -22,11 +22,11 @@ import traceback
 from types import FrameType, ModuleType
 from typing import Any
 
-from bench import getproduct, placeorder
+from bench import getproduct, placeorder, search
 from bench.harness import RESULTS, Harness
 from services.devmesh.mesh import ROOT
 
-BENCHMARKS: dict[str, ModuleType] = {module.NAME: module for module in (getproduct, placeorder)}
+BENCHMARKS: dict[str, ModuleType] = {module.NAME: module for module in (getproduct, placeorder, search)}
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--soak", type=int, default=60,
                         help="measured seconds of the PlaceOrder soak at the max rate (default 60; the target needs "
                              ">= 60)")
+    parser.add_argument("--catalog-size", type=int, default=1_000_000,
+                        help="products the search benchmark imports into its tenant (default 1,000,000; the "
+                             "targets are for a million)")
     return parser
 
 
@@ -69,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         harness.start()
         for module in chosen:
-            given = {"vus": args.vus, "warmup_s": args.warmup, "duration_s": args.duration, "soak_s": args.soak}
+            given = {"vus": args.vus, "warmup_s": args.warmup, "duration_s": args.duration, "soak_s": args.soak,
+                     "catalog_size": args.catalog_size}
             wanted = {f.name for f in dataclasses.fields(module.Options)}
             options = module.Options(**{k: v for k, v in given.items() if k in wanted})
             print(f"\n== {module.NAME}: {module.SUMMARY}", flush=True)

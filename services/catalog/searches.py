@@ -1,14 +1,16 @@
 """ListProducts: a page of a search (text, filter, order) and its facets, in one call.
 
 A page is read in the caller's tenant schema only (``db.session(tenant)``): one
-statement for the query's language and the widening of unknown words (text searches
-only), one planned statement per relevance tier or one for any other order, and one or
-two for the facets. Answers are cached per replica (SearchCache) until the tenant's
+statement for the query's language and the widening of unknown words, then the page
+(store/pages.py: an estimate, then one or two bounded statements per relevance tier or
+order) and, on a second connection at the same time, the facets (an estimate, then an
+exact count or a sample). Answers are cached per replica (SearchCache) until the tenant's
 next product write.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -74,18 +76,34 @@ class ProductSearch:
             limit = max(0, min(limit, domain.RELEVANCE_MAX - returned))
         async with self._db.session(tenant_id) as session:
             text = await store.text_query(session, search.text)
-            found = await store.page(session, search, text, cursor, limit + 1) if limit else []
-            counted = await store.facets(session, search, text, spec) if spec.wanted else None
-        shown = found[:limit]
-        more = len(found) > limit and (search.ordering.key is not SortKey.RELEVANCE
-                                       or returned + len(shown) < domain.RELEVANCE_MAX)
+        # The page and the facets at once, on two connections: the answer waits for the slower.
+        result, counted = await asyncio.gather(self._page(tenant_id, search, text, cursor, limit),
+                                               self._facets(tenant_id, search, text, spec))
+        shown = result.found[:limit]
+        capped = search.ordering.key is SortKey.RELEVANCE and returned + len(shown) >= domain.RELEVANCE_MAX
         token = ""
-        if more:
+        if len(result.found) > limit and not capped:
             last = shown[-1]
             token = domain.encode_token(search, Cursor(last.cursor_key, last.product.product_id,
                                                        returned + len(shown)))
+        elif result.resume is not None and not capped:  # a short page: more may follow from where it stopped
+            token = domain.encode_token(search, Cursor(*result.resume, returned + len(shown)))
         facets = None
         if counted is not None:
             facets = domain.facets_of(spec, counted.total, counted.categories, counted.attributes,
                                       counted.price_buckets, counted.estimated)
         return Listing([f.product for f in shown], token, facets)
+
+    async def _page(self, tenant_id: str, search: Search, text: store.TextQuery | None, cursor: Cursor | None,
+                    limit: int) -> store.Result:
+        if not limit:
+            return store.Result([])
+        async with self._db.session(tenant_id) as session:
+            return await store.page(session, search, text, cursor, limit + 1)
+
+    async def _facets(self, tenant_id: str, search: Search, text: store.TextQuery | None,
+                      spec: FacetSpec) -> store.Counted | None:
+        if not spec.wanted:
+            return None
+        async with self._db.session(tenant_id) as session:
+            return await store.facets(session, search, text, spec)

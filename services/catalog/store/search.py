@@ -24,6 +24,7 @@ up, and say so (``estimated``).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,11 +35,11 @@ from services.catalog.domain.filtering import All, Any_, Compare, Expr, HasKey, 
 from services.catalog.domain.product import Product, ProductStatus
 from services.catalog.domain.search import Cursor, FacetSpec, Search, SortKey
 from services.catalog.domain.visibility import ALL_STATUSES
-from services.catalog.store.products import COLUMNS, from_record
+from services.catalog.store.pages import PageQuery, Params, bounded, estimate
 from services.runtime.sql import Session, Sql
 
 FACET_EXACT_MAX = 5000
-FACET_SAMPLE_PAGES = 2000  # ~16 MB of the table: tens of thousands of products
+FACET_SAMPLE_PAGES = 1200  # ~10 MB of the table: about 15,000 products
 FACET_VALUES_MAX = 50
 SAMPLE_SEED = 13
 TRGM = "extensions"  # the schema pg_trgm lives in (migration c0004)
@@ -57,30 +58,19 @@ EXPANSIONS = Sql(f"""
 SELECT s.language::text AS language, e.w, e.near
 FROM {{schema}}.search_settings s
 LEFT JOIN LATERAL (
-    SELECT w, ARRAY(
+    SELECT u.w, ARRAY(
         SELECT term FROM (
             (SELECT term FROM {{schema}}.search_terms
-             WHERE term LIKE replace(replace(replace(w, '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%'
+             WHERE term LIKE replace(replace(replace(u.w, '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%'
              ORDER BY length(term), term LIMIT 4)
             UNION
-            (SELECT term FROM {{schema}}.search_terms WHERE term OPERATOR({TRGM}.%) w
-             ORDER BY {TRGM}.similarity(term, w) DESC, term LIMIT 3)) AS near
+            (SELECT term FROM {{schema}}.search_terms WHERE term OPERATOR({TRGM}.%) u.w
+             ORDER BY {TRGM}.similarity(term, u.w) DESC, term LIMIT 3)) AS near
         ORDER BY term) AS near
     FROM (SELECT DISTINCT w FROM unnest(tsvector_to_array(to_tsvector(s.language, $1::text))) AS w
-          WHERE length(w) BETWEEN 3 AND 40) AS words
-    WHERE NOT EXISTS (SELECT FROM {{schema}}.search_terms t WHERE t.term = words.w)) AS e ON true
+          WHERE length(w) BETWEEN 3 AND 40
+            AND NOT EXISTS (SELECT FROM {{schema}}.search_terms t WHERE t.term = w)) AS u) AS e ON true
 """)
-
-
-class Params:
-    """The values of one statement, as they are added: ``p(value, "bigint")`` -> ``$3::bigint``."""
-
-    def __init__(self) -> None:
-        self.values: list[Any] = []
-
-    def __call__(self, value: Any, cast: str) -> str:
-        self.values.append(value)
-        return f"${len(self.values)}::{cast}"
 
 
 def condition(expr: Expr, p: Params) -> str:
@@ -149,59 +139,78 @@ async def text_query(session: Session, text: str) -> TextQuery | None:
     return TextQuery(rows[0]["language"], text, tuple((r["w"], tuple(r["near"])) for r in rows if r["near"]))
 
 
-def _where(search: Search, q: str | None, p: Params) -> list[str]:
-    """What every matching product satisfies (visibility, filter, text), whatever the page."""
-    parts = []
+def _where(search: Search, q: str | None, p: Params, along: str = "") -> tuple[list[str], list[str]]:
+    """What every matching product satisfies (visibility, filter, text), and the part of it
+    that restricts the sort column ``along`` (``price``, ``create_time``) alone."""
+    parts: list[str] = []
+    on_key: list[str] = []
     if search.statuses != ALL_STATUSES:
         parts.append(f"status = ANY({p(sorted(s.value for s in search.statuses), 'text[]')})")
     if search.filter is not None:
-        parts.append(condition(search.filter, p))
+        for conjunct in search.filter.operands if isinstance(search.filter, All) else (search.filter,):
+            sql = condition(conjunct, p)
+            parts.append(sql)
+            if along and isinstance(conjunct, Compare) and conjunct.member.name == along:
+                on_key.append(sql)
     if q is not None:
         parts.append(f"search @@ {q}")
-    return parts
+    return parts, on_key
 
 
 @dataclass(frozen=True)
 class Found:
     product: Product
-    cursor_key: Any  # what the token carries: the sort key, or the rank
+    cursor_key: Any  # what the token carries: the sort key (None in product_id order), or the rank
 
 
-def _select(extra: str = "") -> str:
-    return f"SELECT {COLUMNS}{extra} FROM {{schema}}.products"
+@dataclass(frozen=True)
+class Result:
+    found: list[Found]
+    # A short page (its bounds ran out before it was full): the cursor to go on from.
+    resume: tuple[Any, str] | None = None
+
+
+# the sort expression, its type, and the filter member that restricts it
+_KEYS = {SortKey.ID: ("product_id", "text", ""), SortKey.PRICE: ("price_minor", "bigint", "price"),
+         SortKey.CREATE_TIME: ("create_time", "timestamptz", "create_time"),
+         SortKey.TITLE: ("lower(title)", "text", "")}
+
+
+def _after(key: str, cast: str, descending: bool, value: Any, product_id: str, p: Params) -> str:
+    compare = "<" if descending else ">"
+    if key == "product_id":
+        return f"product_id {compare} {p(product_id, 'text')}"
+    return f"({key}, product_id) {compare} ({p(value, cast)}, {p(product_id, 'text')})"
 
 
 async def page(session: Session, search: Search, text: TextQuery | None, cursor: Cursor | None,
-               limit: int) -> list[Found]:
+               limit: int) -> Result:
     """Up to ``limit`` products after ``cursor`` in the search's order (the caller asks one
     more than it shows, to know whether another page follows)."""
-    key, descending = search.ordering.key, search.ordering.descending
-    if key is SortKey.RELEVANCE:
+    if search.ordering.key is SortKey.RELEVANCE:
+        assert text is not None
         return await _by_relevance(session, search, text, cursor, limit)
+    key, cast, along = _KEYS[search.ordering.key]
     p = Params()
-    q = text.sql(p) if text is not None else None
-    parts = _where(search, q, p)
-    direction = " DESC" if descending else ""
-    compare = "<" if descending else ">"
-    if key is SortKey.ID:
-        if cursor is not None:
-            parts.append(f"product_id {compare} {p(cursor.product_id, 'text')}")
-        order, extra = f"product_id{direction}", ""
-    else:
-        column = _SORT_COLUMNS[key]
-        if cursor is not None:
-            cast = {SortKey.PRICE: "bigint", SortKey.CREATE_TIME: "timestamptz", SortKey.TITLE: "text"}[key]
-            parts.append(f"({column}, product_id) {compare} ({p(cursor.key, cast)}, {p(cursor.product_id, 'text')})")
-        order, extra = f"{column}{direction}, product_id{direction}", f", {column} AS sort_key"
-    where = f" WHERE {' AND '.join(parts)}" if parts else ""
-    sql = Sql(f"{_select(extra)}{where} ORDER BY {order} LIMIT {p(limit, 'int')}")
-    rows = await session.fetch_planned(sql, *p.values)
-    return [Found(from_record(r), r["sort_key"] if extra else None) for r in rows]
+    where, on_key = _where(search, text.sql(p) if text is not None else None, p, along)
+    after = (_after(key, cast, search.ordering.descending, cursor.key, cursor.product_id, p)
+             if cursor is not None else None)
+    found = await bounded(session, PageQuery(p, where, on_key, None, key, search.ordering.descending, after), limit)
+    by_id = search.ordering.key is SortKey.ID
+    resume = None
+    if found.resume is not None:
+        resume = (None if by_id else found.resume[0], found.resume[1])
+    return Result([Found(r.product, None if by_id else r.key) for r in found.rows], resume)
 
 
-async def _by_relevance(session: Session, search: Search, text: TextQuery | None, cursor: Cursor | None,
-                        limit: int) -> list[Found]:
-    assert text is not None
+_NEGATION = re.compile(r"(^|\s)-")
+
+
+async def _by_relevance(session: Session, search: Search, text: TextQuery, cursor: Cursor | None,
+                        limit: int) -> Result:
+    """Rank 1: the title alone matches (when the query excludes words, the whole product must
+    match too); rank 2: the other matches. Within a rank newest first (oldest first when the
+    order is reversed)."""
     ranks: tuple[int, ...] = (2, 1) if search.ordering.descending else (1, 2)
     if cursor is not None:
         ranks = ranks[ranks.index(cursor.key):]
@@ -209,19 +218,20 @@ async def _by_relevance(session: Session, search: Search, text: TextQuery | None
     for rank in ranks:
         p = Params()
         q = text.sql(p)
-        parts = _where(search, q, p)
+        where, _ = _where(search, q if rank == 2 or _NEGATION.search(text.text) else None, p)
         title = title_match(q)
-        parts.append(title if rank == 1 else f"NOT ({title})")
-        # within a rank: newest first (best first), oldest first when the order is reversed
-        direction, compare = ("", ">") if search.ordering.descending else (" DESC", "<")
-        if cursor is not None and cursor.key == rank:
-            parts.append(f"product_id {compare} {p(cursor.product_id, 'text')}")
-        sql = Sql(f"{_select()} WHERE {' AND '.join(parts)} ORDER BY product_id{direction} "
-                  f"LIMIT {p(limit - len(found), 'int')}")
-        found += [Found(from_record(r), rank) for r in await session.fetch_planned(sql, *p.values)]
+        if rank == 1:
+            where.append(title)
+        after = (_after("product_id", "text", not search.ordering.descending, None, cursor.product_id, p)
+                 if cursor is not None and cursor.key == rank else None)
+        got = await bounded(session, PageQuery(p, where, [], title if rank == 2 else None, "product_id",
+                                               not search.ordering.descending, after), limit - len(found))
+        found += [Found(r.product, rank) for r in got.rows]
+        if got.resume is not None:
+            return Result(found, (rank, got.resume[1]))
         if len(found) >= limit:
             break
-    return found
+    return Result(found)
 
 
 # --- facets ---------------------------------------------------------------------------------
@@ -253,18 +263,22 @@ def _facet_sql(spec: FacetSpec, source: str, p: Params) -> str:
 
 
 async def facets(session: Session, search: Search, text: TextQuery | None, spec: FacetSpec) -> Counted:
-    """Counts by category, attribute values and price bucket of every product the search matches."""
+    """Counts by category, attribute values and price bucket of every product the search matches:
+    exact when at most FACET_EXACT_MAX match, else estimated from a fixed sample of the table."""
     p = Params()
-    parts = _where(search, text.sql(p) if text is not None else None, p)
+    parts, _ = _where(search, text.sql(p) if text is not None else None, p)
     where = f" WHERE {' AND '.join(parts)}" if parts else ""
-    source = f"SELECT category, attributes, price_minor FROM {{schema}}.products{where} LIMIT {FACET_EXACT_MAX + 1}"
-    rows = await session.fetch_planned(Sql(_facet_sql(spec, source, p)), *p.values)
-    if _total(rows) <= FACET_EXACT_MAX:
-        return _counted(spec, rows, 1.0)
+    matching, _ = await estimate(session, parts, p)
+    if matching <= 2 * FACET_EXACT_MAX:  # the estimate may be off either way: try
+        source = (f"SELECT category, attributes, price_minor FROM {{schema}}.products{where} "
+                  f"LIMIT {FACET_EXACT_MAX + 1}")
+        rows = await session.fetch_planned(Sql(_facet_sql(spec, source, p)), *p.values)
+        if _total(rows) <= FACET_EXACT_MAX:
+            return _counted(spec, rows, 1.0)
     pages = await session.fetchval(PAGES)
     percent = min(100.0, 100.0 * FACET_SAMPLE_PAGES / max(int(pages or 1), 1))
     p = Params()
-    parts = _where(search, text.sql(p) if text is not None else None, p)
+    parts, _ = _where(search, text.sql(p) if text is not None else None, p)
     where = f" WHERE {' AND '.join(parts)}" if parts else ""
     sampled = (f"SELECT category, attributes, price_minor FROM {{schema}}.products "
                f"TABLESAMPLE SYSTEM ({p(percent, 'float8')}) REPEATABLE ({SAMPLE_SEED}){where}")

@@ -98,6 +98,8 @@ REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION {s}.product
     op.execute(f"CREATE INDEX products_search ON {s}.products USING gin (search)")
     # Title matches rank first: an index of its own gives the planner their real frequency.
     op.execute(f"CREATE INDEX products_search_title ON {s}.products USING gin (ts_filter(search, '{{a}}'))")
+    # attributes.color = "red" (containment: one entry per key and value) and attributes:color (the key).
+    op.execute(f"CREATE INDEX products_attribute_values ON {s}.products USING gin (attributes jsonb_path_ops)")
     op.execute(f"CREATE INDEX products_attributes ON {s}.products USING gin (attributes)")
     op.execute(f"CREATE INDEX products_create_time ON {s}.products (create_time, product_id)")
     op.execute(f"CREATE INDEX products_title ON {s}.products (lower(title), product_id)")
@@ -106,8 +108,8 @@ REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION {s}.product
 def downgrade() -> None:
     schema = op.get_bind().scalar(text("SELECT current_schema()"))
     s = f'"{schema}"'
-    for index in ("products_search", "products_search_title", "products_attributes", "products_create_time",
-                  "products_title"):
+    for index in ("products_search", "products_search_title", "products_attribute_values", "products_attributes",
+                  "products_create_time", "products_title"):
         op.execute(f"DROP INDEX {s}.{index}")
     for trigger in ("products_search", "products_terms_insert", "products_terms_update"):
         op.execute(f"DROP TRIGGER {trigger} ON {s}.products")
