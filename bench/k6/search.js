@@ -60,8 +60,8 @@ export default function () {
   if (found === 0) {
     empty.add(1);
   }
-  if (body.totalSize !== undefined) {
-    total.add(parseInt(body.totalSize, 10));
+  if (body.facets !== undefined && body.facets.length) {
+    total.add(parseInt(body.totalSize || '0', 10));
   }
 }
 
