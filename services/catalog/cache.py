@@ -81,8 +81,6 @@ class SearchCache:
         self._epoch = 0  # bumped by clear(): covers tenants this cache never saw
         self._max_entries = max_entries
         self._online = False
-        self.hits = 0
-        self.misses = 0
 
     def generation(self, tenant_id: str) -> Generation:
         return self._epoch, self._generations.get(tenant_id, 0)
@@ -92,10 +90,8 @@ class SearchCache:
             return None
         entry = self._entries.get((tenant_id, key))
         if entry is None or entry[0] != self.generation(tenant_id):
-            self.misses += 1
             return None
         self._entries.move_to_end((tenant_id, key))
-        self.hits += 1
         return entry[1]
 
     def put(self, tenant_id: str, key: object, value: object, generation: Generation) -> None:

@@ -12,9 +12,12 @@ import grpc
 import pytest
 from commerce.catalog.v1 import catalog_pb2 as pb
 from google.protobuf import field_mask_pb2
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.catalog.domain import search as search_rules
 from services.catalog.store import search as search_store
+from services.runtime.db import Database
 from tests.catalog.conftest import Shop, product
 from tests.catalog.harness import violated_fields
 
@@ -266,3 +269,25 @@ async def test_an_update_shows_in_the_next_search(shop: Shop) -> None:
         product=pb.Product(product_id=pid, title="Fresh name"), update_mask=field_mask_pb2.FieldMask(paths=["title"])),
         metadata=shop.seller)
     assert await _search(shop, "old") == [] and await _search(shop, "fresh") == [pid]
+
+
+async def test_any_lexeme_quoted_for_tsquery_is_read_back_as_that_one_lexeme(catalog_db: Database) -> None:
+    """The widening of unknown words writes lexemes into tsquery input (a parameter, not SQL):
+    whatever a word holds, PostgreSQL reads exactly that one lexeme back."""
+    drawn: list[str] = []
+
+    @settings(max_examples=200, deadline=None, database=None, derandomize=True)
+    @given(lexeme=st.text(min_size=1, max_size=12).filter(lambda w: "\x00" not in w))
+    def collect(lexeme: str) -> None:
+        drawn.append(lexeme)
+
+    collect()
+    drawn += ["it's", "a\\b", "'", "\\", "a:*", "a & b", "!x", "(x)"]
+    pool = await catalog_db.pool()
+    async with pool.acquire() as conn:
+        for lexeme in drawn:
+            quoted = search_store.tsquery_lexeme(lexeme)
+            one, itself, other = await conn.fetchrow(
+                "SELECT numnode($1::tsquery) = 1, array_to_tsvector(ARRAY[$2]) @@ $1::tsquery, "
+                "array_to_tsvector(ARRAY[$2 || 'x']) @@ $1::tsquery", quoted, lexeme)
+            assert one and itself and not other, (lexeme, quoted)

@@ -1,24 +1,23 @@
-"""Searching a tenant's products: pages in any order, and facet counts.
+"""Searching a tenant's products: the SQL of filters and text, pages in any order, and
+facet counts.
 
-The SQL is put together from the search's *structure* only (which restrictions,
-which order); every value the caller sent (words, categories, attribute keys and
-values, prices, times, cursor positions) is a parameter. Each statement is planned
-for its values (``Session.fetch_planned``): a word found in three products and one
-found in most of them want different plans.
+The SQL is put together from the search's *structure* only (which restrictions, which
+order); every value the caller sent (words, categories, attribute keys and values,
+prices, times, cursor positions) is a parameter. Each statement is planned for its
+values (``Session.fetch_planned``): a word found in three products and one found in
+most of them want different plans, and pages are read at a bounded cost
+(store/pages.py).
 
 Text: ``search @@ q`` with ``q = websearch_to_tsquery(<tenant language>, query)``,
-where a word no title, category or attribute value contains is widened to its
-closest known words (``search_terms``, pg_trgm similarity, and prefixes as typed):
-``q`` then holds ``'jaket' | 'jacket'``. Relevance ranks in two tiers, each a
-separate indexed query in product_id order (newest first): rank 1, products whose
-title alone matches the query; rank 2, the other matches (sku, category,
-attributes, description). Products match the query in both or in neither way, so
-no cursor ever skips one.
+where a word no title, category or attribute value contains is widened to its closest
+known words (``search_terms``, pg_trgm similarity, and prefixes as typed): ``q`` then
+holds ``'jaket' | 'jacket'``. Relevance ranks in two tiers, each read in product_id
+order (newest first): rank 1, products whose title alone matches the query; rank 2,
+the other matches (sku, category, attributes, description).
 
-Facets count the whole filtered set (not the page) in one statement over at most
-FACET_EXACT_MAX + 1 matches: when there are more, the counts come from a fixed
-sample of the table's pages (TABLESAMPLE SYSTEM, the same pages every time) scaled
-up, and say so (``estimated``).
+Facets count the whole filtered set (not the page): exactly when at most
+FACET_EXACT_MAX products match, else from a fixed sample of the table's pages
+(TABLESAMPLE SYSTEM, the same pages every time) scaled up, and say so (``estimated``).
 """
 
 from __future__ import annotations
