@@ -18,8 +18,10 @@ from hypothesis import strategies as st
 from services.catalog.domain import search as search_rules
 from services.catalog.store import search as search_store
 from services.runtime.db import Database
+from services.runtime.settings import Settings
 from tests.catalog.conftest import Shop, product
-from tests.catalog.harness import violated_fields
+from tests.catalog.harness import start_catalog, violated_fields
+from tests.tokens import TestKeys
 
 
 async def _make(shop: Shop, sku: str, title: str, *, description: str = "", category: str = "misc",
@@ -291,3 +293,28 @@ async def test_any_lexeme_quoted_for_tsquery_is_read_back_as_that_one_lexeme(cat
                 "SELECT numnode($1::tsquery) = 1, array_to_tsvector(ARRAY[$2]) @@ $1::tsquery, "
                 "array_to_tsvector(ARRAY[$2 || 'x']) @@ $1::tsquery", quoted, lexeme)
             assert one and itself and not other, (lexeme, quoted)
+
+
+async def test_a_reindexing_left_unfinished_is_finished_by_the_next_catalog_to_start(
+        shop: Shop, catalog_db: Database, catalog_settings: Settings, keys: TestKeys) -> None:
+    made = [await _make(shop, f"RX-{n}", f"Running shoes {n}") for n in range(3)]
+
+    async def lexemes() -> set[str]:
+        async with catalog_db.session(shop.tenant) as session:
+            rows = await session.conn.fetch(f'SELECT DISTINCT unnest(tsvector_to_array(search)) AS w '
+                                            f'FROM "{session.schema}".products')
+        return {r["w"] for r in rows}
+
+    assert {"run", "shoe"} <= await lexemes()  # English stems
+    async with catalog_db.transaction(shop.tenant) as session:  # a replica stopped right after the change
+        await session.conn.execute(f'UPDATE "{session.schema}".search_settings '
+                                   "SET language = 'simple', reindex_after = ''")
+        await session.conn.execute(f'DELETE FROM "{session.schema}".search_terms')
+    running, _ = await start_catalog(catalog_settings, keys)
+    try:
+        settings = await _until_reindexed(shop)
+        assert settings.language == "simple"
+        assert {"running", "shoes"} <= await lexemes() and not {"run", "shoe"} & await lexemes()
+        assert sorted(await _search(shop, "running shoes")) == sorted(made)
+    finally:
+        await running.stop(0)
