@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.catalog.domain import filtering
-from services.catalog.domain.filtering import All, Any_, Compare, Expr, HasKey, Not
+from services.catalog.domain.filtering import AllOf, AnyOf, Compare, Expr, HasKey, Not
 from services.catalog.domain.product import ProductStatus
 from services.runtime.errors import InvalidArgument
 from tests.catalog.conftest import Shop, new_shop, product
@@ -64,10 +64,10 @@ _ORDER: dict[str, Callable[[object, object], bool]] = {
 
 def meaning(expr: Expr, item: Item) -> bool | None:
     """True, False, or None (SQL's unknown) for one product."""
-    if isinstance(expr, All):
+    if isinstance(expr, AllOf):
         found = [meaning(o, item) for o in expr.operands]
         return False if False in found else (None if None in found else True)
-    if isinstance(expr, Any_):
+    if isinstance(expr, AnyOf):
         found = [meaning(o, item) for o in expr.operands]
         return True if True in found else (None if None in found else False)
     if isinstance(expr, Not):

@@ -114,7 +114,7 @@ class Not:
 
 
 @dataclass(frozen=True)
-class All:
+class AllOf:
     operands: tuple[Expr, ...]
 
     def __str__(self) -> str:
@@ -122,18 +122,18 @@ class All:
 
 
 @dataclass(frozen=True)
-class Any_:
+class AnyOf:
     operands: tuple[Expr, ...]
 
     def __str__(self) -> str:
         return " OR ".join(_grouped(o) for o in self.operands)
 
 
-Expr: TypeAlias = Compare | HasKey | Not | All | Any_
+Expr: TypeAlias = Compare | HasKey | Not | AllOf | AnyOf
 
 
 def _grouped(expr: Expr) -> str:
-    return f"({expr})" if isinstance(expr, All | Any_) else str(expr)
+    return f"({expr})" if isinstance(expr, AllOf | AnyOf) else str(expr)
 
 
 def _quote(text: str) -> str:
@@ -275,20 +275,20 @@ class _Parser:
         while self._keyword("AND"):
             self._next()
             parts.append(self._sequence(depth))
-        return parts[0] if len(parts) == 1 else All(tuple(parts))
+        return parts[0] if len(parts) == 1 else AllOf(tuple(parts))
 
     def _sequence(self, depth: int) -> Expr:
         parts = [self._factor(depth)]
         while self.peek.kind in ("text", "string", "(") and not self._keyword("AND") and not self._keyword("OR"):
             parts.append(self._factor(depth))
-        return parts[0] if len(parts) == 1 else All(tuple(parts))
+        return parts[0] if len(parts) == 1 else AllOf(tuple(parts))
 
     def _factor(self, depth: int) -> Expr:
         parts = [self._term(depth)]
         while self._keyword("OR"):
             self._next()
             parts.append(self._term(depth))
-        return parts[0] if len(parts) == 1 else Any_(tuple(parts))
+        return parts[0] if len(parts) == 1 else AnyOf(tuple(parts))
 
     def _term(self, depth: int) -> Expr:
         token = self.peek

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from services.catalog.domain import filtering
-from services.catalog.domain.filtering import All, Compare, Expr, Member
+from services.catalog.domain.filtering import AllOf, Compare, Expr, Member
 from services.catalog.domain.ids import is_product_id
 from services.catalog.domain.product import ATTRIBUTE_KEY_MAX, CATEGORY_MAX, PRICE_MAX, ProductStatus, requested_status
 from services.catalog.domain.validation import Violations
@@ -174,7 +174,7 @@ def combined(expr: Expr | None, more: list[Expr]) -> Expr | None:
     parts = ([expr] if expr is not None else []) + more
     if not parts:
         return None
-    return parts[0] if len(parts) == 1 else All(tuple(parts))
+    return parts[0] if len(parts) == 1 else AllOf(tuple(parts))
 
 
 # --- page tokens --------------------------------------------------------------------------

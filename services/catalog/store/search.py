@@ -30,7 +30,7 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 
-from services.catalog.domain.filtering import All, Any_, Compare, Expr, HasKey, Not
+from services.catalog.domain.filtering import AllOf, AnyOf, Compare, Expr, HasKey, Not
 from services.catalog.domain.product import Product, ProductStatus
 from services.catalog.domain.search import Cursor, FacetSpec, Search, SortKey
 from services.catalog.domain.visibility import ALL_STATUSES
@@ -74,9 +74,9 @@ LEFT JOIN LATERAL (
 
 def condition(expr: Expr, p: Params) -> str:
     """The SQL of a filter tree: its structure in the text, its values as parameters."""
-    if isinstance(expr, All):
+    if isinstance(expr, AllOf):
         return "(" + " AND ".join(condition(o, p) for o in expr.operands) + ")"
-    if isinstance(expr, Any_):
+    if isinstance(expr, AnyOf):
         return "(" + " OR ".join(condition(o, p) for o in expr.operands) + ")"
     if isinstance(expr, Not):
         return f"(NOT {condition(expr.operand, p)})"
@@ -146,7 +146,7 @@ def _where(search: Search, q: str | None, p: Params, along: str = "") -> tuple[l
     if search.statuses != ALL_STATUSES:
         parts.append(f"status = ANY({p(sorted(s.value for s in search.statuses), 'text[]')})")
     if search.filter is not None:
-        for conjunct in search.filter.operands if isinstance(search.filter, All) else (search.filter,):
+        for conjunct in search.filter.operands if isinstance(search.filter, AllOf) else (search.filter,):
             sql = condition(conjunct, p)
             parts.append(sql)
             if along and isinstance(conjunct, Compare) and conjunct.member.name == along:
