@@ -10,7 +10,9 @@ COPY proto ./proto
 COPY gen ./gen
 COPY services ./services
 COPY scripts ./scripts
-RUN printf '/app\n/app/gen/python\n' > "$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/commerce_mesh.pth" \
+# The generated stubs as the pip package integrators install (gen/python), then /app on the path.
+RUN pip install --no-cache-dir --no-deps ./gen/python \
+ && printf '/app\n' > "$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/commerce_mesh.pth" \
  && groupadd --gid 10001 commerce \
  && useradd --uid 10001 --gid 10001 --no-create-home commerce && mkdir -p /keys && chown commerce /keys
 # Numeric, so Kubernetes' runAsNonRoot can check it without looking the name up.

@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-runtime.txt package.json 2>/dev/null | md5sum | cut -c1-8)
+# The Python client package (gen/python), reinstalled whenever gen/python changes.
+CLIENT := $(VENV)/.client-$(shell find gen/python -type f -not -path '*/__pycache__/*' 2>/dev/null | LC_ALL=C sort | xargs cat 2>/dev/null | md5sum | cut -c1-8)
 
 # gRPC fork handlers crash children forked by our launchers (grpc/grpc#43055).
 export GRPC_ENABLE_FORK_SUPPORT ?= false
@@ -15,30 +17,37 @@ $(STAMP): requirements.txt requirements-runtime.txt package.json
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
 	@$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
-	@printf '%s\n%s\n' "$(CURDIR)" "$(CURDIR)/gen/python" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/commerce_mesh.pth"
-	@if command -v npm >/dev/null; then echo "==> installing buf (npm)"; npm install --silent --no-audit --no-fund >/dev/null; fi
-	@rm -f $(VENV)/.installed-*; touch $(STAMP)
+	@printf '%s\n' "$(CURDIR)" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/commerce_mesh.pth"
+	@if command -v npm >/dev/null; then echo "==> installing buf, redocly and the Node gRPC client (npm)"; npm install --silent --no-audit --no-fund >/dev/null; fi
+	@rm -f $(VENV)/.installed-* $(VENV)/.client-*; touch $(STAMP)
 
-setup: $(STAMP)
+$(CLIENT): $(STAMP)
+	@echo "==> installing the Python client package (gen/python) into $(VENV)"
+	@$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation --force-reinstall ./gen/python
+	@rm -f $(VENV)/.client-*; touch $(CLIENT)
 
-gen: $(STAMP)  ## regenerate gen/ from proto/
+setup: $(STAMP) $(CLIENT)
+
+gen: $(STAMP)  ## regenerate gen/ from proto/ (and reinstall the Python client package)
 	$(PY) scripts/gen_protos.py
+	@$(MAKE) --no-print-directory setup
 
-lint: $(STAMP)  ## ruff, mypy --strict, buf lint
+lint: $(STAMP) $(CLIENT)  ## ruff, mypy --strict, buf build/lint/breaking (against main), Redocly on the OpenAPI
 	$(VENV)/bin/ruff check services tests scripts bench
 	$(VENV)/bin/mypy services bench tests
-	npx --no-install buf lint "gen/descriptor/commerce.pb#format=binpb" --config proto/buf.yaml --path commerce
+	$(PY) scripts/check_protos.py
+	npx --no-install redocly lint --extends recommended gen/openapi/commerce.openapi.json
 
-test: $(STAMP)  ## the whole suite: starts its own PostgreSQL, NATS and Envoy
+test: $(STAMP) $(CLIENT)  ## the whole suite: starts its own PostgreSQL, NATS and Envoy
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-run: $(STAMP)  ## the whole mesh on this machine, with a demo tenant
+run: $(STAMP) $(CLIENT)  ## the whole mesh on this machine, with a demo tenant
 	$(PY) -m services.devmesh run
 
-bench: $(STAMP)  ## benchmarks (figures; exits 1 only when a consistency check fails)
+bench: $(STAMP) $(CLIENT)  ## benchmarks (figures; exits 1 only when a consistency check fails)
 	$(PY) -m bench
 
-envoy-config: $(STAMP)  ## render envoy/envoy.yaml from the settings
+envoy-config: $(STAMP) $(CLIENT)  ## render envoy/envoy.yaml from the settings
 	$(PY) -m services.edge.render --out envoy/envoy.yaml
 
 clean-data:  ## forget the local PostgreSQL/NATS data of `make run`

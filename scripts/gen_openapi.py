@@ -28,6 +28,26 @@ from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescript
 
 ROOT = Path(__file__).resolve().parent.parent
 DESCRIPTOR = ROOT / "gen/descriptor/commerce.pb"
+INFO_DESCRIPTION = (
+    "REST/JSON view of the commerce-mesh gRPC API, served by the edge (Envoy's gRPC-JSON transcoder) on the same "
+    "port as native gRPC. Bodies and query parameters follow the ProtoJSON mapping: lowerCamelCase names, 64-bit "
+    "integers as strings, enums by name, money in integer minor units. Every error is a google.rpc.Status with "
+    "an ErrorInfo reason. GENERATED from proto/ (comments and google.api.http annotations) by "
+    "scripts/gen_openapi.py (make gen): do not edit.")
+# Who answers for the API, and its terms: set these for a deployment (no public home or licence is declared yet).
+CONTACT = {"name": "commerce-mesh maintainers (see the README of this deployment)"}
+LICENSE = {"name": "Proprietary: all rights reserved unless the deployment states otherwise"}
+# Declared error responses: HTTP status -> (component name, what it means here).
+ERRORS = {
+    "400": ("BadRequest", "INVALID_ARGUMENT (a field, query parameter or body the method refuses; BadRequest names "
+                          "the fields) or FAILED_PRECONDITION (the resource's state does not allow it)."),
+    "401": ("Unauthenticated", "UNAUTHENTICATED: the token is missing, malformed, expired, revoked or not this "
+                               "mesh's (reason TOKEN_EXPIRED, WRONG_AUDIENCE, ...)."),
+    "403": ("PermissionDenied", "PERMISSION_DENIED: the caller's role may not make this call."),
+    "404": ("NotFound", "NOT_FOUND: no such resource in the caller's tenant, or no such path."),
+    "409": ("Conflict", "ALREADY_EXISTS (e.g. a duplicate sku) or ABORTED (a concurrent change won: retry)."),
+    "429": ("TooManyRequests", "RESOURCE_EXHAUSTED (reason RATE_LIMITED): retry after the retry-after header."),
+}
 OUT = ROOT / "gen/openapi/commerce.openapi.json"
 STATUS = "google.rpc.Status"
 RAW_BODY = "google.api.HttpBody"
@@ -51,6 +71,17 @@ _WELL_KNOWN: dict[str, dict[str, Any]] = {
 }
 
 
+def _paragraphs(comment: str) -> str:
+    """A proto comment as text: lines joined, blank lines kept as paragraph breaks."""
+    return "\n\n".join(" ".join(p.split()) for p in re.split(r"\n\s*\n", comment.strip()) if p.strip())
+
+
+def summary_of(description: str, name: str) -> str:
+    """The first sentence of a method's comment (or its name in words), without the full stop."""
+    first = re.split(r"(?<=[.!?])\s|\n", description.strip(), maxsplit=1)[0].rstrip(".") if description else ""
+    return first or re.sub(r"(?<!^)(?=[A-Z])", " ", name).capitalize()
+
+
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -66,10 +97,11 @@ class Comments:
     def __init__(self, files: descriptor_pb2.FileDescriptorSet) -> None:
         self._by_name: dict[str, str] = {}
         for file in files.file:
-            texts = {tuple(loc.path): " ".join(loc.leading_comments.split())
+            texts = {tuple(loc.path): _paragraphs(loc.leading_comments)
                      for loc in file.source_code_info.location if loc.leading_comments.strip()}
             paths: dict[str, tuple[int, ...]] = {}
             for i, service in enumerate(file.service):
+                paths[f"{file.package}.{service.name}"] = (6, i)
                 for j, method in enumerate(service.method):
                     paths[f"{file.package}.{service.name}.{method.name}"] = (6, i, 2, j)
 
@@ -89,6 +121,9 @@ class Comments:
     def of(self, full_name: str) -> str:
         return self._by_name.get(full_name, "")
 
+    def of_service(self, full_name: str) -> str:
+        return self.of(full_name)
+
     def of_method(self, method: MethodDescriptor) -> str:
         return self.of(method.full_name)
 
@@ -107,6 +142,7 @@ class Builder:
             self.pool.Add(file)
         self.comments = Comments(files)
         self.schemas: dict[str, dict[str, Any]] = {}
+        self._services: dict[str, str] = {}  # tag (service name) -> full name
 
     # -- schemas ----------------------------------------------------------------
 
@@ -237,7 +273,7 @@ class Builder:
         return params
 
     def operation(self, method: MethodDescriptor, rule: http_pb2.HttpRule, verb: str, index: int,
-                  anonymous: bool) -> tuple[str, dict[str, Any]]:
+                  anonymous: bool, roles: list[str]) -> tuple[str, dict[str, Any]]:
         request, response = method.input_type, method.output_type
         self._root = request
         template = getattr(rule, verb)
@@ -256,13 +292,15 @@ class Builder:
                 parameter["description"] = f"The request's {self._json_path(request, name)}."
             parameters.append(parameter)
         service = method.containing_service
+        comment = self.comments.of_method(method)
         operation: dict[str, Any] = {
             "operationId": f"{service.name}_{method.name}" + (f"_{index + 1}" if index else ""),
-            "tags": [service.full_name],
+            "summary": summary_of(comment, method.name),
+            "tags": [service.name],
         }
-        summary = self.comments.of_method(method)
-        if summary:
-            operation["description"] = summary
+        who = ", ".join(roles) + (", or without a token" if anonymous else "") if roles else "callers without a token"
+        operation["description"] = (comment + "\n\n" if comment else "") + (
+            f"Who may call it: {who}. gRPC: `{service.full_name}/{method.name}`.")
         if rule.body == "*":
             if request.full_name == RAW_BODY:
                 operation["requestBody"] = _raw_body()
@@ -288,13 +326,15 @@ class Builder:
             operation["parameters"] = parameters
         reply = self.message(response)
         if method.server_streaming:
-            operation["description"] = (summary + " " if summary else "") + (
-                "Server streaming: the body is a JSON array, one element per message, sent as they come.")
+            operation["description"] += (
+                "\n\nServer streaming: the body is a JSON array, one element per message, sent as they come.")
             reply = {"type": "array", "items": reply}
+        errors = ["400", "401", *([] if anonymous and not roles else ["403"]), "404",
+                  *(["409"] if verb != "get" else []), "429"]
         operation["responses"] = {
             "200": {"description": "OK", "content": {"application/json": {"schema": reply}}},
-            "default": {"description": "An error: a google.rpc.Status (HTTP status from its code).",
-                        "content": {"application/json": {"schema": _ref(STATUS)}}},
+            **{status: {"$ref": f"#/components/responses/{ERRORS[status][0]}"} for status in errors},
+            "default": {"$ref": "#/components/responses/Error"},
         }
         operation["security"] = [{"bearerAuth": []}, {}] if anonymous else [{"bearerAuth": []}]
         return path, operation
@@ -309,48 +349,90 @@ class Builder:
                 continue
             for service_proto in file.service:
                 service = self.pool.FindServiceByName(f"{file.package}.{service_proto.name}")
+                self._services[service.name] = service.full_name
                 for method in service.methods:
                     options = method.GetOptions()
                     if not options.HasExtension(annotations_pb2.http):
                         continue
                     top = options.Extensions[annotations_pb2.http]
                     access: Any = options.Extensions[access_pb2.access]  # type: ignore[index]
+                    roles = [access_pb2.Role.Name(r).removeprefix("ROLE_").lower() for r in access.roles]
                     for index, rule in enumerate([top, *top.additional_bindings]):
                         verb = rule.WhichOneof("pattern")
                         if verb not in _VERBS:
                             continue
-                        path, operation = self.operation(method, rule, str(verb), index, access.anonymous)
+                        path, operation = self.operation(method, rule, str(verb), index, access.anonymous, roles)
                         if verb in paths.setdefault(path, {}):
                             raise ValueError(f"two bindings for {verb.upper()} {path}")
                         paths[path][str(verb)] = operation
+        used = {op["tags"][0] for p in paths.values() for op in p.values()}
+        tags = [{"name": name, "description": self.comments.of_service(full)}
+                for name, full in sorted(self._services.items()) if name in used]
         return {
             "openapi": "3.0.3",
             "info": {
                 "title": "commerce-mesh REST API",
                 "version": "v1",
-                "description": ("REST/JSON view of the commerce-mesh gRPC API, served by the edge (Envoy's "
-                                "gRPC-JSON transcoder). GENERATED from the google.api.http annotations in proto/ "
-                                "by scripts/gen_openapi.py (make gen): do not edit."),
+                "description": INFO_DESCRIPTION,
+                "contact": CONTACT,
+                "license": LICENSE,
             },
-            "servers": [{"url": "/"}],
-            "tags": sorted(({"name": t} for t in {op["tags"][0] for p in paths.values() for op in p.values()}),
-                           key=lambda t: t["name"]),
+            "servers": [{"url": "/", "description": "the edge (Envoy) that serves this document"}],
+            "tags": tags,
             "paths": paths,
             "components": {
-                "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+                "securitySchemes": {"bearerAuth": {
+                    "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                    "description": "An access token from POST /v1/auth/login or /v1/auth/guest: "
+                                   "`authorization: Bearer <token>` (the scheme in any case)."}},
+                "responses": self._error_responses(),
                 "schemas": self.schemas,
             },
         }
 
+    def _error_responses(self) -> dict[str, Any]:
+        content = {"application/json": {"schema": _ref(STATUS)}}
+        responses = {name: {"description": text, "content": content} for name, text in ERRORS.values()}
+        responses["Error"] = {"description": "Any other error (5xx: UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL), "
+                                             "as a google.rpc.Status.", "content": content}
+        return responses
+
     def _status(self) -> None:
         self.schemas[STATUS] = {
             "type": "object",
-            "description": "The error model of gRPC and of this API: code (google.rpc.Code), message, details.",
+            "description": ("The error model of gRPC and of this API (AIP-193): code (google.rpc.Code), message, "
+                            "details. The first detail is a google.rpc.ErrorInfo whose reason says what went wrong "
+                            "(README, Errors); a google.rpc.BadRequest follows when fields are at fault."),
+            "required": ["code", "message"],
             "properties": {
-                "code": {"type": "integer", "format": "int32"},
-                "message": {"type": "string"},
-                "details": {"type": "array", "items": {
-                    "type": "object", "properties": {"@type": {"type": "string"}}, "additionalProperties": True}},
+                "code": {"type": "integer", "format": "int32", "description": "google.rpc.Code, e.g. 3 for "
+                                                                              "INVALID_ARGUMENT."},
+                "message": {"type": "string", "description": "What went wrong, for a developer to read."},
+                "details": {"type": "array", "items": {"oneOf": [_ref("google.rpc.ErrorInfo"),
+                                                                  _ref("google.rpc.BadRequest")]}},
+            },
+        }
+        self.schemas["google.rpc.ErrorInfo"] = {
+            "type": "object", "description": "Why the call failed, for programs to act on.",
+            "required": ["@type", "reason", "domain"],
+            "properties": {
+                "@type": {"type": "string", "enum": ["type.googleapis.com/google.rpc.ErrorInfo"]},
+                "reason": {"type": "string", "description": "UPPER_SNAKE_CASE, e.g. OUT_OF_STOCK, TOKEN_EXPIRED.",
+                           "example": "PRODUCT_NOT_FOUND"},
+                "domain": {"type": "string", "enum": ["commerce-mesh"]},
+                "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        }
+        self.schemas["google.rpc.BadRequest"] = {
+            "type": "object", "description": "The request fields at fault, as the request spelled them.",
+            "required": ["@type", "fieldViolations"],
+            "properties": {
+                "@type": {"type": "string", "enum": ["type.googleapis.com/google.rpc.BadRequest"]},
+                "fieldViolations": {"type": "array", "items": {
+                    "type": "object", "properties": {
+                        "field": {"type": "string", "description": "Path of the field in lowerCamelCase, e.g. "
+                                                                   "product.price.amountMinor or lines[0].quantity."},
+                        "description": {"type": "string"}}}},
             },
         }
 

@@ -10,8 +10,9 @@ from commerce.common.v1 import money_pb2
 
 from services.cart.domain.catalog import EPOCH, Money, Product, Status, weight_grams
 from services.cart.domain.pricing import PricedCart, PricedLine
+from services.runtime.protos import EnumNames, money_pb
 
-_STATUSES = {number: Status(name.removeprefix("PRODUCT_STATUS_")) for name, number in cpb.ProductStatus.items()}
+_STATUSES = {number: Status(name) for number, name in EnumNames(cpb.ProductStatus, "PRODUCT_STATUS_").names.items()}
 
 
 def product_of(message: cpb.Product) -> Product:
@@ -22,8 +23,8 @@ def product_of(message: cpb.Product) -> Product:
                    message.update_time.ToDatetime(UTC) if message.HasField("update_time") else EPOCH)
 
 
-def money_pb(money: Money) -> money_pb2.Money:
-    return money_pb2.Money(currency_code=money.currency_code, amount_minor=money.amount_minor)
+def money_of(money: Money) -> money_pb2.Money:
+    return money_pb(money.currency_code, money.amount_minor)
 
 
 def line_pb(line: PricedLine) -> pb.CartLine:
@@ -34,15 +35,15 @@ def line_pb(line: PricedLine) -> pb.CartLine:
         message.unit_weight_grams = line.product.weight_grams
     total = line.line_total
     if total is not None and line.product is not None:
-        message.unit_price.CopyFrom(money_pb(line.product.price))
-        message.line_total.CopyFrom(money_pb(total))
+        message.unit_price.CopyFrom(money_of(line.product.price))
+        message.line_total.CopyFrom(money_of(total))
     return message
 
 
 def cart_pb(cart: PricedCart) -> pb.Cart:
     message = pb.Cart(
         name=f"carts/{cart.cart_id}" if cart.cart_id else "", cart_id=cart.cart_id, customer_id=cart.customer_id,
-        lines=[line_pb(line) for line in cart.lines], subtotal=money_pb(cart.subtotal),
+        lines=[line_pb(line) for line in cart.lines], subtotal=money_of(cart.subtotal),
         currency_code=cart.currency_code, item_count=cart.item_count,
         unavailable_lines=[line_pb(line) for line in cart.unavailable],
     )

@@ -11,6 +11,7 @@ an event of a tenant without a catalog schema creates the schema first.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from google.protobuf.message import Message
 
 from services.catalog.domain.reservation import confirmed_sale
 from services.catalog.inventory import sell_confirmed
+from services.catalog.store.reservations import lock_sales
 from services.runtime.db import Database
 from services.runtime.events.consumer import EventConsumer
 from services.runtime.events.naming import subject_pattern
@@ -27,6 +29,17 @@ from services.runtime.sql import Session
 
 DURABLE = "catalog-order-confirmed"
 EVENT = order_events_pb2.OrderConfirmed
+
+
+async def lock_together(session: Session, events: Sequence[Message], tenant_id: str) -> None:
+    """Several confirmed orders applied in one transaction: their reservations, then their
+    products' stock rows, are locked first, each in id order — the order every writer of
+    reservations and stock keeps (services/catalog/store/reservations.py) — instead of
+    reservation by reservation, which could wait for one the sweeper holds while holding a
+    stock row it needs (a deadlock)."""
+    orders = [event for event in events if isinstance(event, EVENT)]
+    await lock_sales(session, [o.order.order_id for o in orders],
+                     [line.product_id for o in orders for line in o.order.lines])
 
 
 async def on_order_confirmed(session: Session, event: Message, tenant_id: str) -> None:
@@ -41,4 +54,5 @@ def consumer(db: Database, settings: Settings, script_location: Path, *, durable
              **options: Any) -> EventConsumer:
     """The catalog's consumer of OrderConfirmed (``options``: EventConsumer's tuning, for tests)."""
     return EventConsumer(db, settings, durable=durable, subjects=[subject_pattern(EVENT.DESCRIPTOR)],
-                         handler=on_order_confirmed, script_location=script_location, **options)
+                         handler=on_order_confirmed, prepare=lock_together, script_location=script_location,
+                         **options)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from commerce.catalog.v1 import catalog_pb2 as pb
 from commerce.catalog.v1 import inventory_pb2
-from commerce.common.v1 import money_pb2
 
 from services.catalog.domain.imports import Entry, Outcome
 from services.catalog.domain.product import Money, Product, ProductInput
@@ -12,10 +11,9 @@ from services.catalog.domain.reservation import Line, Reservation, ReservationSt
 from services.catalog.domain.stock import StockLevel
 from services.catalog.searches import Listing, ListRequest
 from services.catalog.store.search_settings import Settings
+from services.runtime.protos import EnumNames, money_pb
 
-_STATUS_PREFIX = "PRODUCT_STATUS_"
-_STATUS_NUMBERS = {name.removeprefix(_STATUS_PREFIX): number for name, number in pb.ProductStatus.items()}
-_STATUS_NAMES = {number: name for name, number in _STATUS_NUMBERS.items()}
+_STATUSES = EnumNames(pb.ProductStatus, "PRODUCT_STATUS_")
 _RESERVATION_STATES = {
     ReservationState.HELD: inventory_pb2.RESERVATION_STATE_HELD,
     ReservationState.COMMITTED: inventory_pb2.RESERVATION_STATE_COMMITTED,
@@ -26,7 +24,7 @@ _RESERVATION_STATES = {
 
 def status_name(number: int) -> str:
     """"ACTIVE" for PRODUCT_STATUS_ACTIVE; an unknown number (open enums) as its digits."""
-    return _STATUS_NAMES.get(number, str(number))
+    return _STATUSES.name(number)
 
 
 def product_input(message: pb.Product) -> ProductInput:
@@ -42,8 +40,7 @@ def product_pb(product: Product) -> pb.Product:
     message = pb.Product(
         name=f"products/{product.product_id}", product_id=product.product_id, sku=f.sku, title=f.title,
         description=f.description, category=f.category, attributes=f.attributes,
-        price=money_pb2.Money(currency_code=f.price.currency_code, amount_minor=f.price.amount_minor),
-        status=_STATUS_NUMBERS[f.status.value],  # type: ignore[arg-type]
+        price=money_pb(f.price.currency_code, f.price.amount_minor), status=_STATUSES.number(f.status.value),
     )
     message.create_time.FromDatetime(product.create_time)
     message.update_time.FromDatetime(product.update_time)
@@ -102,12 +99,11 @@ def catalog_entry_pb(product: Product, on_hand: int) -> pb.CatalogEntry:
     return pb.CatalogEntry(product=product_pb(product), on_hand=on_hand)
 
 
-_OUTCOMES = {Outcome.CREATED: pb.IMPORT_OUTCOME_CREATED, Outcome.UPDATED: pb.IMPORT_OUTCOME_UPDATED,
-             Outcome.UNCHANGED: pb.IMPORT_OUTCOME_UNCHANGED, Outcome.FAILED: pb.IMPORT_OUTCOME_FAILED}
+_OUTCOMES = EnumNames(pb.ImportOutcome, "IMPORT_OUTCOME_")
 
 
 def import_outcome_pb(outcome: Outcome) -> pb.ImportOutcome:
-    return _OUTCOMES[outcome]
+    return _OUTCOMES.number(outcome.value)  # type: ignore[no-any-return]
 
 
 def search_settings_pb(settings: Settings, languages: list[str]) -> pb.SearchSettings:

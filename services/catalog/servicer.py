@@ -32,7 +32,7 @@ from services.catalog.searches import ProductSearch
 from services.runtime.context import require_tenant
 from services.runtime.errors import InvalidArgument
 from services.runtime.idempotency import key_for
-from services.runtime.interceptors import status_for
+from services.runtime.interceptors import status_for_caller
 
 SERVICE = pb.DESCRIPTOR.services_by_name["CatalogService"]
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
@@ -74,7 +74,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
                              context: Context) -> pb.ImportProductsResponse:
         _, tenant = require_tenant()
         results = await self._importer.import_products(tenant, [catalog_entry(e) for e in request.entries])
-        reply = pb.ImportProductsResponse(results=[_result_pb(r) for r in results])
+        reply = pb.ImportProductsResponse(results=[_result_pb(context, r) for r in results])
         for result in results:
             if result.outcome is Outcome.CREATED:
                 reply.created_count += 1
@@ -146,9 +146,9 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
 
 
 
-def _result_pb(result: Result) -> pb.ImportResult:
+def _result_pb(context: Context, result: Result) -> pb.ImportResult:
     message = pb.ImportResult(index=result.index, sku=result.sku, product_id=result.product_id,
                               outcome=import_outcome_pb(result.outcome))
     if result.error is not None:
-        message.error.CopyFrom(status_for(result.error))
+        message.error.CopyFrom(status_for_caller(context, result.error))
     return message

@@ -13,10 +13,11 @@ on it), so no one can pick another's bucket. Each
 kind keeps at most ``ratelimit_max_buckets`` buckets (least recently used evicted first).
 Buckets live in each Envoy process: N replicas allow N times the rate.
 
-A limited REST call gets 429 with a JSON google.rpc.Status (code 8, RESOURCE_EXHAUSTED),
-a limited gRPC call RESOURCE_EXHAUSTED; both carry ``x-ratelimit-limit/remaining/reset``
-and ``retry-after``. Envoy's own JWKS fetch (from 127.0.0.1 to this listener) is never
-limited, so tokens keep verifying whatever a local client does.
+A limited REST call gets 429 with a JSON google.rpc.Status (code 8, RESOURCE_EXHAUSTED,
+reason RATE_LIMITED: services/edge/refusals.py), a limited gRPC call RESOURCE_EXHAUSTED
+with the same details; both carry ``x-ratelimit-limit/remaining/reset`` and ``retry-after``.
+Envoy's own JWKS fetch (from 127.0.0.1 to this listener) is never limited, so tokens keep
+verifying whatever a local client does.
 """
 
 from __future__ import annotations
@@ -135,13 +136,3 @@ def ratelimit_filter(settings: Settings, jwks_path: str) -> dict[str, Any]:
         extension_config={"name": "envoy.filters.http.local_ratelimit", "typed_config": local_ratelimit(settings)},
         xds_matcher={"matcher_list": {"matchers": [{"predicate": self_fetch, "on_match": skip}]}},
     )
-
-
-def limited_reply() -> dict[str, Any]:
-    """The JSON google.rpc.Status of a limited REST call (only the rate limiter answers 429 itself)."""
-    return {
-        "code": 8,
-        "message": f"rate limit exceeded: retry after {RETRY_AFTER_SECONDS} s (see retry-after, x-ratelimit-*)",
-        "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "RATE_LIMITED",
-                     "domain": "commerce-mesh"}],
-    }

@@ -3,14 +3,17 @@
     python -m services.edge.render --out envoy/envoy.yaml
 
 One listener serves REST/JSON and native gRPC (HTTP/1.1 and h2c). Filters, in
-order: removal of client-sent x-commerce-sub/-tenant headers, jwt_authn (a present
-token must be valid, a missing one is left to the service; sets those headers from
-the token), local rate limits per user, tenant and client address (ratelimit.py),
-the body check (REST requests with a body only: meshinfo refuses unknown JSON
-fields, which the transcoder would silently drop), grpc_json_transcoder (REST -> gRPC, errors -> JSON
-google.rpc.Status), router. Envoy's own error replies (bad JSON, bad token,
-unknown path) are JSON google.rpc.Status too. Routes match gRPC paths: the
-transcoder rewrites REST paths and the route is chosen again afterwards.
+order: removal of client-sent x-commerce-sub/-tenant headers, the token gate (an
+authorization header that is not `Bearer <JWT>` is refused, as every service refuses
+it), jwt_authn (a present token must be valid, a missing one is left to the service;
+sets those headers from the token), local rate limits per user, tenant and client
+address (ratelimit.py), the body check (REST requests with a body only: meshinfo
+refuses what is not strict ProtoJSON, e.g. unknown fields, which the transcoder would
+silently drop), grpc_json_transcoder (REST -> gRPC, errors -> JSON google.rpc.Status),
+router. Envoy's own refusals get the same shape (refusals.py: a JSON google.rpc.Status
+with an ErrorInfo reason for REST, the matching gRPC status with the same details for
+native gRPC). Routes match gRPC paths: the transcoder rewrites REST paths and the
+route is chosen again afterwards.
 
 Timeouts: unary calls get ``edge_route_timeout_seconds`` (a client's shorter
 grpc-timeout wins); server-streaming methods (e.g. WatchOrder) get no route
@@ -26,15 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from services.edge.descriptors import EdgeService, edge_services, load_descriptor_set
-from services.edge.ratelimit import (
-    IDENTITY_HEADERS,
-    claim_to_headers,
-    limited_reply,
-    ratelimit_filter,
-    strip_identity_headers,
-)
+from services.edge.ratelimit import IDENTITY_HEADERS, claim_to_headers, ratelimit_filter, strip_identity_headers
+from services.edge.refusals import DOMAIN, MAX_BODY_BYTES, REFUSALS, Refusal
 from services.edge.yaml_text import dump
 from services.runtime.settings import Settings, load_settings
+from services.runtime.tokens import BEARER_PATTERN, TOKEN_LEEWAY_SECONDS
 
 ROOT = Path(__file__).resolve().parents[2]
 JWT_PROVIDER = "commerce"
@@ -119,8 +118,11 @@ def _route(cluster: str, *, prefix: str | None = None, path: str | None = None,
         "route": {
             "cluster": cluster,
             "timeout": _seconds(timeout_seconds),
-            # A client's grpc-timeout applies, capped by the route's own limit (0 = none).
-            "max_stream_duration": {"grpc_timeout_header_max": _seconds(timeout_seconds)},
+            # A client's grpc-timeout applies, capped by the route's own limit (0 = none). Without a
+            # grpc-timeout (REST calls, gRPC calls with no deadline) Envoy ignores the route timeout of a
+            # gRPC request: the stream's maximum duration is what bounds it then (504, UPSTREAM_TIMEOUT).
+            "max_stream_duration": {"max_stream_duration": _seconds(timeout_seconds),
+                                    "grpc_timeout_header_max": _seconds(timeout_seconds)},
         },
     }
 
@@ -149,7 +151,11 @@ def _jwt_authn(settings: Settings) -> dict[str, Any]:
     provider = {
         "issuer": settings.jwt_issuer,
         "audiences": [settings.jwt_audience],
-        "from_headers": [{"name": "authorization", "value_prefix": "Bearer "}],
+        # The token gate before this filter lets only `bearer <JWT>` through (the scheme in any case, one
+        # or more spaces): the token is whatever follows the first space, exactly what the services read.
+        "from_headers": [{"name": "authorization", "value_prefix": " "}],
+        "clock_skew_seconds": TOKEN_LEEWAY_SECONDS,
+        "require_expiration": True,
         # Services verify the token again: keep it on the request.
         "forward": True,
         "payload_in_metadata": "jwt_payload",
@@ -173,6 +179,19 @@ def _jwt_authn(settings: Settings) -> dict[str, Any]:
     )
 
 
+def _token_gate() -> dict[str, Any]:
+    """RBAC: an authorization header that is not `bearer <JWT>` (services/runtime/tokens.py's
+    BEARER_PATTERN, the services' own rule) is refused here, so no spelling escapes jwt_authn
+    and the per-user bucket while a service would accept it."""
+    malformed = {"and_rules": {"rules": [
+        {"header": {"name": "authorization", "present_match": True}},
+        {"not_rule": {"header": {"name": "authorization", "string_match": {"safe_regex": {"regex": BEARER_PATTERN}}}}},
+    ]}}
+    return _typed("envoy.extensions.filters.http.rbac.v3.RBAC", rules={
+        "action": "DENY", "policies": {"malformed-authorization": {"permissions": [malformed],
+                                                                   "principals": [{"any": True}]}}})
+
+
 def _body_check(settings: Settings) -> dict[str, Any]:
     """ext_authz to meshinfo's body check, skipped for gRPC and for requests without a body."""
     host, _ = _host_port(settings.address_of(MESHINFO))
@@ -183,7 +202,7 @@ def _body_check(settings: Settings) -> dict[str, Any]:
                            "timeout": "2s"},
             "path_prefix": "/check",
         },
-        with_request_body={"max_request_bytes": 1048576, "allow_partial_message": False},
+        with_request_body={"max_request_bytes": MAX_BODY_BYTES, "allow_partial_message": False},
         failure_mode_allow=False,
         status_on_error={"code": "ServiceUnavailable"},
         transport_api_version="V3",
@@ -212,35 +231,70 @@ def _body_check(settings: Settings) -> dict[str, Any]:
     )
 
 
-# Envoy's own error replies as JSON google.rpc.Status: HTTP status -> gRPC code.
-LOCAL_REPLY_CODES = {400: 3, 401: 16, 403: 7, 404: 5, 405: 12, 408: 4, 413: 8, 429: 8, 431: 8, 503: 14, 504: 4}
+def _cel(expression: str) -> dict[str, Any]:
+    return {"extension_filter": {"name": "envoy.access_loggers.extension_filters.cel", "typed_config": _typed(
+        "envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter", expression=expression)}}
+
+
+def _matches(refusal: Refusal) -> dict[str, Any]:
+    if isinstance(refusal.match, int):
+        return {"status_code_filter": {"comparison": {"op": "EQ", "value": {
+            "default_value": refusal.match, "runtime_key": f"edge.local_reply.{refusal.match}"}}}}
+    assert refusal.match is not None
+    return _cel(refusal.match)
+
+
+def _header(name: str, **match: Any) -> dict[str, Any]:
+    return {"header_filter": {"header": {"name": name, **match}}}
+
+
+# A native gRPC call (a transcoded REST call has a gRPC content-type by now, but also x-envoy-original-path).
+_GRPC = [_header("content-type", string_match={"prefix": "application/grpc"}),
+         _header("x-envoy-original-path", present_match=False)]
+_ADD = "OVERWRITE_IF_EXISTS_OR_ADD"
+_CHALLENGE = 'Bearer realm="commerce-mesh", error="invalid_token"'
+
+
+def _grpc_mapper(refusal: Refusal) -> dict[str, Any]:
+    """Trailers-only: grpc-status, grpc-message (the body) and the Status in grpc-status-details-bin."""
+    return {
+        "filter": {"and_filter": {"filters": [*_GRPC, _matches(refusal)]}},
+        "body": {"inline_string": refusal.message},
+        "headers_to_add": [
+            {"header": {"key": "grpc-status", "value": str(refusal.status().code)}, "append_action": _ADD},
+            {"header": {"key": "grpc-status-details-bin", "value": refusal.status_bin()}, "append_action": _ADD},
+        ],
+    }
+
+
+def _rest_mapper(refusal: Refusal) -> dict[str, Any]:
+    """A JSON google.rpc.Status with the refusal's HTTP status."""
+    message = refusal.message.replace("%", "%%") + (": %LOCAL_REPLY_BODY%" if refusal.with_detail else "")
+    mapper: dict[str, Any] = {
+        "filter": _matches(refusal),
+        "status_code": refusal.http_status,
+        "body_format_override": {"json_format": {
+            "code": refusal.code_number, "message": message,
+            "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": refusal.reason,
+                         "domain": DOMAIN}]},
+            "content_type": "application/json"},
+    }
+    if refusal.http_status == 401:
+        mapper["headers_to_add"] = [{"header": {"key": "www-authenticate", "value": _CHALLENGE}, "append_action": _ADD}]
+    return mapper
 
 
 def _local_replies() -> dict[str, Any]:
-    def header(name: str, **match: Any) -> dict[str, Any]:
-        return {"header_filter": {"header": {"name": name, **match}}}
-
-    def status_is(status: int) -> dict[str, Any]:
-        return {"status_code_filter": {"comparison": {
-            "op": "EQ", "value": {"default_value": status, "runtime_key": f"edge.local_reply.{status}"}}}}
-
-    keep = [
-        # The body check's refusal is a google.rpc.Status already.
-        {"filter": {"response_flag_filter": {"flags": ["UAEX"]}}},
-        # Native gRPC calls get grpc-status and grpc-message, not a body. (A transcoded
-        # REST call has a gRPC content-type by now, but also x-envoy-original-path.)
-        {"filter": {"and_filter": {"filters": [
-            header("content-type", string_match={"prefix": "application/grpc"}),
-            header("x-envoy-original-path", present_match=False),
-        ]}}},
-    ]
-    rewrite = [{
-        "filter": status_is(status),
-        "body_format_override": {
-            "json_format": limited_reply() if status == 429 else {"code": code, "message": "%LOCAL_REPLY_BODY%"},
-            "content_type": "application/json"},
-    } for status, code in LOCAL_REPLY_CODES.items()]
-    return {"mappers": [*keep, *rewrite]}
+    """Envoy's own refusals (services/edge/refusals.py): JSON google.rpc.Status for REST, the
+    matching gRPC status with the same details for native gRPC; the first mapper that matches wins."""
+    # The body check's refusal (meshinfo) is a google.rpc.Status already.
+    keep = [{"filter": _cel('response.code_details == "ext_authz_denied"')}]
+    mappers = []
+    for refusal in (r for r in REFUSALS if r.match is not None):
+        if refusal.grpc:
+            mappers.append(_grpc_mapper(refusal))
+        mappers.append(_rest_mapper(refusal))
+    return {"mappers": [*keep, *mappers]}
 
 
 def _transcoder(settings: Settings, services: list[EdgeService]) -> dict[str, Any]:
@@ -322,6 +376,7 @@ def _connection_manager(settings: Settings, services: list[EdgeService]) -> dict
         },
         http_filters=[
             {"name": "commerce.strip_identity_headers", "typed_config": _strip_headers()},
+            {"name": "commerce.token_gate", "typed_config": _token_gate()},
             {"name": "envoy.filters.http.jwt_authn", "typed_config": _jwt_authn(settings)},
             {"name": "commerce.ratelimit", "typed_config": ratelimit_filter(settings, JWKS_PATH)},
             {"name": "commerce.body_check", "typed_config": _body_check(settings)},

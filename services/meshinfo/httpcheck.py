@@ -1,6 +1,7 @@
 """The HTTP authorization endpoint Envoy's ext_authz asks about every REST
 request with a body: 200 lets it through, 400 refuses it with a JSON
-google.rpc.Status naming the unknown fields. It also serves a few static JSON
+google.rpc.Status (ErrorInfo reason, and BadRequest naming the fields when the
+refusal is about fields: bodycheck.py). It also serves a few static JSON
 documents (the OpenAPI document) by exact path. A minimal HTTP/1.1 server (keep-alive,
 Content-Length or chunked bodies) on asyncio: Envoy is its only client."""
 
@@ -12,7 +13,8 @@ from collections.abc import Mapping
 
 import structlog
 
-from services.meshinfo.bodycheck import BodyChecker, Violation
+from services.edge.refusals import DOMAIN, body_check
+from services.meshinfo.bodycheck import BodyChecker, BodyRefusal
 
 log = structlog.get_logger("commerce.meshinfo.bodycheck")
 # Envoy puts this before the original path of the request it asks about.
@@ -20,19 +22,16 @@ PATH_PREFIX = "/check"
 _MAX_HEAD = 64 * 1024
 
 
-def refusal(violations: list[Violation]) -> bytes:
-    fields = ", ".join(v.field for v in violations)
-    status = {
-        "code": 3,
-        "message": f"unknown field in the request body: {fields}",
-        "details": [
-            {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "UNKNOWN_FIELD",
-             "domain": "commerce-mesh", "metadata": {"fields": fields}},
-            {"@type": "type.googleapis.com/google.rpc.BadRequest",
-             "fieldViolations": [{"field": v.field, "description": v.description} for v in violations]},
-        ],
-    }
-    return json.dumps(status).encode()
+def refusal(refused: BodyRefusal) -> bytes:
+    """The JSON google.rpc.Status of a refused body."""
+    details: list[dict[str, object]] = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": refused.reason,
+                                         "domain": DOMAIN, "metadata": refused.metadata}]
+    if refused.violations:
+        details.append({"@type": "type.googleapis.com/google.rpc.BadRequest",
+                        "fieldViolations": [{"field": v.field, "description": v.description}
+                                            for v in refused.violations]})
+    code = body_check(refused.reason).code_number
+    return json.dumps({"code": code, "message": refused.message, "details": details}, separators=(",", ":")).encode()
 
 
 def _response(status: str, body: bytes = b"", content_type: str = "application/json") -> bytes:
@@ -68,12 +67,16 @@ class CheckServer:
         if document is not None and method in ("GET", "HEAD"):
             return _response("200 OK", document) if method == "GET" else _response("200 OK")
         path = target[len(PATH_PREFIX):] if target.startswith(PATH_PREFIX) else target
-        violations = self._checker.check(method, path, body)
-        if not violations:
+        try:
+            refused = self._checker.check(method, path, body)
+        except Exception:  # a bug: logged; the connection drops and Envoy answers 503 BODY_CHECK_UNAVAILABLE
+            log.exception("body check failed", method=method, path=path.split("?", 1)[0])
+            raise
+        if refused is None:
             return _response("200 OK")
-        log.info("refused unknown fields", method=method, path=path.split("?", 1)[0],
-                 fields=[v.field for v in violations])
-        return _response("400 Bad Request", refusal(violations))
+        log.info("refused a request body", method=method, path=path.split("?", 1)[0], reason=refused.reason,
+                 fields=[v.field for v in refused.violations])
+        return _response("400 Bad Request", refusal(refused))
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -5,14 +5,13 @@ from __future__ import annotations
 from commerce.order.v1 import order_pb2 as pb
 
 from services.order.domain.order import Address, Order, ReturnLine
-from services.order.peers import money
+from services.runtime.protos import EnumNames, money_pb
 
-_STATUS_NUMBERS = {name.removeprefix("ORDER_STATUS_"): number for name, number in pb.OrderStatus.items()}
-_STATUS_NAMES = {number: name for name, number in _STATUS_NUMBERS.items()}
+_STATUSES = EnumNames(pb.OrderStatus, "ORDER_STATUS_")
 
 
 def status_name(number: int) -> str:
-    return _STATUS_NAMES.get(number, str(number))
+    return _STATUSES.name(number)
 
 
 def address_of(message: pb.PlaceOrderRequest) -> Address | None:
@@ -32,14 +31,15 @@ def order_pb(order: Order) -> pb.Order:
     a = order.address
     message = pb.Order(
         name=f"orders/{order.order_id}", order_id=order.order_id, request_id=order.request_id,
-        customer_id=order.customer_id, status=_STATUS_NUMBERS[order.status.value],  # type: ignore[arg-type]
+        customer_id=order.customer_id, status=_STATUSES.number(order.status.value),
         lines=[pb.OrderLine(product_id=line.product_id, sku=line.sku, title=line.title, quantity=line.quantity,
-                            unit_price=money(c, line.unit_price_minor), line_total=money(c, line.line_total_minor))
+                            unit_price=money_pb(c, line.unit_price_minor),
+                            line_total=money_pb(c, line.line_total_minor))
                for line in order.lines],
         shipping_address=pb.Address(recipient=a.recipient, line1=a.line1, line2=a.line2, city=a.city,
                                     region=a.region, postal_code=a.postal_code, country_code=a.country_code),
-        subtotal=money(c, t.subtotal_minor), shipping=money(c, t.shipping_minor), tax=money(c, t.tax_minor),
-        total=money(c, t.total_minor), payment_id=order.payment_id, failure_reason=order.failure_reason,
+        subtotal=money_pb(c, t.subtotal_minor), shipping=money_pb(c, t.shipping_minor), tax=money_pb(c, t.tax_minor),
+        total=money_pb(c, t.total_minor), payment_id=order.payment_id, failure_reason=order.failure_reason,
         email=order.email, cancel_reason=order.cancel_reason,
     )
     message.create_time.FromDatetime(order.create_time)
@@ -56,7 +56,7 @@ def order_pb(order: Order) -> pb.Order:
         message.return_info.reason = r.reason
         message.return_info.lines.extend(pb.ReturnLine(product_id=line.product_id, quantity=line.quantity)
                                          for line in r.lines)
-        message.return_info.refund_amount.CopyFrom(money(c, r.refund_amount_minor))
+        message.return_info.refund_amount.CopyFrom(money_pb(c, r.refund_amount_minor))
         message.return_info.request_time.FromDatetime(r.request_time)
         if r.receive_time is not None:
             message.return_info.receive_time.FromDatetime(r.receive_time)

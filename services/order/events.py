@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.order.convert import order_pb
 from services.order.domain.order import Order
 from services.order.domain.status import OrderStatus
-from services.order.peers import money
 from services.runtime.events.outbox import emit
+from services.runtime.protos import money_pb
 
 # PENDING has none: OrderPlaced is no longer published (OrderConfirmed / OrderFailed carry the order).
 _BY_STATUS = {
@@ -33,5 +33,5 @@ async def status_changed(conn: AsyncConnection, tenant_id: str, order: Order, ca
 
 async def refunded(conn: AsyncConnection, tenant_id: str, order: Order, amount_minor: int) -> None:
     await emit(conn, ev.OrderRefunded(order=order_pb(order), payment_id=order.payment_id,
-                                      amount=money(order.totals.currency_code, amount_minor)),
+                                      amount=money_pb(order.totals.currency_code, amount_minor)),
                tenant_id=tenant_id, aggregate_id=order.order_id)

@@ -53,10 +53,6 @@ def _reason(error: grpc.aio.AioRpcError) -> str:
     return ""
 
 
-def money(currency_code: str, amount_minor: int) -> money_pb2.Money:
-    return money_pb2.Money(currency_code=currency_code, amount_minor=amount_minor)
-
-
 class Peers:
     def __init__(self, channels: dict[str, grpc.aio.Channel], service_metadata: ServiceMetadata,
                  deadline_seconds: float = 5.0) -> None:

@@ -39,11 +39,12 @@ from services.order.domain import saga as s
 from services.order.domain.order import Order
 from services.order.domain.saga import SagaState, Step
 from services.order.domain.status import OrderStatus
-from services.order.peers import Peers, RemoteError, money
+from services.order.peers import Peers, RemoteError
 from services.order.store import checkout as checkout_store
 from services.order.store import orders as store
 from services.runtime.db import Database
 from services.runtime.events.outbox import outbox_row
+from services.runtime.protos import money_pb
 
 log = structlog.get_logger("commerce.order.saga")
 # Called after each persisted step, and at checkout's milestones: RESERVE once the stock is
@@ -249,7 +250,7 @@ class SagaRunner:
     def _charge(self, tenant_id: str, order: Order, token: str) -> Pay:
         async def pay() -> Paid:
             oid = order.order_id
-            amount = money(order.totals.currency_code, order.totals.total_minor)
+            amount = money_pb(order.totals.currency_code, order.totals.total_minor)
             key = s.idempotency_key(oid, "charge")
             try:
                 payment = await self._retrying(tenant_id, oid, s.CHECKOUT_STEPS,
@@ -310,7 +311,7 @@ class SagaRunner:
 
     async def _refund(self, tenant_id: str, oid: str, payment_id: str, amount_minor: int | None, purpose: str,
                       step: Step, currency: str = "") -> int:
-        amount = money(currency, amount_minor) if amount_minor is not None else None
+        amount = money_pb(currency, amount_minor) if amount_minor is not None else None
         try:
             answer = await self._retrying(tenant_id, oid, step, lambda: self._peers.refund(
                 tenant_id, payment_id, amount, purpose, s.idempotency_key(oid, purpose)))

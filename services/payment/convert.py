@@ -6,15 +6,14 @@ from commerce.common.v1 import money_pb2
 from commerce.payment.v1 import payment_pb2 as pb
 
 from services.payment.domain.payment import Money, Payment, Refund
+from services.runtime.protos import EnumNames, money_pb
 
-_PREFIX = "PAYMENT_STATUS_"
-_NUMBERS = {name.removeprefix(_PREFIX): number for name, number in pb.PaymentStatus.items()}
-_NAMES = {number: name for name, number in _NUMBERS.items()}
+_STATUSES = EnumNames(pb.PaymentStatus, "PAYMENT_STATUS_")
 
 
 def status_name(number: int) -> str:
     """"CAPTURED" for PAYMENT_STATUS_CAPTURED; an unknown number (open enums) as its digits."""
-    return _NAMES.get(number, str(number))
+    return _STATUSES.name(number)
 
 
 def money_in(message: money_pb2.Money) -> Money:
@@ -25,10 +24,6 @@ def optional_money(holder: object, field: str) -> Money | None:
     if not holder.HasField(field):  # type: ignore[attr-defined]
         return None
     return money_in(getattr(holder, field))
-
-
-def money_pb(currency_code: str, amount_minor: int) -> money_pb2.Money:
-    return money_pb2.Money(currency_code=currency_code, amount_minor=amount_minor)
 
 
 def refund_pb(refund: Refund, currency_code: str) -> pb.Refund:
@@ -42,7 +37,7 @@ def payment_pb(payment: Payment) -> pb.Payment:
     c = payment.currency_code
     message = pb.Payment(
         name=f"payments/{payment.payment_id}", payment_id=payment.payment_id, order_id=payment.order_id,
-        status=_NUMBERS[payment.status.value],  # type: ignore[arg-type]
+        status=_STATUSES.number(payment.status.value),
         amount=money_pb(c, payment.amount_minor), captured_amount=money_pb(c, payment.captured_minor),
         refunded_amount=money_pb(c, payment.refunded_minor), provider=payment.provider,
         provider_reference=payment.provider_reference, decline_reason=payment.decline_reason,

@@ -7,9 +7,10 @@ from __future__ import annotations
 from commerce.payment.v1 import payment_events_pb2 as ev
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.payment.convert import money_pb, payment_pb, refund_pb
+from services.payment.convert import payment_pb, refund_pb
 from services.payment.domain.payment import Payment, PaymentStatus, Refund
 from services.runtime.events.outbox import OutboxRow, emit, outbox_row
+from services.runtime.protos import money_pb
 
 
 def _captured(payment: Payment) -> ev.PaymentCaptured:

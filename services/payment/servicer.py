@@ -20,6 +20,7 @@ from services.payment.payments import Payments, Refunded, Reply
 from services.runtime.context import require_tenant
 from services.runtime.errors import NotFound
 from services.runtime.idempotency import IdempotencyKey, key_for
+from services.runtime.validation import Violations
 
 SERVICE = pb.DESCRIPTOR.services_by_name["PaymentService"]
 PROCESSING = pb.DESCRIPTOR.services_by_name["PaymentProcessingService"]
@@ -67,7 +68,7 @@ class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
 
     async def HandleProviderWebhook(self, request: pb.HandleProviderWebhookRequest,
                                     context: Context) -> pb.HandleProviderWebhookResponse:
-        v = requests.Violations()
+        v = Violations()
         if not request.provider:
             v.add("provider", "is required")
         if not request.tenant_id:

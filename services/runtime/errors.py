@@ -4,6 +4,7 @@ This module imports no gRPC so the domain can use it freely."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -33,14 +34,40 @@ class InvalidArgument(DomainError):
     default_reason = "INVALID_ARGUMENT"
 
     def __init__(self, violations: Sequence[FieldViolation], *, reason: str | None = None) -> None:
-        fields = ", ".join(v.field for v in violations)
-        first = violations[0].description if violations else ""
-        super().__init__(f"invalid {fields}: {first}", reason=reason)
+        super().__init__(invalid_message(violations), reason=reason)
         self.violations = list(violations)
 
     @classmethod
     def field(cls, field: str, description: str) -> InvalidArgument:
         return cls([FieldViolation(field, description)])
+
+
+def invalid_message(violations: Sequence[FieldViolation]) -> str:
+    fields = ", ".join(v.field for v in violations)
+    first = violations[0].description if violations else ""
+    return f"invalid {fields}: {first}"
+
+
+_NAME_OR_KEY = re.compile(r"\[[^\]]*\]|[A-Za-z0-9_]+")
+
+
+def json_path(path: str) -> str:
+    """A field path as REST/JSON spells it ("lines[0].product_id" -> "lines[0].productId"), as
+    BadRequest.FieldViolation asks for JSON requests; map keys in brackets stay as they are."""
+    def camel(match: re.Match[str]) -> str:
+        name = match.group(0)
+        if name.startswith("["):
+            return name
+        head, *rest = name.split("_")
+        return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+    return _NAME_OR_KEY.sub(camel, path)
+
+
+def in_json_names(error: InvalidArgument) -> InvalidArgument:
+    """The same refusal with its field paths (and message) as a REST caller spells them."""
+    return InvalidArgument([FieldViolation(json_path(v.field), v.description) for v in error.violations],
+                           reason=error.reason)
 
 
 class NotFound(DomainError):
@@ -78,6 +105,11 @@ class Unauthenticated(DomainError):
 class ResourceExhausted(DomainError):
     code = "RESOURCE_EXHAUSTED"
     default_reason = "RESOURCE_EXHAUSTED"
+
+
+class Unimplemented(DomainError):
+    code = "UNIMPLEMENTED"
+    default_reason = "UNKNOWN_METHOD"
 
 
 class Unavailable(DomainError):

@@ -17,7 +17,6 @@ retries of one request queue behind the first and then see its answer.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -27,8 +26,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.runtime.errors import FailedPrecondition, InvalidArgument
+from services.runtime.validation import REQUEST_ID, REQUEST_ID_RULE
 
-REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 M = TypeVar("M", bound=Message)
 
 metadata = MetaData()
@@ -55,8 +54,8 @@ def key_for(method: str, request: Message, field: str = "request_id") -> Idempot
     request_id = getattr(request, field)
     if not request_id:
         return None
-    if not REQUEST_ID_PATTERN.fullmatch(request_id):
-        raise InvalidArgument.field(field, "1-128 of A-Z a-z 0-9 _ . : - (a UUID is a good choice)")
+    if not REQUEST_ID.fullmatch(request_id):
+        raise InvalidArgument.field(field, REQUEST_ID_RULE)
     copy = type(request)()
     copy.CopyFrom(request)
     copy.ClearField(field)

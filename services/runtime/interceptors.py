@@ -17,9 +17,16 @@ from prometheus_client import Counter, Histogram
 
 from services.runtime.access import AccessRule
 from services.runtime.context import ANONYMOUS, Caller, reset_caller, set_caller
-from services.runtime.errors import DomainError, InvalidArgument, PermissionDenied, Unauthenticated
+from services.runtime.errors import (
+    DomainError,
+    InvalidArgument,
+    PermissionDenied,
+    Unauthenticated,
+    Unimplemented,
+    in_json_names,
+)
 from services.runtime.events.tracing import reset_traceparent, set_traceparent
-from services.runtime.tokens import TokenVerifier
+from services.runtime.tokens import TokenVerifier, bearer_token
 
 log = structlog.get_logger("commerce.rpc")
 ERROR_DOMAIN = "commerce-mesh"
@@ -49,8 +56,21 @@ def status_for(error: DomainError) -> status_pb2.Status:
     return status_pb2.Status(code=code, message=error.message, details=details)
 
 
+def _transcoded(context: grpc.aio.ServicerContext[Any, Any]) -> bool:
+    """A REST call through the edge's transcoder (Envoy adds x-envoy-original-path)."""
+    return any(key == "x-envoy-original-path" for key, _ in context.invocation_metadata() or ())
+
+
+def status_for_caller(context: grpc.aio.ServicerContext[Any, Any], error: DomainError) -> status_pb2.Status:
+    """``status_for``, with BadRequest naming fields as the caller sent them: lowerCamelCase
+    in a JSON body or query (a REST call), as in the proto for native gRPC."""
+    if isinstance(error, InvalidArgument) and _transcoded(context):
+        error = in_json_names(error)
+    return status_for(error)
+
+
 async def abort_with(context: grpc.aio.ServicerContext[Any, Any], error: DomainError) -> None:
-    status = status_for(error)
+    status = status_for_caller(context, error)
     await context.abort(
         grpc.StatusCode[error.code],
         status.message,
@@ -84,19 +104,30 @@ def _check_decoded(request: Any) -> None:
         raise InvalidArgument.field("request", f"is not a valid message: {request.error}")
 
 
+_TWICE = "\x00"  # stands for an authorization header sent twice: refused as malformed, as at the edge
+
+
 def _metadata(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
     """The call's text metadata, read once per call (token, x-tenant-id, traceparent)."""
-    return {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+    found: dict[str, str] = {}
+    for key, value in context.invocation_metadata() or ():
+        if isinstance(value, str):
+            found[key] = _TWICE if key == "authorization" and key in found else value
+    return found
 
 
 def _bearer(metadata: Mapping[str, str]) -> str | None:
     value = metadata.get("authorization")
-    if value is None:
-        return None
-    scheme, _, token = value.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("authorization must be 'Bearer <token>'", reason="MALFORMED_TOKEN")
-    return token.strip()
+    return None if value is None else bearer_token(value)
+
+
+async def _unknown_method(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    """A method this server does not have: UNIMPLEMENTED with the edge's reason (UNKNOWN_METHOD),
+    not gRPC's bare "Method not found!". Any arity: nothing is read."""
+    await abort_with(context, Unimplemented("no such method or path", reason="UNKNOWN_METHOD"))
+
+
+_UNKNOWN_METHOD = grpc.stream_stream_rpc_method_handler(_unknown_method)
 
 
 class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -132,7 +163,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(details)
         method: str = details.method
-        if handler is None or method.startswith(_OPEN_PREFIXES):
+        if handler is None:
+            return _UNKNOWN_METHOD
+        if method.startswith(_OPEN_PREFIXES):
             return handler
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(

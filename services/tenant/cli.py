@@ -10,8 +10,9 @@ import sys
 from datetime import UTC, datetime
 
 from services.runtime.settings import load_settings
+from services.runtime.validation import Violations
 from services.tenant.app import open_platform
-from services.tenant.domain.validation import Violations
+from services.tenant.domain import validation
 from services.tenant.keys import KeyStore
 from services.tenant.passwords import Passwords
 
@@ -32,8 +33,8 @@ def _password(env_var: str | None) -> str:
 
 async def create_admin(email: str, password_env: str | None, display_name: str, reset: bool) -> int:
     v = Violations()
-    clean_email = v.email("email", email)
-    v.text("display-name", display_name, max_len=200, required=False)
+    clean_email = validation.email(v, "email", email)
+    v.text("display-name", display_name, max_len=200, required=False, trimmed=True)
     try:
         v.raise_if_any()
     except Exception as exc:
@@ -47,7 +48,7 @@ async def create_admin(email: str, password_env: str | None, display_name: str, 
             return 0
         password = _password(password_env)
         checked = Violations()
-        checked.new_password("password", password)
+        validation.new_password(checked, "password", password)
         try:
             checked.raise_if_any()
         except Exception as exc:

@@ -8,7 +8,7 @@ from commerce.cart.v1 import cart_pb2 as pb
 from commerce.cart.v1 import cart_pb2_grpc
 
 from tests.cart.conftest import Shop, new_shop
-from tests.catalog.harness import error_details
+from tests.errors import error_details
 from tests.tokens import TestKeys
 
 

@@ -10,7 +10,8 @@ from commerce.cart.v1 import cart_pb2 as pb
 
 from services.runtime.db import Database
 from tests.cart.conftest import Shop
-from tests.catalog.harness import count_rows, error_details, violated_fields
+from tests.catalog.harness import count_rows
+from tests.errors import error_details, violated_fields
 
 PRODUCT = "prd_01JZZZZZZZZZZZZZZZZZZZZZZZ"
 Call = Callable[[Shop], Awaitable[object]]

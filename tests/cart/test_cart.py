@@ -8,7 +8,7 @@ from commerce.cart.v1 import cart_pb2 as pb
 from commerce.catalog.v1 import catalog_pb2 as cpb
 
 from tests.cart.conftest import Shop
-from tests.catalog.harness import error_details
+from tests.errors import error_details
 
 
 async def test_a_shopper_without_a_cart_gets_an_empty_one(shop: Shop) -> None:

@@ -23,7 +23,7 @@ from services.cart.catalog_copy import DURABLE
 from services.runtime.db import Database, schema_for
 from services.runtime.events import naming
 from tests.cart.conftest import Shop, blind, copied_version, new_shop
-from tests.catalog.harness import error_details
+from tests.errors import error_details
 from tests.tokens import TestKeys
 
 WAIT_SECONDS = 10.0

@@ -13,7 +13,8 @@ from commerce.cart.v1 import cart_pb2 as pb
 
 from services.runtime.db import Database, schema_for
 from tests.cart.conftest import Shop, blind, copied_version
-from tests.catalog.harness import count_rows, error_details
+from tests.catalog.harness import count_rows
+from tests.errors import error_details
 
 
 async def forget(cart_db: Database, tenant: str, product_id: str) -> None:

@@ -5,12 +5,8 @@ google.rpc details of a failed call."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import grpc
 from commerce.tenant.v1 import provisioning_pb2, provisioning_pb2_grpc
-from google.protobuf import any_pb2
-from google.rpc import error_details_pb2, status_pb2
 from sqlalchemy import text
 
 from services.catalog.app import MIGRATIONS, assemble
@@ -54,20 +50,3 @@ async def outbox(db: Database, tenant: str) -> list[tuple[str, str, bytes]]:
         return [(r.event_type, r.subject, bytes(r.payload)) for r in rows]
 
 
-def error_details(error: grpc.aio.AioRpcError) -> tuple[error_details_pb2.ErrorInfo, error_details_pb2.BadRequest]:
-    """The google.rpc details the interceptor attached to a failed call."""
-    raw = dict(error.trailing_metadata() or ()).get("grpc-status-details-bin")
-    assert raw is not None, f"no rich status on {error.code()}: {error.details()}"
-    status = status_pb2.Status.FromString(raw if isinstance(raw, bytes) else raw.encode())
-    info, bad = error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest()
-    detail: any_pb2.Any
-    for detail in status.details:
-        if detail.Is(info.DESCRIPTOR):
-            detail.Unpack(info)
-        elif detail.Is(bad.DESCRIPTOR):
-            detail.Unpack(bad)
-    return info, bad
-
-
-def violated_fields(error: grpc.aio.AioRpcError) -> Sequence[str]:
-    return [v.field for v in error_details(error)[1].field_violations]

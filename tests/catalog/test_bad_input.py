@@ -10,7 +10,8 @@ from google.protobuf import field_mask_pb2
 
 from services.runtime.db import Database
 from tests.catalog.conftest import Shop, product
-from tests.catalog.harness import count_rows, error_details, violated_fields
+from tests.catalog.harness import count_rows
+from tests.errors import error_details, violated_fields
 
 
 def _with(**changes: object) -> pb.Product:

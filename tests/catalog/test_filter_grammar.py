@@ -26,7 +26,7 @@ from services.catalog.domain.filtering import AllOf, AnyOf, Compare, Expr, HasKe
 from services.catalog.domain.product import ProductStatus
 from services.runtime.errors import InvalidArgument
 from tests.catalog.conftest import Shop, new_shop, product
-from tests.catalog.harness import error_details
+from tests.errors import error_details
 
 EXAMPLES = 60
 KEYS = ["color", "size", "weight", "screen size", "ünï", "a-b", "x'y", 'q"uote', "missing"]

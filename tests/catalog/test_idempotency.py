@@ -12,7 +12,8 @@ from google.protobuf import field_mask_pb2
 
 from services.runtime.db import Database
 from tests.catalog.conftest import Shop, product
-from tests.catalog.harness import count_rows, error_details, violated_fields
+from tests.catalog.harness import count_rows
+from tests.errors import error_details, violated_fields
 
 
 async def test_retried_create_returns_the_same_product_and_one_row(shop: Shop, catalog_db: Database) -> None:

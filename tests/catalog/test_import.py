@@ -15,7 +15,8 @@ from google.rpc import error_details_pb2
 
 from services.runtime.db import Database
 from tests.catalog.conftest import Shop, Stockroom, product
-from tests.catalog.harness import count_rows, outbox, violated_fields
+from tests.catalog.harness import count_rows, outbox
+from tests.errors import violated_fields
 
 
 def _entry(sku: str, on_hand: int | None = None, **fields: object) -> pb.CatalogEntry:

@@ -12,7 +12,8 @@ from commerce.catalog.v1 import inventory_pb2 as inv
 
 from services.runtime.db import Database
 from tests.catalog.conftest import Stockroom
-from tests.catalog.harness import count_rows, error_details, violated_fields
+from tests.catalog.harness import count_rows
+from tests.errors import error_details, violated_fields
 
 HELD, COMMITTED = inv.RESERVATION_STATE_HELD, inv.RESERVATION_STATE_COMMITTED
 RELEASED = inv.RESERVATION_STATE_RELEASED

@@ -9,7 +9,8 @@ import grpc
 
 from services.runtime.db import Database
 from tests.catalog.conftest import Stockroom
-from tests.catalog.harness import count_rows, error_details
+from tests.catalog.harness import count_rows
+from tests.errors import error_details
 
 
 async def test_twenty_buyers_for_the_last_seven_units_exactly_seven_get_one(stockroom: Stockroom,

@@ -15,7 +15,8 @@ from sqlalchemy import text
 
 from services.runtime.db import Database, schema_for
 from tests.catalog.conftest import Stockroom
-from tests.catalog.harness import error_details, outbox
+from tests.catalog.harness import outbox
+from tests.errors import error_details
 
 
 async def wait_for_state(stockroom: Stockroom, reservation_id: str, pid: str, state: int,

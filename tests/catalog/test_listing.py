@@ -12,7 +12,7 @@ import pytest
 from commerce.catalog.v1 import catalog_pb2 as pb
 
 from tests.catalog.conftest import Shop
-from tests.catalog.harness import violated_fields
+from tests.errors import violated_fields
 
 
 async def _all_pages(shop: Shop, request: pb.ListProductsRequest) -> tuple[list[str], int]:

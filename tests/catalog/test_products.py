@@ -11,7 +11,8 @@ from google.protobuf import field_mask_pb2
 
 from services.runtime.db import Database
 from tests.catalog.conftest import Shop, product
-from tests.catalog.harness import count_rows, error_details
+from tests.catalog.harness import count_rows
+from tests.errors import error_details
 
 MISSING_ID = "prd_01JDAAAAAAAAAAAAAAAAAAAAAA"
 

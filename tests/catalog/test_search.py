@@ -20,7 +20,8 @@ from services.catalog.store import search as search_store
 from services.runtime.db import Database
 from services.runtime.settings import Settings
 from tests.catalog.conftest import Shop, product
-from tests.catalog.harness import start_catalog, violated_fields
+from tests.catalog.harness import start_catalog
+from tests.errors import violated_fields
 from tests.tokens import TestKeys
 
 

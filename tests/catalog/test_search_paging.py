@@ -15,7 +15,7 @@ from commerce.common.v1 import money_pb2
 from google.protobuf import field_mask_pb2
 
 from tests.catalog.conftest import Shop, product
-from tests.catalog.harness import violated_fields
+from tests.errors import violated_fields
 
 ORDERS = [("", ""), ("", "price"), ("", "price desc"), ("", "create_time desc"), ("", "title"),
           ("", "title desc"), ("pebble", ""), ("pebble", "relevance desc"), ("pebble", "price desc")]

@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from services.runtime.db import Database, schema_for
 from tests.catalog.conftest import Shop
-from tests.catalog.harness import error_details, violated_fields
+from tests.errors import error_details, violated_fields
 
 
 async def _stock(shop: Shop, product_id: str) -> pb.StockLevel:

@@ -13,11 +13,11 @@ import pytest
 from commerce.catalog.v1 import catalog_pb2, catalog_pb2_grpc, inventory_pb2, inventory_pb2_grpc
 from commerce.common.v1 import money_pb2
 from commerce.tenant.v1 import tenant_pb2, tenant_pb2_grpc
-from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.devmesh.mesh import ROOT, Mesh
 from tests.e2e.harness import Shop
+from tests.errors import violated_fields
 from tests.tokens import TestKeys
 
 Metadata = tuple[tuple[str, str], ...]
@@ -61,17 +61,6 @@ async def create(stubs: Stubs, metadata: Metadata, product: catalog_pb2.Product)
     return made
 
 
-def violations(error: grpc.aio.AioRpcError) -> list[str]:
-    raw = dict(error.trailing_metadata() or ()).get("grpc-status-details-bin")
-    assert isinstance(raw, bytes), "no google.rpc.Status details"
-    fields = []
-    for detail in status_pb2.Status.FromString(raw).details:
-        bad = error_details_pb2.BadRequest()
-        if detail.Unpack(bad):
-            fields += [v.field for v in bad.field_violations]
-    return fields
-
-
 async def test_seller_logs_in_creates_and_reads_a_product(stubs: Stubs, shop_a: Shop) -> None:
     seller = await login(stubs, shop_a.tenant_id, shop_a.seller.email, shop_a.seller.password)
     made = await create(stubs, seller, new_product(title="Teapot"))
@@ -109,7 +98,7 @@ async def test_an_invalid_field_is_invalid_argument_naming_the_field(stubs: Stub
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await create(stubs, shop_a.seller.metadata, new_product(price_minor=-5))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert any("price" in field for field in violations(caught.value))
+    assert any("price" in field for field in violated_fields(caught.value))
 
 
 async def test_no_token_is_unauthenticated(stubs: Stubs) -> None:

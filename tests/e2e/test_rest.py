@@ -172,11 +172,16 @@ def test_search_with_filter_order_and_facets_through_the_edge(rest: httpx.Client
 def test_import_and_export_through_the_edge(rest: httpx.Client, shop_a: Shop) -> None:
     sku = f"REST-IMP-{uuid.uuid4().hex[:6]}"
     reply = rest.post("/v1/products:import", headers=shop_a.seller.auth, json={"entries": [
-        {"product": product_json(sku), "onHand": "7"}, {"product": {**product_json(), "title": ""}}]})
+        {"product": product_json(sku), "onHand": "7"}, {"product": {**product_json(), "title": ""}},
+        {"product": {**product_json(), "price": {"currencyCode": "XXX", "amountMinor": "1"}}}]})
     assert reply.status_code == 200, reply.text
     body = reply.json()
-    assert [r["outcome"] for r in body["results"]] == ["IMPORT_OUTCOME_CREATED", "IMPORT_OUTCOME_FAILED"]
-    assert body["results"][1]["error"]["code"] == 3 and body["createdCount"] == 1 and body["failedCount"] == 1
+    assert [r["outcome"] for r in body["results"]] == ["IMPORT_OUTCOME_CREATED"] + ["IMPORT_OUTCOME_FAILED"] * 2
+    assert body["results"][1]["error"]["code"] == 3 and body["createdCount"] == 1 and body["failedCount"] == 2
+    # an entry's error names its fields as REST spells them, like a refusal of the whole call
+    bad = body["results"][2]["error"]["details"][1]
+    assert bad["@type"].endswith("google.rpc.BadRequest"), body
+    assert [v["field"] for v in bad["fieldViolations"]] == ["product.price.currencyCode"], body
     exported = rest.get("/v1/products:export", headers=shop_a.seller.auth, params={"batchSize": "1000"})
     assert exported.status_code == 200, exported.text
     entries = [e for message in exported.json() for e in message["entries"]]

@@ -159,14 +159,51 @@ async def test_body_check_reads_the_body_as_the_message_the_binding_names(world:
     assert status == 400 and "product.requestId" in str(reply["message"])
 
 
-async def test_body_check_lets_known_fields_and_non_json_through(world: World) -> None:
+async def test_body_check_lets_known_fields_through_by_either_name(world: World) -> None:
     port = world.meshinfo.check_port
     login = b'{"tenantId": "demo", "email": "a@b.test", "password": "secret-secret"}'
     assert (await _ask_body_check(port, "POST", "/v1/auth/login", login))[0] == 200
     assert (await _ask_body_check(port, "POST", "/v1/auth/login", b'{"tenant_id": "demo"}'))[0] == 200
-    # malformed JSON is the transcoder's to refuse, with its own message
-    assert (await _ask_body_check(port, "POST", "/v1/auth/login", b'{"tenantId": '))[0] == 200
+    assert (await _ask_body_check(port, "POST", "/v1/auth/login", b""))[0] == 200  # an empty message
 
+
+STRICT = [  # body of PUT /v1/products/p1/stock (SetStockRequest: onHand int64, requestId) -> reason
+    (b'{"onHand": "5", "requestId": "r",}', "MALFORMED_JSON"),
+    (b"{'onHand': '5'}", "MALFORMED_JSON"),
+    (b'{onHand: "5"}', "MALFORMED_JSON"),
+    (b'{"onHand": "5" /* comment */}', "MALFORMED_JSON"),
+    (b'{"onHand": NaN}', "MALFORMED_JSON"),
+    (b'{"onHand": Infinity}', "MALFORMED_JSON"),
+    (b'{"requestId": "\xff"}', "MALFORMED_JSON"),
+    (b'{"requestId": "\\ud800"}', "MALFORMED_JSON"),
+    (b'{"onHand": ', "MALFORMED_JSON"),
+    (b'{"onHand": "5", "onHand": "6"}', "DUPLICATE_FIELD"),
+    (b'{"onHand": "5", "on_hand": "6"}', "DUPLICATE_FIELD"),
+    (b'{"onHand": "5", "x": ' + b"[" * 40 + b"]" * 40 + b"}", "JSON_TOO_DEEP"),
+    (b"[" * 10_000 + b"]" * 10_000, "JSON_TOO_DEEP"),
+    (b'{"onHand": "5", "colour": "red"}', "UNKNOWN_FIELD"),
+    (b'{"onHand": 1.5}', "INVALID_FIELD_VALUE"),
+    (b'{"onHand": "x"}', "INVALID_FIELD_VALUE"),
+    (b'{"requestId": 7}', "INVALID_FIELD_VALUE"),
+    (b'["5"]', "INVALID_FIELD_VALUE"),
+]
+
+
+@pytest.mark.parametrize(("body", "reason"), STRICT)
+async def test_body_check_refuses_what_protojson_refuses_with_its_reason(world: World, body: bytes,
+                                                                          reason: str) -> None:
+    status, reply = await _ask_body_check(world.meshinfo.check_port, "PUT", "/v1/products/p1/stock", body)
+    assert status == 400, reply
+    assert reply["code"] == 3 and reply["message"]
+    info = reply["details"][0]  # type: ignore[index]
+    assert (info["@type"], info["reason"], info["domain"]) == (
+        "type.googleapis.com/google.rpc.ErrorInfo", reason, "commerce-mesh")
+
+
+async def test_body_check_lets_protojson_forms_through(world: World) -> None:
+    for body in (b'{"onHand": 5}', b'{"onHand": "5"}', b'{"onHand": 5e0}', b'{"on_hand": "5", "requestId": null}',
+                 b' {"onHand": "5"} '):
+        assert (await _ask_body_check(world.meshinfo.check_port, "PUT", "/v1/products/p1/stock", body))[0] == 200
 
 
 def test_body_check_leaves_a_raw_http_body_alone() -> None:
@@ -174,6 +211,7 @@ def test_body_check_leaves_a_raw_http_body_alone() -> None:
     checker = BodyChecker(files, mesh_pool(files), ["commerce.payment.v1.PaymentService"])
     # The payment webhook's body is a google.api.HttpBody: the provider's bytes, signed as they are.
     webhook = b'{"event_id": "evt_1", "type": "payment.captured", "provider_reference": "x", "anything": 1}'
-    assert checker.check("POST", "/v1/payments/webhooks/sandbox/demo", webhook) == []
+    assert checker.check("POST", "/v1/payments/webhooks/sandbox/demo", webhook) is None
     # while a JSON body of the same service is still checked
-    assert [v.field for v in checker.check("POST", "/v1/payments/p1:refund", b'{"cents": 1}')] == ["cents"]
+    refused = checker.check("POST", "/v1/payments/p1:refund", b'{"cents": 1}')
+    assert refused is not None and [v.field for v in refused.violations] == ["cents"]

@@ -13,7 +13,6 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,37 +21,19 @@ import grpc
 import httpx
 import pytest
 from commerce.catalog.v1 import catalog_pb2, catalog_pb2_grpc
-from commerce.tenant.v1 import tenant_pb2, tenant_pb2_grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from services.devmesh.envoy import Envoy
-from services.devmesh.probes import wait_for
-from services.edge.render import ROOT, config, render
+from services.edge.render import ROOT, config
 from services.runtime.settings import Settings
 from tests.conftest import free_port
+from tests.edge.harness import running_edge
+from tests.errors import reason_of
 from tests.tokens import TestKeys
 
 USER_BURST, USER_RATE = 3, 1
 TENANT_BURST, TENANT_RATE = 6, 2
 ANON_BURST, ANON_RATE = 3, 1
 ROOMY = "roomy"  # a tenant with an override: its users meet their own limit first
-CATALOG = "commerce.catalog.v1.CatalogService"
-TENANT = "commerce.tenant.v1.TenantService"
-
-
-class Tenants(tenant_pb2_grpc.TenantServiceServicer):
-    def __init__(self, keys: TestKeys) -> None:
-        self.jwk = tenant_pb2.Jwk(**{k: keys.jwk[k] for k in ("kty", "kid", "use", "alg", "n", "e")})
-
-    def GetJwks(self, request: tenant_pb2.GetJwksRequest, context: grpc.ServicerContext) -> tenant_pb2.GetJwksResponse:
-        return tenant_pb2.GetJwksResponse(keys=[self.jwk])
-
-
-class Catalog(catalog_pb2_grpc.CatalogServiceServicer):
-    def GetProduct(self, request: catalog_pb2.GetProductRequest,
-                   context: grpc.ServicerContext) -> catalog_pb2.GetProductResponse:
-        product = catalog_pb2.Product(name=f"products/{request.product_id}", product_id=request.product_id)
-        return catalog_pb2.GetProductResponse(product=product)
 
 
 @dataclass
@@ -80,44 +61,15 @@ def limited_settings(**ports: int) -> Settings:
     })
 
 
-def upstream_server(keys: TestKeys, port: int) -> grpc.Server:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-    tenant_pb2_grpc.add_TenantServiceServicer_to_server(Tenants(keys), server)
-    catalog_pb2_grpc.add_CatalogServiceServicer_to_server(Catalog(), server)
-    health_servicer = health.HealthServicer()
-    for name in ("", TENANT, CATALOG):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    server.start()
-    return server
-
-
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     folder = tmp_path_factory.mktemp("ratelimit-edge")
     upstream = free_port()
     settings = limited_settings(tenant_port=upstream, catalog_port=upstream, meshinfo_port=upstream,
                                 envoy_port=free_port(), envoy_admin_port=free_port())
-    (folder / "envoy.yaml").write_text(render(settings))
-    envoy = Envoy(folder / "envoy.yaml", settings.envoy_admin_port, folder / "envoy.log", cwd=ROOT, concurrency=1)
-    # Envoy first: forking while this process runs a gRPC server can crash the child.
-    envoy.start()
     keys = TestKeys()
-    server = upstream_server(keys, upstream)
-    try:
-        def alive() -> str | None:
-            code = envoy.process.exit_code()
-            return None if code is None else f"Envoy exited ({code}): {envoy.process.log_tail()}"
-
-        wait_for("Envoy ready", envoy.live, 30, alive)
-        wait_for("upstream healthy", lambda: ", ".join(envoy.unhealthy_clusters(["tenant", "catalog"])) or None,
-                 30, alive)
-        wait_for("JWKS fetched", lambda: None if envoy.counter("jwks_fetch_success") else "not yet", 30, alive)
+    for envoy in running_edge(folder, settings, keys, upstream, ["tenant", "catalog"]):
         yield Edge(keys, envoy, settings.envoy_port)
-    finally:
-        envoy.stop()
-        server.stop(0)
 
 
 def get_product(client: httpx.Client, token: str | None = None, **headers: str) -> httpx.Response:
@@ -222,6 +174,24 @@ def test_a_limited_grpc_call_gets_resource_exhausted(edge: Edge) -> None:
     assert USER_BURST <= passed <= USER_BURST + math.ceil((time.monotonic() - started) * USER_RATE)
     trailers = dict(refused.trailing_metadata() or ())
     assert trailers.get("retry-after") == "1" and trailers.get("x-ratelimit-remaining") == "0"
+    assert reason_of(refused) == "RATE_LIMITED"  # the same google.rpc.Status as REST's, in grpc-status-details-bin
+
+
+def test_every_spelling_of_the_bearer_scheme_spends_the_users_own_bucket(edge: Edge) -> None:
+    # Whatever spelling a service accepts (RFC 6750: the scheme in any case), the edge counts the
+    # call against the token's user, never against the address as if it were anonymous.
+    token = edge.token(ROOMY)
+    spellings = iter(["Bearer ", "bearer ", "BEARER  ", "bEaReR "] * 10)
+    with edge.rest("127.0.0.6") as client:
+        _, refused = passes_until_limited(
+            lambda: client.get("/v1/products/prd_1", headers={"authorization": f"{next(spellings)}{token}"}),
+            USER_BURST, USER_RATE)
+        assert refused.headers["x-ratelimit-limit"] == str(USER_BURST)
+        # This address's anonymous bucket was not touched meanwhile.
+        assert get_product(client).headers["x-ratelimit-remaining"] == str(ANON_BURST - 1)
+        # A spelling no service accepts is refused at the edge, not let through as anonymous.
+        other = client.get("/v1/products/prd_1", headers={"authorization": f"Token {token}"})
+        assert other.status_code == 401 and other.json()["details"][0]["reason"] == "MALFORMED_TOKEN"
 
 
 def test_a_spoofed_identity_header_picks_no_one_elses_bucket(edge: Edge) -> None:

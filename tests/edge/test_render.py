@@ -15,7 +15,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from services.devmesh.envoy import envoy_binary
 from services.edge.descriptors import edge_service
 from services.edge.render import ROOT, config, render
+from services.runtime.errors import Unauthenticated
 from services.runtime.settings import Settings
+from services.runtime.tokens import BEARER_PATTERN, TOKEN_LEEWAY_SECONDS, bearer_token
 
 
 class DefaultSettings(Settings):
@@ -65,14 +67,18 @@ def _listener(cfg: dict[str, Any]) -> dict[str, Any]:
     return manager["typed_config"]  # type: ignore[no-any-return]
 
 
-def test_filters_run_header_strip_jwt_ratelimit_body_check_transcoder_router() -> None:
+def _filter(hcm: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(f["typed_config"] for f in hcm["http_filters"] if f["name"] == name)
+
+
+def test_filters_run_header_strip_token_gate_jwt_ratelimit_body_check_transcoder_router() -> None:
     hcm = _listener(config(DefaultSettings()))
     names = [f["name"] for f in hcm["http_filters"]]
-    assert names == ["commerce.strip_identity_headers", "envoy.filters.http.jwt_authn", "commerce.ratelimit",
-                     "commerce.body_check", "envoy.filters.http.grpc_json_transcoder", "commerce.rest_grpc_headers",
-                     "envoy.filters.http.router"]
+    assert names == ["commerce.strip_identity_headers", "commerce.token_gate", "envoy.filters.http.jwt_authn",
+                     "commerce.ratelimit", "commerce.body_check", "envoy.filters.http.grpc_json_transcoder",
+                     "commerce.rest_grpc_headers", "envoy.filters.http.router"]
     assert hcm["codec_type"] == "AUTO"
-    transcoder = hcm["http_filters"][4]["typed_config"]
+    transcoder = _filter(hcm, "envoy.filters.http.grpc_json_transcoder")
     assert transcoder["services"] == ["commerce.tenant.v1.TenantService", "commerce.catalog.v1.CatalogService",
                                       "commerce.cart.v1.CartService", "commerce.order.v1.OrderService",
                                       "commerce.payment.v1.PaymentService"]
@@ -80,12 +86,35 @@ def test_filters_run_header_strip_jwt_ratelimit_body_check_transcoder_router() -
 
 
 def test_a_present_token_must_be_valid_and_a_missing_one_is_left_to_the_service() -> None:
-    jwt = _listener(config(DefaultSettings()))["http_filters"][1]["typed_config"]
+    jwt = _filter(_listener(config(DefaultSettings())), "envoy.filters.http.jwt_authn")
     provider = jwt["providers"]["commerce"]
     assert provider["issuer"] == "commerce-mesh" and provider["forward"] is True
     assert provider["remote_jwks"]["http_uri"]["uri"] == "http://127.0.0.1:8080/.well-known/jwks.json"
     assert jwt["rules"][0]["requires"] == {"requires_any": {"requirements": [
         {"provider_name": "commerce"}, {"allow_missing": {}}]}}
+    # The same clock skew as the services', and a token without exp is no token.
+    assert provider["clock_skew_seconds"] == TOKEN_LEEWAY_SECONDS and provider["require_expiration"] is True
+
+
+@pytest.mark.parametrize(("value", "accepted"), [
+    ("Bearer a1.b-2.c_3", True), ("bearer a.b.c", True), ("BEARER   a.b.c", True), ("BeArEr a.b.c", True),
+    ("Bearer a.b.c junk", False), ("Bearer a.b.", False), ("Bearer a.b", False), ("Bearer\ta.b.c", False),
+    ("Basic dXNlcjpwYXNz", False), ("Bearer a.b.c,Bearer a.b.c", False), ("a.b.c", False), ("Bearer", False),
+    ("Bearer a+b.c.d", False), ("Bearer a.b.c=", False),
+])
+def test_the_edge_gate_and_the_services_read_authorization_alike(value: str, accepted: bool) -> None:
+    # The gate refuses what BEARER_PATTERN does not match in full (Envoy: RE2, whole value); the services
+    # use the very pattern (Python re). Two authorization headers reach the gate joined by a comma.
+    gate = _filter(_listener(config(DefaultSettings())), "commerce.token_gate")
+    rule = gate["rules"]["policies"]["malformed-authorization"]["permissions"][0]["and_rules"]["rules"][1]
+    assert rule["not_rule"]["header"]["string_match"]["safe_regex"]["regex"] == BEARER_PATTERN
+    try:
+        bearer_token(value)
+        service_accepts = True
+    except Unauthenticated as refused:
+        assert refused.reason == "MALFORMED_TOKEN"
+        service_accepts = False
+    assert service_accepts is accepted
 
 
 def test_internal_services_are_not_routed_by_the_edge() -> None:

@@ -23,13 +23,12 @@ from commerce.order.v1 import order_pb2
 from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
 from google.protobuf.message import Message
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from services.devmesh.mesh import Mesh
 from tests.e2e.harness import Shop, create_product
+from tests.errors import rich_status, violated_fields
 
 SERVICES = {"catalog": catalog_pb2, "cart": cart_pb2, "order": order_pb2}
 EXAMPLES = int(os.environ.get("FUZZ_GRPC_EXAMPLES", "50"))
@@ -163,18 +162,14 @@ def _problem(method: MethodDescriptor, error: grpc.RpcError) -> str | None:
         return f"{code.name}: {error.details()}"
     if code != grpc.StatusCode.INVALID_ARGUMENT:
         return None
-    status = rpc_status.from_call(error)
-    if status is None:
+    if rich_status(error) is None:
         return f"INVALID_ARGUMENT without a google.rpc.Status: {error.details()}"
     names = {f.name for f in method.input_type.fields} | {f.json_name for f in method.input_type.fields}
-    for detail in status.details:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            fields = [v.field for v in bad.field_violations]
-            if fields and all(_top_field(f) in names for f in fields):
-                return None
-            return f"INVALID_ARGUMENT naming no field of {method.input_type.name}: {fields} ({error.details()})"
+    fields = violated_fields(error)
+    if fields:
+        if all(_top_field(f) in names for f in fields):
+            return None
+        return f"INVALID_ARGUMENT naming no field of {method.input_type.name}: {fields} ({error.details()})"
     return f"INVALID_ARGUMENT without BadRequest: {error.details()}"
 
 

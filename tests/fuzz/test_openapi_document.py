@@ -47,8 +47,22 @@ def test_the_document_uses_the_proto3_json_mapping() -> None:
     update = document["paths"]["/v1/products/{productId}"]["patch"]
     assert update["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("catalog.v1.Product")
     assert {p["name"] for p in update["parameters"]} == {"productId", "updateMask", "requestId"}
-    assert products["post"]["responses"]["default"]["content"]["application/json"]["schema"]["$ref"].endswith(
-        "google.rpc.Status")
+    responses = document["components"]["responses"]
+    for status, answer in products["post"]["responses"].items():
+        if status != "200":  # every error, 4xx declared one by one, is a google.rpc.Status
+            schema = responses[answer["$ref"].rsplit("/", 1)[1]]["content"]["application/json"]["schema"]
+            assert schema["$ref"].endswith("google.rpc.Status"), status
+    assert {"400", "401", "403", "404", "409", "429", "default"} <= set(products["post"]["responses"])
+
+
+def test_every_operation_has_a_summary_a_description_and_a_described_tag() -> None:
+    document = json.loads(DOCUMENT.read_text())
+    tags = {t["name"]: t.get("description", "") for t in document["tags"]}
+    for path, operations in document["paths"].items():
+        for verb, operation in operations.items():
+            assert operation["summary"] and operation["description"], (verb, path)
+            assert all(tags.get(tag) for tag in operation["tags"]), (verb, path)
+    assert document["info"]["license"]["name"] and document["info"]["contact"]["name"]
 
 
 def test_rest_users_get_the_document_from_the_edge(fuzz_rest: httpx.Client) -> None:

@@ -52,8 +52,8 @@ class Outcome:
 
 
 def _service_of(operation: Any) -> str:
-    # Tags are the gRPC service: "commerce.catalog.v1.CatalogService" -> "catalog".
-    return str(operation.definition.raw["tags"][0]).split(".")[1]
+    # Tags are the gRPC service: "CatalogService" -> "catalog".
+    return str(operation.definition.raw["tags"][0]).removesuffix("Service").lower()
 
 
 def _operation_id(operation: Any) -> str:

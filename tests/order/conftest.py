@@ -22,8 +22,6 @@ from commerce.order.v1 import order_pb2 as pb
 from commerce.order.v1 import order_pb2_grpc
 from commerce.payment.v1 import payment_pb2, payment_pb2_grpc
 from commerce.tenant.v1 import provisioning_pb2, provisioning_pb2_grpc
-from google.protobuf import any_pb2
-from google.rpc import error_details_pb2, status_pb2
 from sqlalchemy import text
 
 from services.cart.app import MIGRATIONS as CART_MIGRATIONS
@@ -254,15 +252,3 @@ async def shop(mesh: Mesh) -> Shop:
     return Shop(tenant, mesh)
 
 
-def error_info(error: grpc.aio.AioRpcError) -> tuple[error_details_pb2.ErrorInfo, error_details_pb2.BadRequest]:
-    raw = dict(error.trailing_metadata() or ()).get("grpc-status-details-bin")
-    assert raw is not None, f"no rich status on {error.code()}: {error.details()}"
-    status = status_pb2.Status.FromString(raw if isinstance(raw, bytes) else raw.encode())
-    info, bad = error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest()
-    detail: any_pb2.Any
-    for detail in status.details:
-        if detail.Is(info.DESCRIPTOR):
-            detail.Unpack(info)
-        elif detail.Is(bad.DESCRIPTOR):
-            detail.Unpack(bad)
-    return info, bad

@@ -6,7 +6,8 @@ import grpc
 import pytest
 from commerce.order.v1 import order_pb2 as pb
 
-from tests.order.conftest import Shop, error_info, place_request
+from tests.errors import error_details
+from tests.order.conftest import Shop, place_request
 
 
 async def test_customer_b_cannot_see_or_cancel_customer_as_order(shop: Shop) -> None:
@@ -83,7 +84,7 @@ def _bad(**changes: object) -> pb.PlaceOrderRequest:
 
 @pytest.mark.parametrize(("request_", "field"), [
     (_bad(request_id=""), "request_id"),
-    (_bad(request_id="x" * 65), "request_id"),
+    (_bad(request_id="x" * 129), "request_id"),
     (_bad(request_id="has space"), "request_id"),
     (_bad(payment_token=""), "payment_token"),
     (_bad(email=""), "email"),
@@ -102,7 +103,7 @@ async def test_bad_checkout_input_is_invalid_argument_naming_the_field_and_write
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await shop.orders.PlaceOrder(request_, metadata=shop.customer())
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert field in [v.field for v in error_info(caught.value)[1].field_violations]
+    assert field in [v.field for v in error_details(caught.value)[1].field_violations]
     assert await shop.count("orders") == 0 and await shop.count("checkout_requests") == 0
     assert (await shop.stock(product)).reserved == 0
 
@@ -127,7 +128,7 @@ async def test_bad_lifecycle_input_is_invalid_argument_naming_the_field(shop: Sh
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await call
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, field
-        assert [v.field for v in error_info(caught.value)[1].field_violations] == [field]
+        assert [v.field for v in error_details(caught.value)[1].field_violations] == [field]
     assert (await shop.get(oid)).status == pb.ORDER_STATUS_CONFIRMED
 
 
@@ -145,5 +146,5 @@ async def test_bad_return_lines_name_the_line(shop: Shop) -> None:
             await shop.orders.RequestReturn(pb.RequestReturnRequest(order_id=oid, reason="" if field == "reason"
                                                                     else "r", lines=lines),
                                             metadata=shop.customer())
-        assert [v.field for v in error_info(caught.value)[1].field_violations] == [field]
+        assert [v.field for v in error_details(caught.value)[1].field_violations] == [field]
     assert (await shop.get(oid)).status == pb.ORDER_STATUS_DELIVERED

@@ -21,7 +21,8 @@ from services.order.recovery import RecoveryWorker
 from services.order.saga import AfterStep, SagaRunner
 from services.runtime.context import Caller
 from tests.conftest import free_port
-from tests.order.conftest import DECLINED, INSUFFICIENT, OK, Shop, error_info
+from tests.errors import error_details
+from tests.order.conftest import DECLINED, INSUFFICIENT, OK, Shop
 
 
 async def test_a_placed_order_is_confirmed_charged_once_and_its_stock_sold(shop: Shop) -> None:
@@ -45,7 +46,7 @@ async def test_an_empty_cart_is_cart_empty_and_no_order(shop: Shop) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await shop.place(shop.customer("user-empty"))
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert error_info(caught.value)[0].reason == "CART_EMPTY"
+    assert error_details(caught.value)[0].reason == "CART_EMPTY"
     assert await shop.count("orders") == 0
 
 
@@ -59,7 +60,7 @@ async def test_a_declined_payment_fails_the_order_releases_stock_and_captures_no
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await shop.place(alice, token=token)
 
-    info = error_info(caught.value)[0]
+    info = error_details(caught.value)[0]
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION and info.reason == reason
     order = await shop.get(info.metadata["order_id"])
     assert order.status == pb.ORDER_STATUS_FAILED and order.failure_reason == reason
@@ -78,8 +79,8 @@ async def test_out_of_stock_fails_the_order_with_reason_out_of_stock(shop: Shop)
         await shop.place(alice)
 
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert error_info(caught.value)[0].reason == "OUT_OF_STOCK"
-    assert await shop.payments_of(error_info(caught.value)[0].metadata["order_id"]) == []
+    assert error_details(caught.value)[0].reason == "OUT_OF_STOCK"
+    assert await shop.payments_of(error_details(caught.value)[0].metadata["order_id"]) == []
 
 
 

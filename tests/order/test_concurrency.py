@@ -10,7 +10,8 @@ import pytest
 from commerce.order.v1 import order_pb2 as pb
 from commerce.payment.v1 import payment_pb2
 
-from tests.order.conftest import TIMEOUT, Shop, error_info, place_request
+from tests.errors import error_details
+from tests.order.conftest import TIMEOUT, Shop, place_request
 
 
 async def test_n_buyers_for_the_last_k_units_k_orders_confirmed_stock_zero_the_rest_out_of_stock(shop: Shop) -> None:
@@ -26,7 +27,7 @@ async def test_n_buyers_for_the_last_k_units_k_orders_confirmed_stock_zero_the_r
     refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
     assert len(confirmed) == k and all(o.status == pb.ORDER_STATUS_CONFIRMED for o in confirmed)
     assert len(refused) == n - k
-    assert all(e.code() == grpc.StatusCode.FAILED_PRECONDITION and error_info(e)[0].reason == "OUT_OF_STOCK"
+    assert all(e.code() == grpc.StatusCode.FAILED_PRECONDITION and error_details(e)[0].reason == "OUT_OF_STOCK"
                for e in refused)
     await shop.stock_settles(product, on_hand=0, reserved=0)
     assert await shop.count("orders", "status = 'FAILED' AND failure_reason = 'OUT_OF_STOCK'") == n - k

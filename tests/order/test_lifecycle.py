@@ -8,7 +8,8 @@ from commerce.common.v1 import money_pb2
 from commerce.order.v1 import order_pb2 as pb
 from commerce.payment.v1 import payment_pb2
 
-from tests.order.conftest import Shop, error_info
+from tests.errors import error_details
+from tests.order.conftest import Shop
 
 
 async def confirmed(shop: Shop, *, price: int = 1000, quantity: int = 3, stock: int = 10,
@@ -40,7 +41,7 @@ async def test_a_refund_beyond_what_was_captured_is_refused(shop: Shop) -> None:
             payment_id=order.payment_id, amount=money_pb2.Money(currency_code="USD", amount_minor=1),
             request_id="refund-again"), metadata=shop.seller)
 
-    assert error_info(caught.value)[0].reason == "REFUND_EXCEEDS_CAPTURED"
+    assert error_details(caught.value)[0].reason == "REFUND_EXCEEDS_CAPTURED"
     [payment] = await shop.payments_of(order.order_id)
     assert payment.refunded_amount.amount_minor == 3000
 
@@ -80,7 +81,7 @@ async def test_moves_the_status_does_not_allow_are_invalid_order_status_and_chan
                  shop.orders.ReceiveReturn(pb.ReceiveReturnRequest(order_id=oid), metadata=shop.seller)):
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await call
-        refused.append((caught.value.code(), error_info(caught.value)[0].reason))
+        refused.append((caught.value.code(), error_details(caught.value)[0].reason))
 
     assert refused == [(grpc.StatusCode.FAILED_PRECONDITION, "INVALID_ORDER_STATUS")] * 3
     assert (await shop.get(oid)).status == pb.ORDER_STATUS_CONFIRMED
@@ -92,7 +93,7 @@ async def test_a_shipped_order_cannot_be_cancelled(shop: Shop) -> None:
                                                                   tracking_number="42"), metadata=shop.seller)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await shop.orders.CancelOrder(pb.CancelOrderRequest(order_id=order.order_id), metadata=shop.customer())
-    assert error_info(caught.value)[0].reason == "INVALID_ORDER_STATUS"
+    assert error_details(caught.value)[0].reason == "INVALID_ORDER_STATUS"
     [payment] = await shop.payments_of(order.order_id)
     assert payment.refunded_amount.amount_minor == 0
 

@@ -15,14 +15,15 @@ from services.order.domain import validation
 from services.order.domain.order import Address
 from services.order.domain.saga import Step
 from services.order.orders import Orders
-from services.order.peers import money
 from services.order.recovery import RecoveryWorker
 from services.order.saga import SagaRunner
 from services.order.store import checkout as checkout_store
 from services.runtime.context import Caller
 from services.runtime.db import schema_for
+from services.runtime.protos import money_pb
 from services.runtime.sql import Session
-from tests.order.conftest import OK, Mesh, Shop, error_info
+from tests.errors import error_details
+from tests.order.conftest import OK, Mesh, Shop
 
 CRASH_LEASE_SECONDS = 0.2
 
@@ -94,7 +95,7 @@ async def test_killed_while_charging_the_payment_taken_is_found_and_the_order_co
     product = await shop.product(price=300, stock=5)
     order_id = await crash_checkout(shop, Step.RESERVE, product)
     # The charge reached the payment service, but the process died before it heard the answer.
-    await shop.mesh.peers.charge(shop.tenant, order_id, money("USD", 600), OK, f"{order_id}:charge")
+    await shop.mesh.peers.charge(shop.tenant, order_id, money_pb("USD", 600), OK, f"{order_id}:charge")
 
     await recover(shop.mesh)
 
@@ -110,7 +111,7 @@ async def test_a_checkout_an_older_version_left_authorized_is_captured_once_and_
     order_id = await crash_checkout(shop, Step.RESERVE, product)
     # Older versions authorized, then captured in a step of its own.
     await shop.processing.AuthorizePayment(payment_pb2.AuthorizePaymentRequest(
-        request_id=f"{order_id}:authorize", order_id=order_id, amount=money("USD", 600), payment_token=OK),
+        request_id=f"{order_id}:authorize", order_id=order_id, amount=money_pb("USD", 600), payment_token=OK),
         metadata=shop.service)
 
     await recover(shop.mesh)
@@ -164,4 +165,4 @@ async def test_a_retry_waiting_on_a_saga_run_elsewhere_is_woken_by_its_changes_n
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await asyncio.wait_for(retry, 2.0)
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert error_info(caught.value)[0].metadata["order_id"] == order_id
+    assert error_details(caught.value)[0].metadata["order_id"] == order_id

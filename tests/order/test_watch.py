@@ -12,7 +12,8 @@ from commerce.order.v1 import order_pb2_grpc
 from services.order.app import assemble
 from services.runtime.db import Database
 from services.runtime.server import create_server
-from tests.order.conftest import TUNING, Shop, error_info
+from tests.errors import error_details
+from tests.order.conftest import TUNING, Shop
 
 
 async def test_watch_streams_each_status_change_and_ends_when_delivered(shop: Shop) -> None:
@@ -85,4 +86,4 @@ async def test_watch_without_an_order_id_is_invalid_argument_naming_it(shop: Sho
         async for _ in shop.orders.WatchOrder(pb.WatchOrderRequest(), metadata=shop.seller):
             pass
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert [v.field for v in error_info(caught.value)[1].field_violations] == ["order_id"]
+    assert [v.field for v in error_details(caught.value)[1].field_violations] == ["order_id"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
@@ -15,8 +15,6 @@ from commerce.common.v1 import money_pb2
 from commerce.payment.v1 import payment_pb2 as pb
 from commerce.payment.v1 import payment_pb2_grpc
 from commerce.tenant.v1 import provisioning_pb2, provisioning_pb2_grpc
-from google.protobuf import any_pb2
-from google.rpc import error_details_pb2, status_pb2
 from nats.aio.msg import Msg
 from pydantic import SecretStr
 from sqlalchemy import text
@@ -37,7 +35,7 @@ from tests.tokens import TestKeys
 
 Metadata = tuple[tuple[str, str], ...]
 WEBHOOK_SECRET = "whsec_test_secret"
-PROVIDER_DEADLINE = 0.5
+PROVIDER_DEADLINE = 1.0  # generous: under a loaded machine an ordinary provider call must not time out
 
 
 @pytest.fixture(scope="session")
@@ -247,23 +245,3 @@ async def event_types(db: Database, tenant: str, nats_url: str = "") -> list[str
     return [(m.headers or {})[naming.EVENT_TYPE].rsplit(".", 1)[-1] for m in await published(db, tenant, nats_url)]
 
 
-def error_details(error: grpc.aio.AioRpcError) -> tuple[error_details_pb2.ErrorInfo, error_details_pb2.BadRequest]:
-    raw = dict(error.trailing_metadata() or ()).get("grpc-status-details-bin")
-    assert raw is not None, f"no rich status on {error.code()}: {error.details()}"
-    status = status_pb2.Status.FromString(raw if isinstance(raw, bytes) else raw.encode())
-    info, bad = error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest()
-    detail: any_pb2.Any
-    for detail in status.details:
-        if detail.Is(info.DESCRIPTOR):
-            detail.Unpack(info)
-        elif detail.Is(bad.DESCRIPTOR):
-            detail.Unpack(bad)
-    return info, bad
-
-
-def reason_of(error: grpc.aio.AioRpcError) -> str:
-    return str(error_details(error)[0].reason)
-
-
-def violated_fields(error: grpc.aio.AioRpcError) -> Sequence[str]:
-    return [v.field for v in error_details(error)[1].field_violations]

@@ -11,7 +11,8 @@ from commerce.payment.v1 import payment_pb2 as pb
 
 from services.payment.providers import sandbox
 from services.runtime.db import Database
-from tests.payment.conftest import RecordedProviders, Shop, count_rows, money, violated_fields
+from tests.errors import violated_fields
+from tests.payment.conftest import RecordedProviders, Shop, count_rows, money
 
 TABLES = ("payments", "refunds", "sandbox_operations", "idempotency_keys", "outbox")
 
@@ -31,7 +32,7 @@ def authorize(**changes: Any) -> pb.AuthorizePaymentRequest:
 
 BAD_AUTHORIZATIONS = [
     (authorize(request_id=""), "request_id"),
-    (authorize(request_id="r" * 65), "request_id"),
+    (authorize(request_id="r" * 129), "request_id"),
     (authorize(request_id="has space"), "request_id"),
     (authorize(order_id=""), "order_id"),
     (authorize(order_id="o" * 65), "order_id"),
@@ -123,7 +124,7 @@ async def test_bad_refund_names_the_field_and_refunds_nothing(shop: Shop, paymen
     pid = payment.payment_id
     cases = [
         (pb.RefundPaymentRequest(payment_id=pid), "request_id"),
-        (pb.RefundPaymentRequest(payment_id=pid, request_id="x" * 65), "request_id"),
+        (pb.RefundPaymentRequest(payment_id=pid, request_id="x" * 129), "request_id"),
         (pb.RefundPaymentRequest(request_id="r1"), "payment_id"),
         (pb.RefundPaymentRequest(payment_id=pid, request_id="r1", amount=money(0)), "amount.amount_minor"),
         (pb.RefundPaymentRequest(payment_id=pid, request_id="r1", amount=money(-1)), "amount.amount_minor"),

@@ -11,7 +11,8 @@ from commerce.payment.v1 import payment_pb2 as pb
 
 from services.payment.providers import sandbox
 from services.runtime.db import Database
-from tests.payment.conftest import Shop, count_rows, event_types, money, new_id, reason_of
+from tests.errors import reason_of
+from tests.payment.conftest import Shop, count_rows, event_types, money, new_id
 
 
 def void_request(payment: pb.Payment, request_id: str | None = None) -> pb.VoidPaymentRequest:

@@ -14,6 +14,7 @@ from commerce.payment.v1 import payment_pb2 as pb
 
 from services.payment.providers import sandbox
 from services.runtime.db import Database
+from tests.errors import reason_of
 from tests.payment.conftest import (
     PROVIDER_DEADLINE,
     RecordedProviders,
@@ -23,7 +24,6 @@ from tests.payment.conftest import (
     money,
     new_id,
     published,
-    reason_of,
 )
 
 

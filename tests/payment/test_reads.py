@@ -8,7 +8,8 @@ import pytest
 from commerce.payment.v1 import payment_pb2 as pb
 
 from services.payment.providers import sandbox
-from tests.payment.conftest import Shop, reason_of
+from tests.errors import reason_of
+from tests.payment.conftest import Shop
 
 
 async def list_all(shop: Shop, page_size: int, **filters: object) -> list[pb.Payment]:

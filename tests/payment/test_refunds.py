@@ -10,7 +10,8 @@ import pytest
 from commerce.payment.v1 import payment_pb2 as pb
 
 from services.runtime.db import Database
-from tests.payment.conftest import Shop, count_rows, event_types, new_id, reason_of
+from tests.errors import reason_of
+from tests.payment.conftest import Shop, count_rows, event_types, new_id
 
 
 async def test_partial_refunds_up_to_the_captured_amount_then_refusal(shop: Shop, payment_db: Database) -> None:

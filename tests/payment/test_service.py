@@ -23,7 +23,8 @@ from services.runtime.bootstrap import open_database
 from services.runtime.db import Database
 from services.runtime.server import Running, create_server
 from services.runtime.settings import Settings
-from tests.payment.conftest import Shop, count_rows, money, new_id, reason_of
+from tests.errors import reason_of
+from tests.payment.conftest import Shop, count_rows, money, new_id
 from tests.tokens import TestKeys
 
 

@@ -14,7 +14,8 @@ from google.api import httpbody_pb2
 
 from services.payment.domain.webhook import SIGNATURE_HEADER, sign
 from services.runtime.db import Database
-from tests.payment.conftest import WEBHOOK_SECRET, Shop, count_rows, event_types, new_id, reason_of
+from tests.errors import reason_of
+from tests.payment.conftest import WEBHOOK_SECRET, Shop, count_rows, event_types, new_id
 
 
 def body_of(**fields: Any) -> bytes:

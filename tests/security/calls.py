@@ -6,9 +6,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import grpc
-from google.rpc import error_details_pb2, status_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from tests.errors import reason_of
 from tests.security.descriptors import Rpc
 
 Metadata = Sequence[tuple[str, str]]
@@ -25,17 +25,6 @@ class Outcome:
 
     def __str__(self) -> str:
         return f"{self.code.name} ({self.reason or 'no reason'}): {self.details}"
-
-
-def _reason(error: grpc.aio.AioRpcError) -> str:
-    raw = dict(error.trailing_metadata() or ()).get("grpc-status-details-bin")
-    if not isinstance(raw, bytes):
-        return ""
-    for detail in status_pb2.Status.FromString(raw).details:
-        info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info):
-            return str(info.reason)
-    return ""
 
 
 def _identity(data: bytes) -> bytes:
@@ -57,7 +46,7 @@ async def call(channel: grpc.aio.Channel, rpc: Rpc, request: bytes, metadata: Me
     except grpc.aio.AioRpcError as error:
         if rpc.streaming and error.code() in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
             return Outcome(grpc.StatusCode.OK, "", "stream open")
-        return Outcome(error.code(), _reason(error), error.details() or "")
+        return Outcome(error.code(), reason_of(error), error.details() or "")
     return Outcome(grpc.StatusCode.OK, "", "")
 
 

@@ -10,11 +10,13 @@ from dataclasses import dataclass
 
 import grpc
 import httpx
+import jwt
 import pytest
 from commerce.tenant.v1 import service_token_pb2, service_token_pb2_grpc
 
 from services.devmesh.mesh import Mesh
 from tests.e2e.harness import Account, Shop, login, ok, open_shop
+from tests.security.minter import Minter
 
 TENANT_A, TENANT_B = "sec-a", "sec-b"
 ROLES = ("admin", "owner", "seller", "customer", "guest", "service")
@@ -84,3 +86,9 @@ async def channels(mesh: Mesh) -> AsyncIterator[dict[str, grpc.aio.Channel]]:
     yield opened
     for channel in opened.values():
         await channel.close()
+
+
+@pytest.fixture(scope="session")
+def minter(mesh: Mesh, tenant_a: Tenant) -> Minter:
+    seller = jwt.decode(tenant_a.tokens["seller"], options={"verify_signature": False})
+    return Minter(mesh, tenant_a.tenant_id, str(seller["sub"]))

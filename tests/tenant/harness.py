@@ -13,7 +13,6 @@ from typing import Any
 
 import grpc
 from commerce.tenant.v1 import provisioning_pb2, provisioning_pb2_grpc, tenant_pb2, tenant_pb2_grpc
-from google.rpc import error_details_pb2, status_pb2
 from sqlalchemy import text
 
 from services.runtime.db import Database, ensure_database
@@ -27,6 +26,7 @@ from services.tenant.app import build, open_platform
 from services.tenant.keys import KeyStore
 from services.tenant.passwords import Passwords
 from tests.conftest import free_port
+from tests.errors import reason_of, rich_status, violated_fields
 from tests.events.harness import connect, read_all
 
 ADMIN_EMAIL = "root@platform.example"
@@ -36,6 +36,7 @@ _TARGET_ENV = "from services.runtime.alembic_env import run\n\nrun()\n"
 _TARGET_REVISION = '''
 from alembic import op
 import sqlalchemy as sa
+from tests.errors import reason_of, rich_status, violated_fields
 
 revision = "c0001"
 down_revision = None
@@ -185,19 +186,7 @@ async def failure_of(call: Awaitable[Any]) -> Failure:
     try:
         await call
     except grpc.aio.AioRpcError as error:
-        reason, fields = "", []
-        for key, value in error.trailing_metadata() or ():
-            if key == "grpc-status-details-bin":
-                status = status_pb2.Status.FromString(value)
-                for detail in status.details:
-                    if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                        info = error_details_pb2.ErrorInfo()
-                        detail.Unpack(info)
-                        reason = info.reason
-                    elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-                        bad = error_details_pb2.BadRequest()
-                        detail.Unpack(bad)
-                        fields = [v.field for v in bad.field_violations]
+        reason, fields = (reason_of(error), violated_fields(error)) if rich_status(error) else ("", [])
         return Failure(error.code(), reason, fields, error.details() or "")
     raise AssertionError("the call succeeded but was expected to fail")
 

@@ -32,8 +32,8 @@ from decimal import Decimal, InvalidOperation
 from typing import TypeAlias
 
 from services.catalog.domain.product import ATTRIBUTE_KEY_MAX, PRICE_MAX, ProductStatus
-from services.catalog.domain.validation import control_characters
 from services.runtime.errors import InvalidArgument
+from services.runtime.validation import control_characters
 
 FILTER_MAX = 2000
 DEPTH_MAX = 16

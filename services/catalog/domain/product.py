@@ -12,9 +12,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import MappingProxyType
 
-from services.catalog.domain.validation import Violations, control_characters
 from services.runtime.currencies import is_circulating
 from services.runtime.errors import InvalidArgument
+from services.runtime.validation import Violations, control_characters
 
 SKU = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 TITLE_MAX, DESCRIPTION_MAX, CATEGORY_MAX = 200, 5000, 64

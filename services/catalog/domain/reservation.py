@@ -16,8 +16,8 @@ from datetime import datetime
 
 from services.catalog.domain.ids import is_product_id
 from services.catalog.domain.product import ProductStatus
-from services.catalog.domain.validation import Violations
 from services.runtime.errors import FailedPrecondition, NotFound
+from services.runtime.validation import Violations
 
 RESERVATION_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 LINES_MAX, QUANTITY_MAX = 100, 1000

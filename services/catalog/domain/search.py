@@ -25,11 +25,11 @@ from services.catalog.domain import filtering
 from services.catalog.domain.filtering import AllOf, Compare, Expr, Member
 from services.catalog.domain.ids import is_product_id
 from services.catalog.domain.product import ATTRIBUTE_KEY_MAX, CATEGORY_MAX, PRICE_MAX, ProductStatus, requested_status
-from services.catalog.domain.validation import Violations
 from services.catalog.domain.visibility import SHOPPER_VISIBLE, listed_statuses, sees_every_status
 from services.runtime import paging
 from services.runtime.context import Caller
 from services.runtime.errors import InvalidArgument
+from services.runtime.validation import Violations
 
 QUERY_MAX = 200
 # The relevance order returns this many results at most (like every search engine does):

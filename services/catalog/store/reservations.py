@@ -174,6 +174,12 @@ GIVE_BACK_ONE = _giving_back(
 GIVE_BACK_LAPSED = _giving_back(
     "SELECT reservation_id, expire_time FROM {schema}.reservations "
     "WHERE state = 'HELD' AND expire_time <= now() ORDER BY expire_time LIMIT $1 FOR UPDATE SKIP LOCKED")
+# Several sales in one transaction: their reservations, then the stock rows of their products,
+# each in id order (the lock order of every writer here).
+LOCK_RESERVATIONS = Sql("SELECT reservation_id FROM {schema}.reservations WHERE reservation_id = ANY($1::text[]) "
+                        "ORDER BY reservation_id FOR UPDATE")
+LOCK_STOCK = Sql("SELECT product_id FROM {schema}.stock WHERE product_id = ANY($1::text[]) "
+                 "ORDER BY product_id FOR UPDATE")
 ANY_LAPSED = Sql("SELECT EXISTS (SELECT FROM {schema}.reservations WHERE state = 'HELD' AND expire_time <= now())")
 
 
@@ -273,3 +279,9 @@ async def expire_lapsed(session: Session, limit: int) -> list[Reservation]:
     """Up to ``limit`` held reservations past their expiry, now EXPIRED, their units back."""
     return _given_back(await session.fetch(GIVE_BACK_LAPSED, limit, ReservationState.EXPIRED.value),
                        ReservationState.EXPIRED)
+
+
+async def lock_sales(session: Session, reservation_ids: Sequence[str], product_ids: Sequence[str]) -> None:
+    """Locks the reservations, then the stock rows, of several sales about to be applied together."""
+    await session.execute(LOCK_RESERVATIONS, sorted(set(reservation_ids)))
+    await session.execute(LOCK_STOCK, sorted(set(product_ids)))

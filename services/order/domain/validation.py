@@ -4,45 +4,14 @@ caller spells it ("shipping_address.city", "lines[0].quantity", ...)."""
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from services.order.domain.order import Address, OrderLine, ReturnLine
-from services.runtime.errors import FieldViolation, InvalidArgument
+from services.runtime.validation import Violations, checked_request_id
 
-REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 COUNTRY = re.compile(r"^[A-Z]{2}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
-class Violations:
-    def __init__(self) -> None:
-        self.found: list[FieldViolation] = []
-
-    def add(self, field: str, description: str) -> None:
-        self.found.append(FieldViolation(field, description))
-
-    def text(self, field: str, value: str, *, max_len: int, required: bool = True) -> str:
-        if required and not value.strip():
-            self.add(field, "is required" if not value else "must not be blank")
-        elif len(value) > max_len:
-            self.add(field, f"must be at most {max_len} characters (got {len(value)})")
-        elif any(unicodedata.category(c) == "Cc" for c in value):
-            self.add(field, "must not contain control characters")
-        return value
-
-    def raise_if_any(self) -> None:
-        if self.found:
-            raise InvalidArgument(self.found)
-
-
-def request_id(v: Violations, value: str, *, required: bool, field: str = "request_id") -> None:
-    if not value:
-        if required:
-            v.add(field, "is required (a UUID is a good choice)")
-    elif not REQUEST_ID.fullmatch(value):
-        v.add(field, "must be 1-64 of A-Z a-z 0-9 _ . : - (a UUID is a good choice)")
 
 
 def address(v: Violations, given: Address | None, field: str = "shipping_address") -> None:
@@ -69,7 +38,7 @@ class Checkout:
 
 def checkout(request_id_: str, address_: Address | None, payment_token: str, email: str) -> Checkout:
     v = Violations()
-    request_id(v, request_id_, required=True)
+    v.request_id(request_id_, required=True)
     address(v, address_)
     if not payment_token:
         v.add("payment_token", "is required")
@@ -85,15 +54,13 @@ def checkout(request_id_: str, address_: Address | None, payment_token: str, ema
 
 
 def optional_request_id(value: str) -> None:
-    v = Violations()
-    request_id(v, value, required=False)
-    v.raise_if_any()
+    checked_request_id(value, required=False)
 
 
 def cancel_reason(reason: str, request_id_: str) -> str:
     v = Violations()
     v.text("reason", reason, max_len=500, required=False)
-    request_id(v, request_id_, required=False)
+    v.request_id(request_id_, required=False)
     v.raise_if_any()
     return reason
 
@@ -102,7 +69,7 @@ def shipment(carrier: str, tracking_number: str, request_id_: str) -> None:
     v = Violations()
     v.text("carrier", carrier, max_len=64)
     v.text("tracking_number", tracking_number, max_len=64)
-    request_id(v, request_id_, required=False)
+    v.request_id(request_id_, required=False)
     v.raise_if_any()
 
 
@@ -111,7 +78,7 @@ def return_request(reason: str, lines: Sequence[ReturnLine], ordered: Sequence[O
     """The lines being returned (every line in full when none are named)."""
     v = Violations()
     v.text("reason", reason, max_len=500)
-    request_id(v, request_id_, required=False)
+    v.request_id(request_id_, required=False)
     quantities = {line.product_id: line.quantity for line in ordered}
     seen: set[str] = set()
     for i, line in enumerate(lines):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from services.payment.domain.ids import is_payment_id
 from services.payment.domain.payment import PaymentStatus
-from services.payment.domain.requests import ORDER_ID
+from services.payment.domain.requests import ORDER_ID, ORDER_ID_RULE
 from services.runtime import paging
 from services.runtime.errors import InvalidArgument
 
@@ -36,7 +36,7 @@ class ListQuery:
 def payment_filter(order_id: str, status: str) -> PaymentFilter:
     """``status`` is the enum name without its prefix, "UNSPECIFIED", or an unknown number's digits."""
     if order_id and not ORDER_ID.fullmatch(order_id):
-        raise InvalidArgument.field("order_id", "must be 1-64 of A-Z a-z 0-9 _ . : -")
+        raise InvalidArgument.field("order_id", ORDER_ID_RULE)
     if status == "UNSPECIFIED":
         return PaymentFilter(order_id, None)
     try:

@@ -4,14 +4,13 @@ INVALID_ARGUMENT names every bad field (as a REST caller spells it)."""
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 
 from services.payment.domain.payment import Money
 from services.runtime.currencies import is_circulating
-from services.runtime.errors import FieldViolation, InvalidArgument
+from services.runtime.errors import InvalidArgument
+from services.runtime.validation import Violations
 
-REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 ORDER_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 TOKEN = re.compile(r"^[\x21-\x7e]{1,256}$")
 AMOUNT_MAX = 10**12
@@ -20,43 +19,29 @@ PROVIDERS = ("sandbox",)
 DEFAULT_PROVIDER = "sandbox"
 
 
-class Violations:
-    def __init__(self) -> None:
-        self.found: list[FieldViolation] = []
+ORDER_ID_RULE = "must be 1-64 of A-Z a-z 0-9 _ . : -"
 
-    def add(self, field: str, description: str) -> None:
-        self.found.append(FieldViolation(field, description))
 
-    def raise_if_any(self) -> None:
-        if self.found:
-            raise InvalidArgument(self.found)
+def check_order_id(v: Violations, value: str, field: str = "order_id") -> str:
+    if not value:
+        v.add(field, "is required")
+    elif not ORDER_ID.fullmatch(value):
+        v.add(field, ORDER_ID_RULE)
+    return value
 
-    def request_id(self, value: str, field: str = "request_id") -> str:
-        if not value:
-            self.add(field, "is required: an idempotency key of 1-64 characters")
-        elif not REQUEST_ID.fullmatch(value):
-            self.add(field, "must be 1-64 of A-Z a-z 0-9 _ . : - (a UUID is a good choice)")
-        return value
 
-    def order_id(self, value: str, field: str = "order_id") -> str:
-        if not value:
-            self.add(field, "is required")
-        elif not ORDER_ID.fullmatch(value):
-            self.add(field, "must be 1-64 of A-Z a-z 0-9 _ . : -")
-        return value
-
-    def money(self, value: Money | None, field: str, *, required: bool) -> Money | None:
-        if value is None:
-            if required:
-                self.add(field, "is required")
-            return None
-        if not is_circulating(value.currency_code):
-            self.add(field + ".currency_code", "must be a circulating ISO 4217 code, e.g. USD")
-        if value.amount_minor <= 0:
-            self.add(field + ".amount_minor", "must be greater than zero")
-        elif value.amount_minor > AMOUNT_MAX:
-            self.add(field + ".amount_minor", f"must be at most {AMOUNT_MAX}")
-        return value
+def check_money(v: Violations, value: Money | None, field: str, *, required: bool) -> Money | None:
+    if value is None:
+        if required:
+            v.add(field, "is required")
+        return None
+    if not is_circulating(value.currency_code):
+        v.add(field + ".currency_code", "must be a circulating ISO 4217 code, e.g. USD")
+    if value.amount_minor <= 0:
+        v.add(field + ".amount_minor", "must be greater than zero")
+    elif value.amount_minor > AMOUNT_MAX:
+        v.add(field + ".amount_minor", f"must be at most {AMOUNT_MAX}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -93,9 +78,9 @@ class RefundRequest:
 
 def authorize(request_id: str, order_id: str, amount: Money | None, payment_token: str, provider: str) -> Authorize:
     v = Violations()
-    v.request_id(request_id)
-    v.order_id(order_id)
-    checked = v.money(amount, "amount", required=True)
+    v.request_id(request_id, required=True)
+    check_order_id(v, order_id)
+    checked = check_money(v, amount, "amount", required=True)
     if not payment_token:
         v.add("payment_token", "is required")
     elif not TOKEN.fullmatch(payment_token):
@@ -109,35 +94,32 @@ def authorize(request_id: str, order_id: str, amount: Money | None, payment_toke
 
 def capture(request_id: str, payment_id: str, order_id: str, amount: Money | None) -> Capture:
     v = Violations()
-    v.request_id(request_id)
+    v.request_id(request_id, required=True)
     if not payment_id:
         v.add("payment_id", "is required")
-    v.order_id(order_id)
-    v.money(amount, "amount", required=False)
+    check_order_id(v, order_id)
+    check_money(v, amount, "amount", required=False)
     v.raise_if_any()
     return Capture(request_id, payment_id, order_id, amount)
 
 
 def void(request_id: str, payment_id: str, order_id: str) -> Void:
     v = Violations()
-    v.request_id(request_id)
+    v.request_id(request_id, required=True)
     if not payment_id:
         v.add("payment_id", "is required")
-    v.order_id(order_id)
+    check_order_id(v, order_id)
     v.raise_if_any()
     return Void(request_id, payment_id, order_id)
 
 
 def refund(request_id: str, payment_id: str, amount: Money | None, reason: str) -> RefundRequest:
     v = Violations()
-    v.request_id(request_id)
+    v.request_id(request_id, required=True)
     if not payment_id:
         v.add("payment_id", "is required")
-    v.money(amount, "amount", required=False)
-    if len(reason) > REASON_MAX:
-        v.add("reason", f"must be at most {REASON_MAX} characters (got {len(reason)})")
-    elif any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in reason):
-        v.add("reason", "must not contain control characters other than newline and tab")
+    check_money(v, amount, "amount", required=False)
+    v.text("reason", reason, max_len=REASON_MAX, required=False, allowed_controls="\n\t")
     v.raise_if_any()
     return RefundRequest(request_id, payment_id, amount, reason)
 

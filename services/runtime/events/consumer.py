@@ -48,6 +48,9 @@ from services.runtime.tasks import cancel_and_wait
 
 log = structlog.get_logger("commerce.events.consumer")
 Handler = Callable[[Session, Message, str], Awaitable[None]]
+# Called once in a transaction that applies several events, before their handlers (e.g. to
+# lock every row the handlers will lock, in one order, so concurrent writers cannot deadlock).
+Prepare = Callable[[Session, Sequence[Message], str], Awaitable[None]]
 
 FIRST_TIME_SQL = Sql("INSERT INTO {schema}.inbox (consumer, event_id, processed_time) VALUES ($1, $2, now()) "
                      "ON CONFLICT DO NOTHING RETURNING event_id")
@@ -113,7 +116,8 @@ class EventConsumer:
                  nak_base_seconds: float = 0.5, nak_max_seconds: float = 30.0,
                  script_location: Path | None = None, nats_url: str | None = None,
                  inbox_retention_seconds: float = naming.STREAM_MAX_AGE_SECONDS + 86400.0,
-                 cleanup_every_seconds: float = 3600.0, together: bool = True, parallel: int = 1) -> None:
+                 cleanup_every_seconds: float = 3600.0, together: bool = True, parallel: int = 1,
+                 prepare: Prepare | None = None) -> None:
         """``script_location``: when given, an event of a tenant whose schema does not
         exist yet in ``db`` creates it (Alembic upgrade) instead of failing.
         Inbox entries older than ``inbox_retention_seconds`` (longer than JetStream keeps
@@ -132,6 +136,7 @@ class EventConsumer:
         self._ack_wait = ack_wait
         self._batch_size = batch_size
         self._together = together
+        self._prepare = prepare
         self._parallel = max(1, parallel)
         self._running: set[asyncio.Task[None]] = set()  # events applied alone, in flight
         self._nak_base = nak_base_seconds
@@ -287,6 +292,8 @@ class EventConsumer:
         async with self._db.transaction(tenant_id) as session:
             first = {r["event_id"] for r in await session.fetch(
                 FIRST_TIMES_SQL, self.durable, [event.event_id for event in events])}
+            if self._prepare is not None and first:
+                await self._prepare(session, [e.message for e in events if e.event_id in first], tenant_id)
             for event in events:
                 if event.event_id in first and event.event_id not in applied:
                     applied.add(event.event_id)

@@ -15,7 +15,7 @@ from datetime import datetime
 from services.runtime.context import PLATFORM_TENANT
 from services.runtime.currencies import is_circulating
 from services.runtime.errors import FailedPrecondition, NotFound, Unauthenticated, Unavailable
-from services.tenant.domain.validation import Violations
+from services.runtime.validation import Violations
 
 TENANT_ID = re.compile(r"^[a-z][a-z0-9-]{2,31}$")
 DISPLAY_NAME_MAX = 200
@@ -67,7 +67,7 @@ def new_tenant(tenant_id: str, display_name: str, currency_code: str, *, prefix:
     check_tenant_id(v, f"{prefix}tenant_id", tenant_id)
     if tenant_id == PLATFORM_TENANT:
         v.add(f"{prefix}tenant_id", f'"{PLATFORM_TENANT}" is reserved')
-    v.text(f"{prefix}display_name", display_name, max_len=DISPLAY_NAME_MAX)
+    v.text(f"{prefix}display_name", display_name, max_len=DISPLAY_NAME_MAX, trimmed=True)
     if not currency_code:
         v.add(f"{prefix}currency_code", "is required")
     elif not is_circulating(currency_code):

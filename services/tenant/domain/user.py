@@ -8,8 +8,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from services.runtime.validation import Violations
+from services.tenant.domain import validation
 from services.tenant.domain.tenant import check_tenant_id
-from services.tenant.domain.validation import Violations
 
 DISPLAY_NAME_MAX = 200
 
@@ -50,9 +51,9 @@ class Credentials:
 def new_user(email: str, password: str, display_name: str, role: Role | None) -> NewUser:
     """A staff user (role owner or seller) or, with Role.CUSTOMER, a self-registering customer."""
     v = Violations()
-    clean_email = v.email("email", email)
-    v.new_password("password", password)
-    v.text("display_name", display_name, max_len=DISPLAY_NAME_MAX, required=False)
+    clean_email = validation.email(v, "email", email)
+    validation.new_password(v, "password", password)
+    v.text("display_name", display_name, max_len=DISPLAY_NAME_MAX, required=False, trimmed=True)
     if role is None:
         v.add("role", "must be USER_ROLE_OWNER or USER_ROLE_SELLER")
     v.raise_if_any()
@@ -70,8 +71,8 @@ def new_customer(email: str, password: str, display_name: str) -> NewUser:
 
 def credentials(email: str, password: str) -> Credentials:
     v = Violations()
-    clean_email = v.text("email", email, max_len=254)
-    v.given_password("password", password)
+    clean_email = v.text("email", email, max_len=validation.EMAIL_MAX, trimmed=True)
+    validation.given_password(v, "password", password)
     v.raise_if_any()
     return Credentials(clean_email.lower(), password)
 

@@ -116,7 +116,10 @@ class CatalogServiceServicer:
     """
 
     def CreateProduct(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Creates a product (ACTIVE unless the request names a status). Its sku is unique in the
+        tenant: a second product with it is ALREADY_EXISTS / SKU_EXISTS. A retry with the same
+        request_id returns the first answer.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
