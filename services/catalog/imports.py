@@ -16,7 +16,7 @@ import asyncpg  # type: ignore[import-untyped]
 
 from services.catalog import events
 from services.catalog.cache import ProductCache, SearchCache
-from services.catalog.domain.ids import new_product_id
+from services.catalog.domain.ids import new_product_ids
 from services.catalog.domain.imports import Accepted, Entry, Outcome, below_reserved, checked_batch
 from services.catalog.domain.product import Product
 from services.catalog.domain.reservation import LOW_STOCK_THRESHOLD, Taken
@@ -59,6 +59,8 @@ class Importer:
             found = await store.existing(session, [a.fields.sku for a in accepted])
         results: list[Result] = []
         items: list[tuple[Accepted, str, str]] = []
+        # new products' ids ascend in the order of the entries: oldest first lists them as sent
+        fresh = iter(new_product_ids(sum(1 for a in accepted if a.fields.sku not in found)))
         for a in accepted:
             was = found.get(a.fields.sku)
             if was is not None and a.on_hand is not None and a.on_hand < was.reserved:
@@ -66,7 +68,7 @@ class Importer:
                 results.append(Result(a.index, a.fields.sku, "", Outcome.FAILED, refusal))
                 continue
             status = a.fields.status.value if (a.status_given or was is None) else was.status
-            items.append((a, was.product_id if was is not None else new_product_id(), status))
+            items.append((a, was.product_id if was is not None else next(fresh), status))
         if not items:
             return results
         async with self._db.transaction(tenant_id) as session:

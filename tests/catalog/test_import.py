@@ -55,6 +55,15 @@ async def test_new_skus_are_created_with_their_stock_and_found_by_search(
     assert [[p.product_id for p in e.created] for e in events] == [[first, second]]
 
 
+async def test_new_products_are_listed_oldest_first_in_the_order_they_were_sent(shop: Shop) -> None:
+    skus = [f"ORD-{n:02d}-{uuid.uuid4().hex[:4]}" for n in range(40)][::-1]  # not in sku order
+    reply = await _import(shop, *(_entry(sku) for sku in skus))
+    ids = [r.product_id for r in reply.results]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    listed = await shop.stub.ListProducts(pb.ListProductsRequest(page_size=100), metadata=shop.seller)
+    assert [p.sku for p in listed.products if p.sku in skus] == skus
+
+
 async def test_a_known_sku_is_updated_and_the_same_entries_again_change_nothing(
         shop: Shop, stockroom: Stockroom, catalog_db: Database) -> None:
     archived = await shop.create("UPS-1", title="Old title", price=100)
