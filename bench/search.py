@@ -39,7 +39,7 @@ from google.protobuf import field_mask_pb2
 
 from bench import catalog_data, k6
 from bench.cpu import CpuClock, used
-from bench.harness import BenchError, Harness
+from bench.harness import OBSERVER, RESULTS, SLOW_PLAN_MS, BenchError, Harness
 from bench.view import mesh_processes
 from services.devmesh.mesh import ROOT
 
@@ -141,6 +141,39 @@ async def _settled(harness: Harness) -> str:
 
 
 @dataclass(frozen=True)
+class Statement:
+    """One kind of statement of the catalog's database during a scenario (pg_stat_statements)."""
+
+    calls: int
+    mean_ms: float
+    max_ms: float
+    query: str  # its first words, normalized
+
+
+async def _reset_statements(harness: Harness) -> None:
+    conn = await asyncpg.connect(harness.dsn("postgres"))
+    try:
+        await conn.execute("SELECT pg_stat_statements_reset()")
+    finally:
+        await conn.close()
+
+
+async def _statements(harness: Harness, most: int = 4) -> list[Statement]:
+    """The catalog's statements that took the most database time since the last reset."""
+    conn = await asyncpg.connect(harness.dsn("postgres"))
+    try:
+        rows = await conn.fetch(
+            "SELECT s.calls, s.mean_exec_time, s.max_exec_time, s.query FROM pg_stat_statements s "
+            "JOIN pg_database d ON d.oid = s.dbid JOIN pg_roles r ON r.oid = s.userid "
+            "WHERE d.datname = $1 AND r.rolname <> $2 ORDER BY s.total_exec_time DESC LIMIT $3",
+            harness.database_of("catalog"), OBSERVER, most)
+    finally:
+        await conn.close()
+    return [Statement(r["calls"], round(r["mean_exec_time"], 2), round(r["max_exec_time"], 1),
+                      " ".join(r["query"].split())[:160]) for r in rows]
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     rate: int
@@ -151,6 +184,7 @@ class Scenario:
     target: tuple[float | None, float | None]
     wrapped: int
     others: float | None  # cores other work took meanwhile
+    statements: list[Statement]  # where the database's time went (warm-up included)
 
     @property
     def met(self) -> bool | None:
@@ -172,9 +206,11 @@ def _run_scenario(harness: Harness, name: str, paths: list[str], rate: int, opti
     load = k6.Load(max(2, min(options.vus, rate)), options.warmup_s, options.duration_s)
     env = {"TARGET": harness.mesh.edge_url, "TOKEN": harness.shop.seller_token, "PATHS_FILE": str(paths_file),
            "RATE": str(rate), "OFFSET": str(int(rate * options.warmup_s * 1.2) + 10)}
+    asyncio.run(_reset_statements(harness))
     before = known.sample()
     measured = k6.run(SCRIPT, load, env, "http_req_duration", harness.logs_dir, f"search-{name}")
     after = known.sample()
+    statements = asyncio.run(_statements(harness))
     summary = json.loads((harness.logs_dir / f"k6-search-{name}-summary.json").read_text())
     results, total = _trend(summary, "results"), _trend(summary, "total")
     wall = after.time - before.time
@@ -185,7 +221,7 @@ def _run_scenario(harness: Harness, name: str, paths: list[str], rate: int, opti
     return Scenario(name, rate, measured, round(results.get("avg", 0.0), 1),
                     round(empty / max(measured.requests, 1), 2), round(total["avg"]) if total else None,
                     TARGETS.get(name, DEFAULT_TARGET), wrapped,
-                    round(max(0.0, others) / wall, 2) if wall > 0 else None)
+                    round(max(0.0, others) / wall, 2) if wall > 0 else None, statements)
 
 
 def _fresh(harness: Harness, product_id: str, rounds: int) -> list[float]:
@@ -229,6 +265,26 @@ def _first_product(harness: Harness) -> str:
         reply = catalog_pb2_grpc.CatalogServiceStub(channel).ListProducts(
             catalog_pb2.ListProductsRequest(page_size=1), metadata=harness.shop.metadata, timeout=10)
     return str(reply.products[0].product_id)
+
+
+def _keep_slow_plans(harness: Harness) -> str:
+    """Copies what auto_explain logged (plans of slow statements) out of the mesh's PostgreSQL
+    log, which goes with the mesh, to bench/results/search-slow-plans.log."""
+    log = harness.logs_dir / "postgres.log"
+    kept = RESULTS / "search-slow-plans.log"
+    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+    plans, inside = [], False
+    for line in lines:
+        if "duration:" in line and "plan:" in line:
+            inside = True
+        elif line[:1] not in (" ", "\t") and not line.startswith("Query Text"):
+            inside = False
+        if inside:
+            plans.append(line)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    kept.write_text("\n".join(plans) + "\n")
+    count = sum(1 for line in plans if "plan:" in line)
+    return f"{count} in {kept.relative_to(ROOT)}"
 
 
 def _popular(count: int) -> list[str]:
@@ -298,6 +354,14 @@ def run(harness: Harness, options: Options) -> dict[str, Any]:
     print(f"freshness: an update is found by search after p50 {fresh_p50 * 1000:.0f} ms, max {fresh_max * 1000:.0f} ms "
           f"(target <= 1 s: {'met' if fresh_max <= 1.0 else 'NOT met'})")
     print(f"export: {exported:,} products in {export_s:.0f}s ({exported / export_s:,.0f}/s)")
+    print("\nWhere the catalog database's time went, by scenario (pg_stat_statements, warm-up included): "
+          "calls, mean ms, max ms, statement")
+    for row in rows:
+        print(f"  {row.name}")
+        for st in row.statements:
+            print(f"    {st.calls:>6} {st.mean_ms:>8.2f} {st.max_ms:>8.1f}  {st.query[:110]}")
+    slow = _keep_slow_plans(harness)
+    print(f"plans of statements slower than {SLOW_PLAN_MS} ms (auto_explain): {slow}")
     print(f"\nLatency from k6 (REST through Envoy, open loop, warm-up excluded); found/page: products in each "
           f"page; empty: share\nof empty pages; total: totalSize of facet requests; others: cores other work on this "
           f"{os.cpu_count()}-core machine took\nmeanwhile (the figures move with it).")
