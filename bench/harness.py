@@ -52,7 +52,8 @@ SLOW_PLAN_MS = 50
 POSTGRES_OPTIONS = {"shared_preload_libraries": "pg_stat_statements,auto_explain", "pg_stat_statements.max": "10000",
                     "pg_stat_statements.track": "top", "pg_stat_statements.track_utility": "on",
                     "shared_buffers": "1GB", "auto_explain.log_min_duration": f"{SLOW_PLAN_MS}ms",
-                    "auto_explain.log_format": "text"}
+                    "auto_explain.log_format": "text",
+                    "auto_explain.log_parameter_max_length": "200"}
 DURABILITY = ("PostgreSQL durable as under `make run` (fsync, synchronous_commit and full_page_writes on; "
               "pg_stat_statements preloaded; shared_buffers 1 GB)")
 T = TypeVar("T")

@@ -28,6 +28,7 @@ import statistics
 import time
 import uuid
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -267,12 +268,20 @@ def _first_product(harness: Harness) -> str:
     return str(reply.products[0].product_id)
 
 
-def _keep_slow_plans(harness: Harness) -> str:
-    """Copies what auto_explain logged (plans of slow statements) out of the mesh's PostgreSQL
-    log, which goes with the mesh, to bench/results/search-slow-plans.log."""
-    log = harness.logs_dir / "postgres.log"
+def _postgres_log(harness: Harness) -> Path:
+    return harness.logs_dir / "postgres.log"
+
+
+def _keep_slow_plans(harness: Harness, since: int) -> str:
+    """Copies what auto_explain logged (plans of slow statements) after byte ``since`` of the
+    mesh's PostgreSQL log, which goes with the mesh, to bench/results/search-slow-plans.log."""
+    log = _postgres_log(harness)
     kept = RESULTS / "search-slow-plans.log"
-    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+    lines = []
+    if log.exists():
+        with log.open("rb") as file:
+            file.seek(since)
+            lines = file.read().decode(errors="replace").splitlines()
     plans, inside = [], False
     for line in lines:
         if "duration:" in line and "plan:" in line:
@@ -330,12 +339,15 @@ def run(harness: Harness, options: Options) -> dict[str, Any]:
                             lambda row: f"p50 {row.measured.p50_ms:.1f} ms, p99 {row.measured.p99_ms:.1f} ms, "
                                         f"{row.measured.errors} errors")
 
+    log = _postgres_log(harness)
+    searches_from = log.stat().st_size if log.exists() else 0
     rows: list[Scenario] = []
     for name in catalog_data.SCENARIOS:
         rate = min(RATES.get(name, options.rate), options.rate)
         count = int(rate * (options.warmup_s + options.duration_s) * 1.3) + 50
         rows.append(scenario(name, catalog_data.requests(name, count, size), rate, "every request distinct"))
     cached = scenario("cached", _popular(options.rate * 100), options.rate, "popular requests again and again")
+    slow = _keep_slow_plans(harness, searches_from)
     product_id = _first_product(harness)
     fresh = harness.step(f"freshness: {FRESHNESS_ROUNDS} updates, each searched for until found",
                          lambda: _fresh(harness, product_id, FRESHNESS_ROUNDS),
@@ -360,8 +372,7 @@ def run(harness: Harness, options: Options) -> dict[str, Any]:
         print(f"  {row.name}")
         for st in row.statements:
             print(f"    {st.calls:>6} {st.mean_ms:>8.2f} {st.max_ms:>8.1f}  {st.query[:110]}")
-    slow = _keep_slow_plans(harness)
-    print(f"plans of statements slower than {SLOW_PLAN_MS} ms (auto_explain): {slow}")
+    print(f"plans of search statements slower than {SLOW_PLAN_MS} ms (auto_explain): {slow}")
     print(f"\nLatency from k6 (REST through Envoy, open loop, warm-up excluded); found/page: products in each "
           f"page; empty: share\nof empty pages; total: totalSize of facet requests; others: cores other work on this "
           f"{os.cpu_count()}-core machine took\nmeanwhile (the figures move with it).")

@@ -274,6 +274,20 @@ async def test_an_update_shows_in_the_next_search(shop: Shop) -> None:
     assert await _search(shop, "old") == [] and await _search(shop, "fresh") == [pid]
 
 
+async def test_attributes_changed_by_an_update_or_an_import_are_what_filters_see(shop: Shop) -> None:
+    pid = await _make(shop, "K-1", "Keyed", attributes={"color": "red", "size": "M"})
+    assert await _search(shop, filter="attributes:size") == [pid]  # now cached
+    await shop.stub.UpdateProduct(pb.UpdateProductRequest(
+        product=pb.Product(product_id=pid, attributes={"color": "blue"}),
+        update_mask=field_mask_pb2.FieldMask(paths=["attributes"])), metadata=shop.seller)
+    assert await _search(shop, filter="attributes:size") == []
+    assert await _search(shop, filter='attributes.color = "blue" AND NOT attributes.size:*') == [pid]
+    await shop.stub.ImportProducts(pb.ImportProductsRequest(entries=[pb.CatalogEntry(product=product(
+        "K-1", title="Keyed", category="misc", price=1000, attributes={"weight": "3"}))]), metadata=shop.seller)
+    assert await _search(shop, filter="attributes:weight AND attributes.weight < 5") == [pid]
+    assert await _search(shop, filter="attributes.color:*") == []
+
+
 async def test_any_lexeme_quoted_for_tsquery_is_read_back_as_that_one_lexeme(catalog_db: Database) -> None:
     """The widening of unknown words writes lexemes into tsquery input (a parameter, not SQL):
     whatever a word holds, PostgreSQL reads exactly that one lexeme back."""

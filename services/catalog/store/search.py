@@ -81,8 +81,14 @@ def condition(expr: Expr, p: Params) -> str:
     if isinstance(expr, Not):
         return f"(NOT {condition(expr.operand, p)})"
     if isinstance(expr, HasKey):
-        return f"(attributes ? {p(expr.key, 'text')})"
+        return _has_key(expr.key, p)
     return _compare(expr, p)
+
+
+def _has_key(key: str, p: Params) -> str:
+    """The product has the attribute ``key`` (migration c0004: attribute_keys, whose statistics
+    tell the planner how common the key is)."""
+    return f"(attribute_keys @> ARRAY[{p(key, 'text')}])"
 
 
 def _compare(c: Compare, p: Params) -> str:
@@ -92,7 +98,7 @@ def _compare(c: Compare, p: Params) -> str:
         return f"({_COLUMNS_OF[name]} {_SQL_OPS[c.op]} {p(shown, _CASTS[name])})"
     key = c.member.key
     if value is None:  # attributes.key:*
-        return f"(attributes ? {p(key, 'text')})"
+        return _has_key(key, p)
     if c.op in ("=", ":", "!="):
         contains = f"(attributes @> {p(json.dumps({key: str(value)}), 'jsonb')})"
         return f"(NOT {contains})" if c.op == "!=" else contains

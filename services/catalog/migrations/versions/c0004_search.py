@@ -4,6 +4,11 @@ tenant's search language, and the vocabulary that typo and prefix matching use.
 - ``products.search``: title (weight A), sku (B), category and attribute values (C),
   description (D), in the tenant's language; a row trigger computes it on every
   insert and on every update of those columns, so no write path can forget it.
+- ``products.attribute_keys``: the attributes' keys, kept by the same trigger, for
+  ``attributes:key`` (has the key). An array's GIN index, unlike jsonb's, comes with
+  statistics of how common each element is: the planner knows that a key most products
+  have is not worth the index (with jsonb ``?`` it assumed 1 % and read posting lists of
+  hundreds of thousands of rows).
 - ``search_settings``: one row, the tenant's text-search configuration
   (``language``) and, while products are being re-indexed after a change of
   language, how far that got (``reindex_after``).
@@ -63,6 +68,7 @@ CREATE TABLE {s}.search_settings (
     op.execute(f"CREATE TABLE {s}.search_terms (term text COLLATE \"C\" PRIMARY KEY)")
     op.execute(f"CREATE INDEX search_terms_trgm ON {s}.search_terms USING gin (term {EXTENSIONS}.gin_trgm_ops)")
     op.execute(f"ALTER TABLE {s}.products ADD COLUMN search tsvector NOT NULL DEFAULT ''::tsvector")
+    op.execute(f"ALTER TABLE {s}.products ADD COLUMN attribute_keys text[] NOT NULL DEFAULT '{{}}'")
     # The tenant's schema is written into the functions: they run on whatever search_path the caller has.
     op.execute(f"""
 CREATE FUNCTION {s}.products_search() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -73,6 +79,7 @@ BEGIN
                || setweight(to_tsvector(cfg, NEW.sku), 'B')
                || setweight(to_tsvector(cfg, NEW.category) || jsonb_to_tsvector(cfg, NEW.attributes, '["string"]'), 'C')
                || setweight(to_tsvector(cfg, NEW.description), 'D');
+    NEW.attribute_keys := ARRAY(SELECT jsonb_object_keys(NEW.attributes) ORDER BY 1);
     RETURN NEW;
 END $$""")
     op.execute(f"""
@@ -100,7 +107,10 @@ REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION {s}.product
     op.execute(f"CREATE INDEX products_search_title ON {s}.products USING gin (ts_filter(search, '{{a}}'))")
     # attributes.color = "red" (containment: one entry per key and value) and attributes:color (the key).
     op.execute(f"CREATE INDEX products_attribute_values ON {s}.products USING gin (attributes jsonb_path_ops)")
-    op.execute(f"CREATE INDEX products_attributes ON {s}.products USING gin (attributes)")
+    op.execute(f"CREATE INDEX products_attribute_keys ON {s}.products USING gin (attribute_keys)")
+    # category = "shoes" AND price < 5000 finds its matches in the index alone (and their product_id,
+    # the default order), instead of visiting every product of the category to test its price.
+    op.execute(f"CREATE INDEX products_category_price ON {s}.products (category, price_minor, product_id)")
     op.execute(f"CREATE INDEX products_create_time ON {s}.products (create_time, product_id)")
     op.execute(f"CREATE INDEX products_title ON {s}.products (lower(title), product_id)")
 
@@ -108,13 +118,14 @@ REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION {s}.product
 def downgrade() -> None:
     schema = op.get_bind().scalar(text("SELECT current_schema()"))
     s = f'"{schema}"'
-    for index in ("products_search", "products_search_title", "products_attribute_values", "products_attributes",
-                  "products_create_time", "products_title"):
+    for index in ("products_search", "products_search_title", "products_attribute_values", "products_attribute_keys",
+                  "products_category_price", "products_create_time", "products_title"):
         op.execute(f"DROP INDEX {s}.{index}")
     for trigger in ("products_search", "products_terms_insert", "products_terms_update"):
         op.execute(f"DROP TRIGGER {trigger} ON {s}.products")
     op.execute(f"DROP FUNCTION {s}.products_terms()")
     op.execute(f"DROP FUNCTION {s}.products_search()")
     op.execute(f"ALTER TABLE {s}.products DROP COLUMN search")
+    op.execute(f"ALTER TABLE {s}.products DROP COLUMN attribute_keys")
     op.execute(f"DROP TABLE {s}.search_terms")
     op.execute(f"DROP TABLE {s}.search_settings")
