@@ -1,7 +1,8 @@
 """ListProducts: a page of a search (text, filter, order) and its facets, in one call.
 
 A page is read in the caller's tenant schema only (``db.session(tenant)``): one
-statement for the query's language and the widening of unknown words, then the page
+statement for the query's language and the widening of unknown words (and one for which
+of the attribute keys the filter asks for are common, when it asks for any), then the page
 (store/pages.py: an estimate, then one or two bounded statements per relevance tier or
 order) and, on a second connection at the same time, the facets (an estimate, then an
 exact count or a sample). Answers are cached per replica (SearchCache) until the tenant's
@@ -76,9 +77,10 @@ class ProductSearch:
             limit = max(0, min(limit, domain.RELEVANCE_MAX - returned))
         async with self._db.session(tenant_id) as session:
             text = await store.text_query(session, search.text)
+            common = await store.common_keys(session, store.filter_keys(search.filter))
         # The page and the facets at once, on two connections: the answer waits for the slower.
-        result, counted = await asyncio.gather(self._page(tenant_id, search, text, cursor, limit),
-                                               self._facets(tenant_id, search, text, spec))
+        result, counted = await asyncio.gather(self._page(tenant_id, search, text, cursor, limit, common),
+                                               self._facets(tenant_id, search, text, spec, common))
         shown = result.found[:limit]
         capped = search.ordering.key is SortKey.RELEVANCE and returned + len(shown) >= domain.RELEVANCE_MAX
         token = ""
@@ -95,15 +97,15 @@ class ProductSearch:
         return Listing([f.product for f in shown], token, facets)
 
     async def _page(self, tenant_id: str, search: Search, text: store.TextQuery | None, cursor: Cursor | None,
-                    limit: int) -> store.Result:
+                    limit: int, common: frozenset[str]) -> store.Result:
         if not limit:
             return store.Result([])
         async with self._db.session(tenant_id) as session:
-            return await store.page(session, search, text, cursor, limit + 1)
+            return await store.page(session, search, text, cursor, limit + 1, common)
 
     async def _facets(self, tenant_id: str, search: Search, text: store.TextQuery | None,
-                      spec: FacetSpec) -> store.Counted | None:
+                      spec: FacetSpec, common: frozenset[str]) -> store.Counted | None:
         if not spec.wanted:
             return None
         async with self._db.session(tenant_id) as session:
-            return await store.facets(session, search, text, spec)
+            return await store.facets(session, search, text, spec, common)

@@ -6,7 +6,7 @@ search language."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import grpc
 import pytest
@@ -286,6 +286,41 @@ async def test_attributes_changed_by_an_update_or_an_import_are_what_filters_see
         "K-1", title="Keyed", category="misc", price=1000, attributes={"weight": "3"}))]), metadata=shop.seller)
     assert await _search(shop, filter="attributes:weight AND attributes.weight < 5") == [pid]
     assert await _search(shop, filter="attributes.color:*") == []
+
+
+async def test_a_key_most_products_have_is_tested_on_the_rows_not_read_from_its_index(
+        shop: Shop, catalog_db: Database) -> None:
+    """attributes:k of a key more than 5 % of the products have is written so that no index
+    serves it; what the search finds is the same either way."""
+    entries = []
+    for n in range(300):
+        attributes = {"material": "wool"} if n % 5 else {}  # 80 %
+        if n % 50 == 0:
+            attributes["warranty"] = "2y"  # 2 %
+        entries.append(pb.CatalogEntry(product=product(f"CK-{n:03d}", title=f"Common key {n}", category=f"c{n % 3}",
+                                                       price=1000, attributes=attributes)))
+    reply = await shop.stub.ImportProducts(pb.ImportProductsRequest(entries=entries), metadata=shop.seller)
+    ids = [r.product_id for r in reply.results]
+    async with catalog_db.session(shop.tenant) as session:
+        assert await search_store.common_keys(session, frozenset({"material", "warranty"})) == frozenset()  # no stats
+        await session.conn.execute(f'ANALYZE "{session.schema}".products')
+        assert await search_store.common_keys(session, frozenset({"material", "warranty", "absent"})) == {"material"}
+    cases: list[tuple[str, Callable[[int], bool]]] = [
+        ('category = "c1" AND attributes:material', lambda n: n % 3 == 1 and n % 5 != 0),
+        ("attributes.material:* AND NOT attributes:warranty", lambda n: n % 5 != 0),
+        ('attributes:warranty OR (category = "c2" AND -attributes:material)',
+         lambda n: n % 50 == 0 or (n % 3 == 2 and n % 5 == 0))]
+    for filter_, wanted in cases:
+        found: list[str] = []
+        token = ""
+        while True:
+            page = await shop.stub.ListProducts(pb.ListProductsRequest(filter=filter_, page_size=100, page_token=token),
+                                                metadata=shop.customer)
+            found += [p.product_id for p in page.products]
+            token = page.next_page_token
+            if not token:
+                break
+        assert found == [ids[n] for n in range(300) if wanted(n)], filter_
 
 
 async def test_any_lexeme_quoted_for_tsquery_is_read_back_as_that_one_lexeme(catalog_db: Database) -> None:

@@ -72,33 +72,72 @@ LEFT JOIN LATERAL (
 """)
 
 
-def condition(expr: Expr, p: Params) -> str:
-    """The SQL of a filter tree: its structure in the text, its values as parameters."""
+def condition(expr: Expr, p: Params, common: frozenset[str] = frozenset()) -> str:
+    """The SQL of a filter tree: its structure in the text, its values as parameters.
+    ``common``: attribute keys too common to be worth their index (``common_keys``)."""
     if isinstance(expr, AllOf):
-        return "(" + " AND ".join(condition(o, p) for o in expr.operands) + ")"
+        return "(" + " AND ".join(condition(o, p, common) for o in expr.operands) + ")"
     if isinstance(expr, AnyOf):
-        return "(" + " OR ".join(condition(o, p) for o in expr.operands) + ")"
+        return "(" + " OR ".join(condition(o, p, common) for o in expr.operands) + ")"
     if isinstance(expr, Not):
-        return f"(NOT {condition(expr.operand, p)})"
+        return f"(NOT {condition(expr.operand, p, common)})"
     if isinstance(expr, HasKey):
-        return _has_key(expr.key, p)
-    return _compare(expr, p)
+        return _has_key(expr.key, p, common)
+    return _compare(expr, p, common)
 
 
-def _has_key(key: str, p: Params) -> str:
+def _has_key(key: str, p: Params, common: frozenset[str]) -> str:
     """The product has the attribute ``key`` (migration c0004: attribute_keys, whose statistics
-    tell the planner how common the key is)."""
-    return f"(attribute_keys @> ARRAY[{p(key, 'text')}])"
+    tell the planner how common the key is). For a common key the test is written so that no
+    index serves it (``IS TRUE``; the planner still estimates it from the statistics): the
+    planner would otherwise read its posting list of hundreds of thousands of rows to AND
+    with the other restrictions' few, which costs more than testing those few rows."""
+    has = f"(attribute_keys @> ARRAY[{p(key, 'text')}])"
+    return f"({has} IS TRUE)" if key in common else has
 
 
-def _compare(c: Compare, p: Params) -> str:
+def filter_keys(expr: Expr | None) -> frozenset[str]:
+    """The attribute keys a filter asks products to have (``attributes:k``, ``attributes.k:*``)."""
+    if expr is None:
+        return frozenset()
+    if isinstance(expr, AllOf | AnyOf):
+        return frozenset().union(*(filter_keys(o) for o in expr.operands))
+    if isinstance(expr, Not):
+        return filter_keys(expr.operand)
+    if isinstance(expr, HasKey):
+        return frozenset({expr.key})
+    if expr.member.name == "attribute" and expr.value is None:
+        return frozenset({expr.member.key})
+    return frozenset()
+
+
+# Keys more than this share of the tenant's products have (by the planner's statistics).
+COMMON_KEY_SHARE = 0.05
+COMMON_KEYS = Sql("""
+SELECT e.key FROM pg_stats s,
+     unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) AS e(key, share)
+WHERE s.schemaname = $1 AND s.tablename = 'products' AND s.attname = 'attribute_keys'
+  AND e.key = ANY($2::text[]) AND e.share > $3
+""")
+
+
+async def common_keys(session: Session, keys: frozenset[str]) -> frozenset[str]:
+    """Those of ``keys`` that more than COMMON_KEY_SHARE of the products have, by the table's
+    statistics (no statement when there are no keys)."""
+    if not keys:
+        return frozenset()
+    rows = await session.fetch(COMMON_KEYS, session.schema, sorted(keys), COMMON_KEY_SHARE)
+    return frozenset(r["key"] for r in rows)
+
+
+def _compare(c: Compare, p: Params, common: frozenset[str]) -> str:
     name, value = c.member.name, c.value
     if name != "attribute":
         shown = value.value if isinstance(value, ProductStatus) else value
         return f"({_COLUMNS_OF[name]} {_SQL_OPS[c.op]} {p(shown, _CASTS[name])})"
     key = c.member.key
     if value is None:  # attributes.key:*
-        return _has_key(key, p)
+        return _has_key(key, p, common)
     if c.op in ("=", ":", "!="):
         contains = f"(attributes @> {p(json.dumps({key: str(value)}), 'jsonb')})"
         return f"(NOT {contains})" if c.op == "!=" else contains
@@ -144,7 +183,8 @@ async def text_query(session: Session, text: str) -> TextQuery | None:
     return TextQuery(rows[0]["language"], text, tuple((r["w"], tuple(r["near"])) for r in rows if r["near"]))
 
 
-def _where(search: Search, q: str | None, p: Params, along: str = "") -> tuple[list[str], list[str]]:
+def _where(search: Search, q: str | None, p: Params, along: str = "",
+           common: frozenset[str] = frozenset()) -> tuple[list[str], list[str]]:
     """What every matching product satisfies (visibility, filter, text), and the part of it
     that restricts the sort column ``along`` (``price``, ``create_time``) alone."""
     parts: list[str] = []
@@ -153,7 +193,7 @@ def _where(search: Search, q: str | None, p: Params, along: str = "") -> tuple[l
         parts.append(f"status = ANY({p(sorted(s.value for s in search.statuses), 'text[]')})")
     if search.filter is not None:
         for conjunct in search.filter.operands if isinstance(search.filter, AllOf) else (search.filter,):
-            sql = condition(conjunct, p)
+            sql = condition(conjunct, p, common)
             parts.append(sql)
             if along and isinstance(conjunct, Compare) and conjunct.member.name == along:
                 on_key.append(sql)
@@ -189,15 +229,15 @@ def _after(key: str, cast: str, descending: bool, value: Any, product_id: str, p
 
 
 async def page(session: Session, search: Search, text: TextQuery | None, cursor: Cursor | None,
-               limit: int) -> Result:
+               limit: int, common: frozenset[str] = frozenset()) -> Result:
     """Up to ``limit`` products after ``cursor`` in the search's order (the caller asks one
     more than it shows, to know whether another page follows)."""
     if search.ordering.key is SortKey.RELEVANCE:
         assert text is not None
-        return await _by_relevance(session, search, text, cursor, limit)
+        return await _by_relevance(session, search, text, cursor, limit, common)
     key, cast, along = _KEYS[search.ordering.key]
     p = Params()
-    where, on_key = _where(search, text.sql(p) if text is not None else None, p, along)
+    where, on_key = _where(search, text.sql(p) if text is not None else None, p, along, common)
     after = (_after(key, cast, search.ordering.descending, cursor.key, cursor.product_id, p)
              if cursor is not None else None)
     found = await bounded(session, PageQuery(p, where, on_key, None, key, search.ordering.descending, after), limit)
@@ -212,7 +252,7 @@ _NEGATION = re.compile(r"(^|\s)-")
 
 
 async def _by_relevance(session: Session, search: Search, text: TextQuery, cursor: Cursor | None,
-                        limit: int) -> Result:
+                        limit: int, common: frozenset[str]) -> Result:
     """Rank 1: the title alone matches (when the query excludes words, the whole product must
     match too); rank 2: the other matches. Within a rank newest first (oldest first when the
     order is reversed)."""
@@ -223,7 +263,7 @@ async def _by_relevance(session: Session, search: Search, text: TextQuery, curso
     for rank in ranks:
         p = Params()
         q = text.sql(p)
-        where, _ = _where(search, q if rank == 2 or _NEGATION.search(text.text) else None, p)
+        where, _ = _where(search, q if rank == 2 or _NEGATION.search(text.text) else None, p, common=common)
         title = title_match(q)
         if rank == 1:
             where.append(title)
@@ -267,11 +307,12 @@ def _facet_sql(spec: FacetSpec, source: str, p: Params) -> str:
     return f"WITH s AS MATERIALIZED ({source})\n" + "\nUNION ALL ".join(branches)
 
 
-async def facets(session: Session, search: Search, text: TextQuery | None, spec: FacetSpec) -> Counted:
+async def facets(session: Session, search: Search, text: TextQuery | None, spec: FacetSpec,
+                 common: frozenset[str] = frozenset()) -> Counted:
     """Counts by category, attribute values and price bucket of every product the search matches:
     exact when at most FACET_EXACT_MAX match, else estimated from a fixed sample of the table."""
     p = Params()
-    parts, _ = _where(search, text.sql(p) if text is not None else None, p)
+    parts, _ = _where(search, text.sql(p) if text is not None else None, p, common=common)
     where = f" WHERE {' AND '.join(parts)}" if parts else ""
     matching, _ = await estimate(session, parts, p)
     if matching <= 2 * FACET_EXACT_MAX:  # the estimate may be off either way: try
@@ -283,7 +324,7 @@ async def facets(session: Session, search: Search, text: TextQuery | None, spec:
     pages = await session.fetchval(PAGES)
     percent = min(100.0, 100.0 * FACET_SAMPLE_PAGES / max(int(pages or 1), 1))
     p = Params()
-    parts, _ = _where(search, text.sql(p) if text is not None else None, p)
+    parts, _ = _where(search, text.sql(p) if text is not None else None, p, common=common)
     where = f" WHERE {' AND '.join(parts)}" if parts else ""
     sampled = (f"SELECT category, attributes, price_minor FROM {{schema}}.products "
                f"TABLESAMPLE SYSTEM ({p(percent, 'float8')}) REPEATABLE ({SAMPLE_SEED}){where}")
