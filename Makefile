@@ -44,8 +44,14 @@ test: $(STAMP) $(CLIENT)  ## the whole suite: starts its own PostgreSQL, NATS an
 run: $(STAMP) $(CLIENT)  ## the whole mesh on this machine, with a demo tenant
 	$(PY) -m services.devmesh run
 
-bench: $(STAMP) $(CLIENT)  ## benchmarks (figures; exits 1 only when a consistency check fails)
-	$(PY) -m bench
+BENCHMARKS := getproduct placeorder search
+bench: $(STAMP) $(CLIENT)  ## benchmarks (figures; exits 1 only when a consistency check fails); `make bench search` runs one
+	$(PY) -m bench $(filter $(BENCHMARKS),$(MAKECMDGOALS))
+
+ifeq ($(firstword $(MAKECMDGOALS)),bench)
+$(BENCHMARKS):  # names given after `make bench`: arguments, not targets
+	@:
+endif
 
 chaos: $(STAMP) $(CLIENT)  ## checkout under load while processes die and servers go away (CHAOS_ARGS=--short: CI's version)
 	$(PY) -m bench chaos $(CHAOS_ARGS)

@@ -22,11 +22,11 @@ import traceback
 from types import FrameType, ModuleType
 from typing import Any
 
-from bench import chaos, getproduct, placeorder, tenants
+from bench import chaos, getproduct, placeorder, search, tenants
 from bench.harness import RESULTS, Harness
 from services.devmesh.mesh import ROOT
 
-BENCHMARKS: dict[str, ModuleType] = {module.NAME: module for module in (getproduct, placeorder)}
+BENCHMARKS: dict[str, ModuleType] = {module.NAME: module for module in (getproduct, placeorder, search)}
 # Run only when named (`python -m bench chaos`, `python -m bench tenants`): not part of `make bench`.
 ON_REQUEST: dict[str, ModuleType] = {module.NAME: module for module in (chaos, tenants)}
 
@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
                              ">= 60)")
     parser.add_argument("--short", action="store_true",
                         help="chaos: every fault shorter, at a lower rate (CI); tenants: up to 100 tenants")
+    parser.add_argument("--catalog-size", type=int, default=1_000_000,
+                        help="products the search benchmark imports into its tenant (default 1,000,000; the "
+                             "targets are for a million)")
     return parser
 
 
@@ -78,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         harness.start()
         for module in chosen:
             given = {"vus": args.vus, "warmup_s": args.warmup, "duration_s": args.duration, "soak_s": args.soak,
-                     "short": args.short}
+                     "short": args.short, "catalog_size": args.catalog_size}
             wanted = {f.name for f in dataclasses.fields(module.Options)}
             options = module.Options(**{k: v for k, v in given.items() if k in wanted})
             print(f"\n== {module.NAME}: {module.SUMMARY}", flush=True)

@@ -1,5 +1,5 @@
-"""Wiring of the catalog service: its database, read cache, servicers, the reservation
-sweeper, the outbox relay and the consumer of confirmed orders."""
+"""Wiring of the catalog service: its database, read caches, servicers, the reservation
+sweeper, search re-indexing, the outbox relay and the consumer of confirmed orders."""
 
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ from commerce.catalog.v1 import catalog_pb2_grpc, inventory_pb2_grpc
 from commerce.tenant.v1 import provisioning_pb2_grpc
 
 from services.catalog import confirmed_orders, inventory_servicer
-from services.catalog.cache import ProductCache
+from services.catalog.cache import ProductCache, SearchCache
 from services.catalog.catalog import Catalog
+from services.catalog.imports import Importer
 from services.catalog.invalidation import CacheInvalidator
 from services.catalog.inventory import Inventory
 from services.catalog.inventory_servicer import InventoryServicer
+from services.catalog.languages import SearchLanguages
+from services.catalog.searches import ProductSearch
 from services.catalog.servicer import SERVICE, CatalogServicer
 from services.catalog.sweeper import ReservationSweeper
 from services.runtime import provisioning
@@ -30,6 +33,7 @@ from services.runtime.tokens import TokenVerifier
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 CACHE_ENTRIES = 10_000
+SEARCH_CACHE_ENTRIES = 1_000
 SWEEP_SECONDS = 2.0
 
 
@@ -42,13 +46,16 @@ def assemble(db: Database, verifier: TokenVerifier, cache_entries: int = CACHE_E
     CommitReservation. NATS is deliberately not a health probe: while it is away events
     wait in the outbox, confirmed orders wait on JetStream, and checkout goes on."""
     cache = ProductCache(cache_entries)
-    invalidator = CacheInvalidator(listener_dsn(db), cache)
-    catalog = Catalog(db, cache)
+    searches = SearchCache(SEARCH_CACHE_ENTRIES if cache_entries else 0)
+    invalidator = CacheInvalidator(listener_dsn(db), cache, searches)
+    catalog = Catalog(db, cache, searches)
+    languages = SearchLanguages(db, searches)
+    servicer = CatalogServicer(catalog, ProductSearch(db, searches), Importer(db, cache, searches), languages)
     inventory = Inventory(db)
     sweeper = ReservationSweeper(db, inventory, sweep_seconds)
 
     def register(server: grpc.aio.Server) -> None:
-        catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(catalog), server)
+        catalog_pb2_grpc.add_CatalogServiceServicer_to_server(servicer, server)
         inventory_pb2_grpc.add_InventoryServiceServicer_to_server(InventoryServicer(inventory), server)
         provisioning_pb2_grpc.add_ProvisioningServiceServicer_to_server(ProvisioningServicer(db, MIGRATIONS), server)
 
@@ -58,10 +65,10 @@ def assemble(db: Database, verifier: TokenVerifier, cache_entries: int = CACHE_E
         register=register,
         verifier=verifier,
         probes={"database": db.ping}, facets=db.facets(),
-        on_start=[invalidator.start, sweeper.start, *([relay.start] if relay else []),
+        on_start=[invalidator.start, sweeper.start, languages.start, *([relay.start] if relay else []),
                   *([orders.start] if orders else [])],
-        on_stop=[*([orders.stop] if orders else []), *([relay.stop] if relay else []), sweeper.stop,
-                 invalidator.stop, db.dispose],
+        on_stop=[*([orders.stop] if orders else []), *([relay.stop] if relay else []), languages.stop,
+                 sweeper.stop, invalidator.stop, db.dispose],
     )
 
 

@@ -7,7 +7,7 @@ result becomes that response, so this layer needs no gRPC.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -15,13 +15,13 @@ from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.catalog import events
-from services.catalog.cache import ProductCache
-from services.catalog.domain import listing, product, stock
+from services.catalog.cache import ProductCache, SearchCache
+from services.catalog.domain import product, stock
 from services.catalog.domain.ids import new_product_id, product_not_found
 from services.catalog.domain.product import Product, ProductFields, ProductInput
 from services.catalog.domain.reservation import crossed_low_stock
 from services.catalog.domain.stock import StockLevel
-from services.catalog.domain.visibility import check_visible, listed_statuses
+from services.catalog.domain.visibility import check_visible
 from services.catalog.store import products as product_store
 from services.catalog.store import stock as stock_store
 from services.runtime.context import Caller
@@ -38,19 +38,11 @@ class Reply(Generic[T, M]):
     render: Callable[[T], M]
 
 
-@dataclass(frozen=True)
-class ListFilters:
-    query: str
-    category: str
-    min_price_minor: int
-    max_price_minor: int
-    status: str  # ProductStatus name, or "UNSPECIFIED"
-
-
 class Catalog:
-    def __init__(self, db: Database, cache: ProductCache) -> None:
+    def __init__(self, db: Database, cache: ProductCache, searches: SearchCache) -> None:
         self._db = db
         self._cache = cache
+        self._searches = searches
 
     # --- reads -----------------------------------------------------------------------
 
@@ -65,19 +57,6 @@ class Catalog:
             self._cache.put(tenant_id, found, generation)
         check_visible(caller, product_id, found.status)
         return found
-
-    async def list_products(self, caller: Caller, tenant_id: str, filters: ListFilters, page_size: int,
-                            page_token: str) -> tuple[Sequence[Product], str]:
-        """A page of products and the token of the next page ("" on the last)."""
-        statuses = listed_statuses(caller, product.requested_status(filters.status, "status"))
-        wanted = listing.product_filter(filters.query, filters.category, filters.min_price_minor,
-                                        filters.max_price_minor, statuses)
-        query = listing.list_query(wanted, page_size, page_token)
-        async with self._db.tenant_read(tenant_id) as conn:
-            found = await product_store.list_page(conn, query)
-        page = found[:query.limit]
-        more = len(found) > query.limit
-        return page, listing.encode_token(page[-1].product_id, wanted) if more else ""
 
     async def get_stock(self, caller: Caller, tenant_id: str, product_id: str) -> StockLevel:
         """One statement: the stock with the product's status (same visibility as the product)."""
@@ -99,7 +78,7 @@ class Catalog:
             await events.product_created(conn, tenant_id, created)
             return created
 
-        return await self._write(tenant_id, None, key, reply, work)
+        return await self._write(tenant_id, None, key, reply, work, searched=True)
 
     async def update_product(self, tenant_id: str, product_id: str, given: ProductInput, paths: frozenset[str],
                              key: IdempotencyKey | None, reply: Reply[Product, M]) -> M:
@@ -109,7 +88,7 @@ class Catalog:
             await events.product_updated(conn, tenant_id, changed, paths)
             return changed
 
-        return await self._write(tenant_id, product_id, key, reply, work)
+        return await self._write(tenant_id, product_id, key, reply, work, searched=True)
 
     async def archive_product(self, tenant_id: str, product_id: str, key: IdempotencyKey | None,
                               reply: Reply[Product, M]) -> M:
@@ -121,7 +100,7 @@ class Catalog:
             await events.product_updated(conn, tenant_id, archived, frozenset({"status"}))
             return archived
 
-        return await self._write(tenant_id, product_id, key, reply, work)
+        return await self._write(tenant_id, product_id, key, reply, work, searched=True)
 
     async def set_stock(self, tenant_id: str, product_id: str, on_hand: int, key: IdempotencyKey | None,
                         reply: Reply[StockLevel, M]) -> M:
@@ -154,7 +133,9 @@ class Catalog:
         return current
 
     async def _write(self, tenant_id: str, product_id: str | None, key: IdempotencyKey | None,
-                     reply: Reply[T, M], work: Callable[[AsyncConnection], Awaitable[T]]) -> M:
+                     reply: Reply[T, M], work: Callable[[AsyncConnection], Awaitable[T]], *,
+                     searched: bool = False) -> M:
+        """``searched``: the change may alter search results (a product's fields)."""
         async with self._db.tenant(tenant_id) as conn:
             previous = await replay(conn, key, reply.type)
             if previous is not None:
@@ -163,4 +144,6 @@ class Catalog:
             await remember(conn, key, response)
         if product_id is not None:  # this replica need not wait for its own notification
             self._cache.evict(tenant_id, product_id)
+        if searched:
+            self._searches.invalidate(tenant_id)
         return response

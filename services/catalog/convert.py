@@ -5,9 +5,12 @@ from __future__ import annotations
 from commerce.catalog.v1 import catalog_pb2 as pb
 from commerce.catalog.v1 import inventory_pb2
 
+from services.catalog.domain.imports import Entry, Outcome
 from services.catalog.domain.product import Money, Product, ProductInput
 from services.catalog.domain.reservation import Line, Reservation, ReservationState
 from services.catalog.domain.stock import StockLevel
+from services.catalog.searches import Listing, ListRequest
+from services.catalog.store.search_settings import Settings
 from services.runtime.protos import EnumNames, money_pb
 
 _STATUSES = EnumNames(pb.ProductStatus, "PRODUCT_STATUS_")
@@ -64,4 +67,47 @@ def reservation_pb(reservation: Reservation) -> inventory_pb2.Reservation:
                                         lines=[line_pb(line) for line in reservation.lines],
                                         state=reservation_state_pb(reservation.state))
     message.expire_time.FromDatetime(reservation.expire_time)
+    return message
+
+
+def list_request(message: pb.ListProductsRequest) -> ListRequest:
+    return ListRequest(
+        query=message.query, filter=message.filter, order_by=message.order_by, page_size=message.page_size,
+        page_token=message.page_token, facets=tuple(message.facets), price_buckets=tuple(message.price_buckets),
+        category=message.category, min_price_minor=message.min_price_minor, max_price_minor=message.max_price_minor,
+        status=status_name(message.status))
+
+
+def list_response(listing: Listing) -> pb.ListProductsResponse:
+    reply = pb.ListProductsResponse(products=[product_pb(p) for p in listing.products],
+                                    next_page_token=listing.next_page_token)
+    if listing.facets is not None:
+        reply.total_size = min(listing.facets.total, 2**31 - 1)
+        reply.counts_estimated = listing.facets.estimated
+        reply.facets.extend(pb.Facet(field=f.field, values=[
+            pb.FacetValue(value=v.value, count=v.count, filter=v.filter, min_price_minor=v.min_price_minor,
+                          max_price_minor=v.max_price_minor) for v in f.values]) for f in listing.facets.facets)
+    return reply
+
+
+def catalog_entry(message: pb.CatalogEntry) -> Entry:
+    return Entry(product_input(message.product) if message.HasField("product") else None,
+                 message.on_hand if message.HasField("on_hand") else None)
+
+
+def catalog_entry_pb(product: Product, on_hand: int) -> pb.CatalogEntry:
+    return pb.CatalogEntry(product=product_pb(product), on_hand=on_hand)
+
+
+_OUTCOMES = EnumNames(pb.ImportOutcome, "IMPORT_OUTCOME_")
+
+
+def import_outcome_pb(outcome: Outcome) -> pb.ImportOutcome:
+    return _OUTCOMES.number(outcome.value)  # type: ignore[no-any-return]
+
+
+def search_settings_pb(settings: Settings, languages: list[str]) -> pb.SearchSettings:
+    message = pb.SearchSettings(name="searchSettings", language=settings.language, available_languages=languages,
+                                reindexing=settings.reindexing)
+    message.update_time.FromDatetime(settings.update_time)
     return message

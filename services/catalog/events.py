@@ -2,8 +2,9 @@
 (see services/runtime/events/outbox.py): they commit or vanish with the change.
 
 Product events and SetStock/AdjustStock's LowStock go the cold path (``emit`` on a
-SQLAlchemy connection); the reservation paths write rows in their asyncpg session
-(``write``). Only events someone consumes are written: StockReserved and StockCommitted
+SQLAlchemy connection); the reservation and import paths write rows in their asyncpg
+session (``write``). An import publishes one ProductsImported per batch (per MB), not
+one event per product. Only events someone consumes are written: StockReserved and StockCommitted
 are no longer published (nothing consumed them; the reservation row records each step).
 """
 
@@ -66,3 +67,28 @@ async def write(session: Session, rows: Sequence[OutboxRow]) -> None:
     if rows:
         await session.executemany(INSERT_SQL, [row.args() for row in rows])
         session.add_events(*rows)
+
+
+EVENT_BYTES_MAX = 900_000  # NATS refuses messages above 1 MB by default
+
+
+def products_imported_rows(tenant_id: str, created: Sequence[Product], updated: Sequence[Product]) -> list[OutboxRow]:
+    """ProductsImported events of one import, each kept under EVENT_BYTES_MAX."""
+    rows: list[OutboxRow] = []
+    event, size = ev.ProductsImported(), 0
+    for kind, products in (("created", created), ("updated", updated)):
+        for product in products:
+            message = product_pb(product)
+            if size and size + message.ByteSize() > EVENT_BYTES_MAX:
+                rows.append(_imported_row(tenant_id, event))
+                event, size = ev.ProductsImported(), 0
+            getattr(event, kind).append(message)
+            size += message.ByteSize() + 8
+    if size:
+        rows.append(_imported_row(tenant_id, event))
+    return rows
+
+
+def _imported_row(tenant_id: str, event: ev.ProductsImported) -> OutboxRow:
+    first = event.created[0] if event.created else event.updated[0]
+    return outbox_row(event, tenant_id=tenant_id, aggregate_id=first.product_id)

@@ -34,21 +34,28 @@ class DemoProduct:
     price_minor: int
     stock: int
     description: str = ""
+    attributes: tuple[tuple[str, str], ...] = ()
 
 
 PRODUCTS = [
-    DemoProduct("BOOK-001", "The Pragmatic Programmer", "books", 3999, 25, "20th anniversary edition"),
-    DemoProduct("BOOK-002", "Designing Data-Intensive Applications", "books", 4599, 12),
-    DemoProduct("BOOK-003", "Architecture Patterns with Python", "books", 3499, 8),
-    DemoProduct("COFFEE-001", "Ethiopia Yirgacheffe, 250 g", "coffee", 1450, 40, "washed, light roast"),
-    DemoProduct("COFFEE-002", "Colombia Huila, 250 g", "coffee", 1290, 35, "medium roast"),
-    DemoProduct("COFFEE-003", "Espresso blend, 1 kg", "coffee", 3900, 10),
-    DemoProduct("KITCHEN-001", "Pour-over dripper", "kitchen", 2400, 15, "ceramic, size 02"),
-    DemoProduct("KITCHEN-002", "Burr grinder", "kitchen", 12900, 5),
-    DemoProduct("KITCHEN-003", "Gooseneck kettle", "kitchen", 5900, 7),
-    DemoProduct("OUTDOOR-001", "Insulated bottle, 750 ml", "outdoor", 2900, 30),
-    DemoProduct("OUTDOOR-002", "Camping mug", "outdoor", 1500, 50),
-    DemoProduct("OUTDOOR-003", "Trail backpack, 28 l", "outdoor", 8900, 4),
+    DemoProduct("BOOK-001", "The Pragmatic Programmer", "books", 3999, 25, "20th anniversary edition",
+                (("format", "hardcover"),)),
+    DemoProduct("BOOK-002", "Designing Data-Intensive Applications", "books", 4599, 12, "",
+                (("format", "paperback"),)),
+    DemoProduct("BOOK-003", "Architecture Patterns with Python", "books", 3499, 8, "", (("format", "paperback"),)),
+    DemoProduct("COFFEE-001", "Ethiopia Yirgacheffe, 250 g", "coffee", 1450, 40, "washed, light roast",
+                (("roast", "light"), ("origin", "Ethiopia"))),
+    DemoProduct("COFFEE-002", "Colombia Huila, 250 g", "coffee", 1290, 35, "medium roast",
+                (("roast", "medium"), ("origin", "Colombia"))),
+    DemoProduct("COFFEE-003", "Espresso blend, 1 kg", "coffee", 3900, 10, "", (("roast", "dark"),)),
+    DemoProduct("KITCHEN-001", "Pour-over dripper", "kitchen", 2400, 15, "ceramic, size 02",
+                (("material", "ceramic"), ("color", "white"))),
+    DemoProduct("KITCHEN-002", "Burr grinder", "kitchen", 12900, 5, "", (("material", "steel"), ("color", "black"))),
+    DemoProduct("KITCHEN-003", "Gooseneck kettle", "kitchen", 5900, 7, "",
+                (("material", "steel"), ("color", "silver"))),
+    DemoProduct("OUTDOOR-001", "Insulated bottle, 750 ml", "outdoor", 2900, 30, "", (("color", "blue"),)),
+    DemoProduct("OUTDOOR-002", "Camping mug", "outdoor", 1500, 50, "", (("material", "enamel"), ("color", "white"))),
+    DemoProduct("OUTDOOR-003", "Trail backpack, 28 l", "outdoor", 8900, 4, "", (("color", "black"),)),
 ]
 
 
@@ -191,21 +198,24 @@ class Seeder:
                 return skus
 
     def _ensure_products(self, seller: str) -> int:
+        """One ImportProducts call (an upsert by sku): new products come with their stock; those
+        of an earlier run keep theirs (what was sold stays sold) and get any new attributes."""
         existing = self._existing_skus(seller)
-        added = 0
+        entries = []
         for item in PRODUCTS:
-            if item.sku in existing:
-                continue
-            product = self._catalog.CreateProduct(catalog_pb2.CreateProductRequest(
-                product=catalog_pb2.Product(
-                    sku=item.sku, title=item.title, description=item.description, category=item.category,
-                    price=money_pb2.Money(currency_code="USD", amount_minor=item.price_minor)),
-                request_id=f"devmesh-demo-{item.sku}"), metadata=_bearer(seller), timeout=10).product
-            self._catalog.SetStock(catalog_pb2.SetStockRequest(
-                product_id=product.product_id, on_hand=item.stock, request_id=f"devmesh-demo-stock-{item.sku}"),
-                metadata=_bearer(seller), timeout=10)
-            added += 1
-        return added
+            entry = catalog_pb2.CatalogEntry(product=catalog_pb2.Product(
+                sku=item.sku, title=item.title, description=item.description, category=item.category,
+                attributes=dict(item.attributes),
+                price=money_pb2.Money(currency_code="USD", amount_minor=item.price_minor)))
+            if item.sku not in existing:
+                entry.on_hand = item.stock
+            entries.append(entry)
+        reply = self._catalog.ImportProducts(catalog_pb2.ImportProductsRequest(entries=entries),
+                                             metadata=_bearer(seller), timeout=30)
+        if reply.failed_count:
+            failed = next(r for r in reply.results if r.outcome == catalog_pb2.IMPORT_OUTCOME_FAILED)
+            raise SeedError(f"importing the demo products failed: {failed.sku}: {failed.error.message}")
+        return int(reply.created_count)
 
     def seed(self) -> str:
         admin = self._admin_token()

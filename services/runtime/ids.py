@@ -35,6 +35,13 @@ class ResourceIds:
     def new(self, now_ms: int | None = None, random_bits: int | None = None) -> str:
         return self.prefix + ulid(now_ms, random_bits)
 
+    def run(self, count: int) -> list[str]:
+        """``count`` new ids in ascending order (one millisecond, consecutive random parts):
+        things made together, e.g. by one import, sort as they were sent."""
+        ms = time.time_ns() // 1_000_000
+        start = secrets.randbelow(2**80 - count) if count else 0
+        return [self.new(ms, start + i) for i in range(count)]
+
     def is_valid(self, value: str) -> bool:
         return self.pattern.fullmatch(value) is not None
 

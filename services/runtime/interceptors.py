@@ -61,11 +61,16 @@ def _transcoded(context: grpc.aio.ServicerContext[Any, Any]) -> bool:
     return any(key == "x-envoy-original-path" for key, _ in context.invocation_metadata() or ())
 
 
-async def abort_with(context: grpc.aio.ServicerContext[Any, Any], error: DomainError) -> None:
+def status_for_caller(context: grpc.aio.ServicerContext[Any, Any], error: DomainError) -> status_pb2.Status:
+    """``status_for``, with BadRequest naming fields as the caller sent them: lowerCamelCase
+    in a JSON body or query (a REST call), as in the proto for native gRPC."""
     if isinstance(error, InvalidArgument) and _transcoded(context):
-        # BadRequest names fields as the caller sent them: lowerCamelCase in a JSON body or query.
         error = in_json_names(error)
-    status = status_for(error)
+    return status_for(error)
+
+
+async def abort_with(context: grpc.aio.ServicerContext[Any, Any], error: DomainError) -> None:
+    status = status_for_caller(context, error)
     await context.abort(
         grpc.StatusCode[error.code],
         status.message,

@@ -34,10 +34,11 @@ def pack(value: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(value, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def unpack(token: str, listing: str) -> Any:
-    """The JSON a token carries; INVALID_ARGUMENT page_token for anything we did not hand out."""
+def unpack(token: str, listing: str, max_len: int = TOKEN_MAX) -> Any:
+    """The JSON a token carries; INVALID_ARGUMENT page_token for anything we did not hand out
+    (``max_len``: for tokens that carry a sort key, e.g. a title)."""
     bad = InvalidArgument.field("page_token", f"is not a page token from a previous {listing} response")
-    if len(token) > TOKEN_MAX:
+    if len(token) > max_len:
         raise bad
     try:
         return json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))

@@ -6,21 +6,29 @@ common checks lives here once, so every service says the same thing the same way
 
 from __future__ import annotations
 
+import functools
 import re
-import unicodedata
 
 from services.runtime.errors import FieldViolation, InvalidArgument
 
-# Control characters (C0, DEL, C1) and lone surrogates never belong in text a person typed.
-_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cs"})
+# Control characters (C0, DEL, C1: Unicode's category Cc exactly) and lone surrogates (Cs)
+# never belong in text a person typed. One regular expression instead of a category look-up
+# per character: bulk imports check every field of every product.
+_FORBIDDEN = [chr(c) for c in (*range(0x00, 0x20), *range(0x7F, 0xA0))]
+_SURROGATES = "\ud800-\udfff"
 # Idempotency keys (AIP-155) of every mutating call, whatever the service.
 REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 REQUEST_ID_RULE = "must be 1-128 of A-Z a-z 0-9 _ . : - (a UUID is a good choice)"
 
 
+@functools.cache
+def _forbidden(allowed: str) -> re.Pattern[str]:
+    return re.compile("[" + "".join(re.escape(c) for c in _FORBIDDEN if c not in allowed) + _SURROGATES + "]")
+
+
 def control_characters(value: str, allowed: str = "") -> bool:
-    """True when ``value`` holds a control character (other than those in ``allowed``)."""
-    return any(unicodedata.category(c) in _FORBIDDEN_CATEGORIES and c not in allowed for c in value)
+    """True when ``value`` holds a control character (other than those in ``allowed``) or a lone surrogate."""
+    return _forbidden(allowed).search(value) is not None
 
 
 class Violations:

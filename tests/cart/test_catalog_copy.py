@@ -85,6 +85,23 @@ async def test_a_price_change_shows_in_the_cart_once_its_event_is_consumed(
     await eventually(repriced, "the cart shows the new price")
 
 
+async def test_a_price_changed_by_a_catalog_import_shows_in_the_cart_once_its_event_is_consumed(
+        shop: Shop, blind_channel: grpc.aio.Channel) -> None:
+    shoe = await shop.product(price=1000)
+    await shop.add(shoe.product_id, 2)
+    entry = cpb.CatalogEntry(product=cpb.Product(
+        sku=shoe.sku, title=shoe.title, category=shoe.category, description=shoe.description,
+        attributes=shoe.attributes, price=money_pb2.Money(currency_code="USD", amount_minor=1700)))
+    reply = await shop.catalog.ImportProducts(cpb.ImportProductsRequest(entries=[entry]), metadata=shop.seller)
+    assert reply.updated_count == 1  # published as one ProductsImported
+    cut_off = blind(shop, blind_channel)
+
+    async def repriced() -> bool:
+        cart = await cut_off.get()
+        return (cart.lines[0].unit_price.amount_minor, cart.subtotal.amount_minor) == (1700, 3400)
+    await eventually(repriced, "the cart shows the imported price")
+
+
 async def test_an_archived_product_shows_as_not_available_and_cannot_be_added(
         shop: Shop, blind_channel: grpc.aio.Channel) -> None:
     shoe = await shop.product()

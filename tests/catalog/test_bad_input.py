@@ -149,7 +149,8 @@ async def test_sql_looking_text_is_stored_verbatim_and_harmless(shop: Shop) -> N
         assert (read.title, read.description) == (text_, text_)
         found = await shop.stub.ListProducts(pb.ListProductsRequest(query=text_, category=text_[:64]),
                                              metadata=shop.customer)
-        assert [p.product_id for p in found.products] == [product_id]
+        # found by the words it holds; a text without words ("$$;--") finds nothing (never everything)
+        assert [p.product_id for p in found.products] == ([product_id] if any(c.isalnum() for c in text_) else [])
     everything = await shop.stub.ListProducts(pb.ListProductsRequest(), metadata=shop.customer)
     assert len(everything.products) == len(SQLISH)
 

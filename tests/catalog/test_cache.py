@@ -1,16 +1,19 @@
-"""The per-process product cache: two catalog replicas on one database; a replica
-serves a product older than the last committed write only until that write's change
-notice (NOTIFY, delivered after the commit, in milliseconds) reaches it."""
+"""The per-process caches (products, and search answers): two catalog replicas on one
+database; a replica serves a product, or a search, older than the last committed write
+only until that write's change notice (NOTIFY, delivered after the commit, in
+milliseconds) reaches it."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 import grpc
 import pytest
 from commerce.catalog.v1 import catalog_pb2 as pb
 from commerce.catalog.v1 import catalog_pb2_grpc
+from commerce.common.v1 import money_pb2
 from google.protobuf import field_mask_pb2
 from sqlalchemy import text
 
@@ -20,6 +23,8 @@ from services.runtime.settings import Settings
 from tests.catalog.conftest import Shop
 from tests.catalog.harness import start_catalog
 from tests.tokens import TestKeys
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -45,17 +50,24 @@ async def _title(stub: catalog_pb2_grpc.CatalogServiceStub, shop: Shop, product_
     return title
 
 
-async def _until_served_from_cache(stub: catalog_pb2_grpc.CatalogServiceStub, shop: Shop, db: Database,
-                                   product_id: str) -> str:
+async def _until_cached(read: Callable[[], Awaitable[T]], change_behind: Callable[[int], Awaitable[None]],
+                        what: str) -> T:
     """Reads until a change made behind the service's back stops showing: the replica's
-    cache is then online and holds the product. Returns the cached title."""
+    cache is then online and holds the answer. Returns the cached answer."""
     for attempt in range(100):
-        cached = await _title(stub, shop, product_id)
-        await _behind_the_back(db, shop.tenant, product_id, f"behind {attempt}")
-        if await _title(stub, shop, product_id) == cached:
+        cached = await read()
+        await change_behind(attempt)
+        if await read() == cached:
             return cached
         await asyncio.sleep(0.05)
-    raise AssertionError("the replica never served from its cache")
+    raise AssertionError(f"the replica never served {what} from its cache")
+
+
+async def _until_served_from_cache(stub: catalog_pb2_grpc.CatalogServiceStub, shop: Shop, db: Database,
+                                   product_id: str) -> str:
+    """The product's cached title, once the replica serves it from its cache."""
+    return await _until_cached(lambda: _title(stub, shop, product_id),
+                               lambda n: _behind_the_back(db, shop.tenant, product_id, f"behind {n}"), "a product")
 
 
 async def _soon(check: Callable[[], Awaitable[bool]], within: float = 2.0) -> bool:
@@ -112,3 +124,37 @@ async def test_reads_bypass_the_cache_while_its_listener_is_disconnected(
 
     # the listener reconnects and the cache serves again
     assert await _until_served_from_cache(replica, shop, catalog_db, pid) != "Original"
+
+
+async def _search_titles(stub: catalog_pb2_grpc.CatalogServiceStub, shop: Shop, query: str) -> list[str]:
+    reply = await stub.ListProducts(pb.ListProductsRequest(query=query, facets=["category"]), metadata=shop.customer)
+    return [p.title for p in reply.products]
+
+
+async def _until_search_served_from_cache(stub: catalog_pb2_grpc.CatalogServiceStub, shop: Shop, db: Database,
+                                          product_id: str, query: str) -> list[str]:
+    return await _until_cached(lambda: _search_titles(stub, shop, query),
+                               lambda n: _behind_the_back(db, shop.tenant, product_id, f"{query} behind {n}"),
+                               "a search")
+
+
+async def test_a_cached_search_of_one_replica_shows_a_write_through_another_once_its_notice_arrives(
+        shop: Shop, replica: catalog_pb2_grpc.CatalogServiceStub, catalog_db: Database) -> None:
+    pid = (await shop.create(title="Teapot original")).product_id
+    await _until_search_served_from_cache(replica, shop, catalog_db, pid, "teapot")
+    await shop.stub.UpdateProduct(pb.UpdateProductRequest(
+        product=pb.Product(product_id=pid, title="Teapot renamed"),
+        update_mask=field_mask_pb2.FieldMask(paths=["title"])), metadata=shop.seller)
+
+    async def renamed() -> bool:
+        return await _search_titles(replica, shop, "teapot") == ["Teapot renamed"]
+    assert await _soon(renamed)
+    await _until_search_served_from_cache(replica, shop, catalog_db, pid, "teapot")
+    imported = await shop.stub.ImportProducts(pb.ImportProductsRequest(entries=[pb.CatalogEntry(
+        product=pb.Product(sku="TEA-IMPORTED", title="Teapot imported", category="kitchen",
+                           price=money_pb2.Money(currency_code="USD", amount_minor=100)))]), metadata=shop.seller)
+    assert imported.created_count == 1
+
+    async def imported_found() -> bool:
+        return "Teapot imported" in await _search_titles(replica, shop, "teapot")
+    assert await _soon(imported_found)

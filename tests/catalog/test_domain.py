@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from services.catalog.cache import ProductCache
-from services.catalog.domain import listing
+from services.catalog.domain import filtering, search
 from services.catalog.domain.ids import is_product_id, new_product_id
 from services.catalog.domain.product import Money, Product, ProductInput, ProductStatus, new_product, updated
 from services.catalog.domain.visibility import ALL_STATUSES
@@ -43,12 +43,13 @@ def test_update_cannot_set_status_back_to_unspecified() -> None:
 
 
 def test_page_token_round_trips_only_with_the_same_filters() -> None:
-    shoes = listing.product_filter("", "shoes", 0, 0, ALL_STATUSES)
-    hats = listing.product_filter("", "hats", 0, 0, ALL_STATUSES)
-    token = listing.encode_token("prd_01JDAAAAAAAAAAAAAAAAAAAAAA", shoes)
-    assert listing.decode_token(token, shoes) == "prd_01JDAAAAAAAAAAAAAAAAAAAAAA"
+    shoes = search.Search("", filtering.parse('category = "shoes"'), ALL_STATUSES, search.Ordering(search.SortKey.ID))
+    hats = search.Search("", filtering.parse('category = "hats"'), ALL_STATUSES, search.Ordering(search.SortKey.ID))
+    cursor = search.Cursor(None, "prd_01JDAAAAAAAAAAAAAAAAAAAAAA", 20)
+    token = search.encode_token(shoes, cursor)
+    assert search.decode_token(token, shoes) == cursor
     with pytest.raises(InvalidArgument):
-        listing.decode_token(token, hats)
+        search.decode_token(token, hats)
 
 
 def test_cache_drops_a_read_that_raced_an_eviction() -> None:

@@ -1,4 +1,6 @@
-"""ListProducts: filters, and pages that together hold every match exactly once."""
+"""ListProducts with the deprecated fields (category, min/max price, status) and a query:
+pages that together hold every match exactly once. The filter grammar, orders, facets and
+search are in test_filter_grammar.py, test_search*.py."""
 
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ async def test_pages_of_two_with_category_price_and_text_filters_see_every_match
         page_size=2, category="shoes", min_price_minor=2000, max_price_minor=5000, query="runner"))
 
     assert sorted(seen) == sorted(matches) and len(seen) == len(set(seen)) == 7
-    assert seen == sorted(seen), "stable order: product_id ascending (oldest first)"
+    assert seen == sorted(seen, reverse=True), "relevance: title matches, newest first"
     assert pages == 4
 
 
@@ -71,9 +73,18 @@ async def test_query_matches_sku_title_and_description_case_insensitively(shop: 
     assert sorted(p.product_id for p in reply.products) == sorted([by_sku, by_title, by_description])
 
 
-@pytest.mark.parametrize("query", ["%", "_", "\\", "50%", "a_b"])
-async def test_like_wildcards_in_the_query_match_only_themselves(shop: Shop, query: str) -> None:
-    literal = (await shop.create(title=f"Sale {query} off")).product_id
+@pytest.mark.parametrize("query", ["%", "_", "\\", "%%", "_%_"])
+async def test_pattern_characters_in_the_query_are_no_pattern_and_find_nothing(shop: Shop, query: str) -> None:
+    await shop.create(title=f"Sale {query} off")
+    await shop.create(title="Sale nothing off")
+    await shop.create(title="axb")
+    reply = await shop.stub.ListProducts(pb.ListProductsRequest(query=query), metadata=shop.customer)
+    assert list(reply.products) == []  # no word to search for: nothing, never everything
+
+
+@pytest.mark.parametrize(("query", "title"), [("50%", "Sale 50% off"), ("a_b", "Part a_b")])
+async def test_words_next_to_pattern_characters_are_found(shop: Shop, query: str, title: str) -> None:
+    literal = (await shop.create(title=title)).product_id
     await shop.create(title="Sale nothing off")
     await shop.create(title="axb")
     reply = await shop.stub.ListProducts(pb.ListProductsRequest(query=query), metadata=shop.customer)

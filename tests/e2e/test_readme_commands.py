@@ -23,6 +23,9 @@ BLOCK = re.compile(r"<!-- readme-commands: (\w+) -->\n```sh\n(.*?)```", re.S)
 SHOWS = {
     "rest": ["COFFEE-00", '"sku":"MUG-1"', "PRODUCT_NOT_FOUND", "} 404", '"field":"product.price.amountMinor"',
              "} 400", "MALFORMED_JSON", "MALFORMED_TOKEN", "}\n 401"],  # Envoy's JSON ends with a newline
+    "search": ['"sku":"COFFEE-00', '"sku":"KITCHEN-003"', '"totalSize"', '"filter":"attributes.roast = \\"light\\""',
+               "INVALID_FILTER", "at position 8", '"sku": "OUTDOOR-002"', "IMPORT_OUTCOME_CREATED",
+               "IMPORT_OUTCOME_FAILED", '"sku":"TEA-001"', '"language":"english"', '"language": "english"'],
     "checkout": ['"status":"ORDER_STATUS_CONFIRMED"', ".eml"],
     "grpc": ["grpc.health.v1.Health", '"status": "SERVING"', '"sku": "COFFEE-00', '"status": "ORDER_STATUS_CONFIRMED"',
              '"reason":"PRODUCT_NOT_FOUND"'],

@@ -145,3 +145,46 @@ def test_an_unknown_query_parameter_is_400_naming_it(rest: httpx.Client, shop_a:
     reply = rest.get("/v1/products", headers=shop_a.seller.auth, params={"colour": "red"})
     assert reply.status_code == 400
     assert "colour" in reply.json()["message"]
+
+
+def test_search_with_filter_order_and_facets_through_the_edge(rest: httpx.Client, shop_a: Shop) -> None:
+    category = f"rsearch-{uuid.uuid4().hex[:6]}"
+    for n, (price, color) in enumerate([(500, "red"), (1500, "red"), (2500, "blue"), (3500, "red")]):
+        reply = rest.post("/v1/products", headers=shop_a.seller.auth, json={"product": {
+            **product_json(category=category, price_minor=price), "title": f"Edge lantern {n}",
+            "attributes": {"color": color}}})
+        assert reply.status_code == 200, reply.text
+    reply = rest.get("/v1/products", headers=shop_a.customer.auth, params=[
+        ("query", "lanterns"), ("filter", f'category = "{category}" AND attributes.color = "red"'),
+        ("orderBy", "price desc"), ("pageSize", "2"), ("facets", "attributes.color"), ("facets", "price"),
+        ("priceBuckets", "1000"), ("priceBuckets", "3000")])
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert [p["price"]["amountMinor"] for p in body["products"]] == ["3500", "1500"] and body["nextPageToken"]
+    assert body["totalSize"] == 3
+    facets = {f["field"]: {v["value"]: int(v["count"]) for v in f["values"]} for f in body["facets"]}
+    assert facets == {"price": {"[0,1000)": 1, "[1000,3000)": 1, "[3000,)": 1}, "attributes.color": {"red": 3}}
+    bad = rest.get("/v1/products", headers=shop_a.customer.auth, params={"filter": "price >"})
+    assert bad.status_code == 400
+    assert bad.json()["details"][1]["fieldViolations"][0]["field"] == "filter"
+
+
+def test_import_and_export_through_the_edge(rest: httpx.Client, shop_a: Shop) -> None:
+    sku = f"REST-IMP-{uuid.uuid4().hex[:6]}"
+    reply = rest.post("/v1/products:import", headers=shop_a.seller.auth, json={"entries": [
+        {"product": product_json(sku), "onHand": "7"}, {"product": {**product_json(), "title": ""}},
+        {"product": {**product_json(), "price": {"currencyCode": "XXX", "amountMinor": "1"}}}]})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert [r["outcome"] for r in body["results"]] == ["IMPORT_OUTCOME_CREATED"] + ["IMPORT_OUTCOME_FAILED"] * 2
+    assert body["results"][1]["error"]["code"] == 3 and body["createdCount"] == 1 and body["failedCount"] == 2
+    # an entry's error names its fields as REST spells them, like a refusal of the whole call
+    bad = body["results"][2]["error"]["details"][1]
+    assert bad["@type"].endswith("google.rpc.BadRequest"), body
+    assert [v["field"] for v in bad["fieldViolations"]] == ["product.price.currencyCode"], body
+    exported = rest.get("/v1/products:export", headers=shop_a.seller.auth, params={"batchSize": "1000"})
+    assert exported.status_code == 200, exported.text
+    entries = [e for message in exported.json() for e in message["entries"]]
+    assert {e["product"]["sku"]: e.get("onHand") for e in entries}[sku] == "7"
+    refused = rest.post("/v1/products:import", headers=shop_a.customer.auth, json={"entries": []})
+    assert refused.status_code == 403

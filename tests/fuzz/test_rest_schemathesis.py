@@ -37,6 +37,7 @@ EXAMPLES = {GenerationMode.POSITIVE: 8, GenerationMode.NEGATIVE: 4}
 ON_PRODUCT_EXAMPLES = 8
 READS = {"GET", "HEAD"}
 CREATE_PRODUCT = "CatalogService_CreateProduct"
+IMPORT_PRODUCTS = "CatalogService_ImportProducts"
 
 
 @dataclass
@@ -83,6 +84,10 @@ class Fuzzer:
             self.outcome.writes.add(_service_of(case.operation))
             if called == CREATE_PRODUCT:
                 self.outcome.created_products.add(response.json()["product"]["productId"])
+            elif called == IMPORT_PRODUCTS:  # entries it created (each entry succeeds or fails alone)
+                self.outcome.created_products.update(
+                    r["productId"] for r in response.json().get("results", [])
+                    if r.get("outcome") == "IMPORT_OUTCOME_CREATED")
 
     def run(self, label: str, strategy: Any, examples: int, headers: dict[str, str], on_product: bool,
             explicit: Sequence[Any] = ()) -> None:

@@ -34,12 +34,12 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from services.catalog.domain.reservation import LOW_STOCK_THRESHOLD
 from services.devmesh.mesh import Mesh
 from services.runtime.events import naming, registry
-from tests.e2e.harness import ADDRESS, create_product, new_customer, ok, order_when
+from tests.e2e.harness import ADDRESS, create_product, new_customer, ok, order_when, product_json
 from tests.security.conftest import Tenant
 
 # What one tenant's flow publishes, at least.
 EXPECTED = {
-    "commerce.tenant.v1.UserRegistered", "commerce.catalog.v1.ProductCreated",
+    "commerce.tenant.v1.UserRegistered", "commerce.catalog.v1.ProductCreated", "commerce.catalog.v1.ProductsImported",
     "commerce.order.v1.OrderConfirmed", "commerce.order.v1.OrderCancelled",
     "commerce.catalog.v1.LowStock",
     "commerce.payment.v1.PaymentCaptured",
@@ -50,6 +50,7 @@ NAMES = {
     "commerce.order.v1.OrderConfirmed": ("order_id", "customer_id", "product_id", "payment_id"),
     "commerce.order.v1.OrderCancelled": ("order_id",),
     "commerce.catalog.v1.ProductCreated": ("product_id",),
+    "commerce.catalog.v1.ProductsImported": ("imported_id",),
     "commerce.catalog.v1.LowStock": ("product_id",),
     "commerce.payment.v1.PaymentCaptured": ("payment_id", "order_id"),
     "commerce.payment.v1.PaymentRefunded": ("payment_id",),
@@ -128,6 +129,8 @@ def drive(rest: httpx.Client, tenant: Tenant) -> Flow:
     buyer = new_customer(rest, tenant.shop)
     product = create_product(rest, seller)
     product_id = str(product["productId"])
+    imported = ok(rest.post("/v1/products:import", headers=seller.auth, json={"entries": [
+        {"product": product_json(), "onHand": "3"}]}))["results"][0]["productId"]
     # Two bought from threshold + 1 on hand: the reservation takes availability below the threshold.
     ok(rest.put(f"/v1/products/{product_id}/stock", headers=seller.auth,
                 json={"onHand": str(LOW_STOCK_THRESHOLD + 1)}))
@@ -142,7 +145,7 @@ def drive(rest: httpx.Client, tenant: Tenant) -> Flow:
     assert cancelled["status"] == "ORDER_STATUS_CANCELLED", cancelled
     return Flow(tenant_id, {
         "customer_id": buyer.subject, "email": buyer.email, "sku": str(product["sku"]), "product_id": product_id,
-        "cart_id": str(cart.get("cartId", "")), "order_id": str(order["orderId"]),
+        "cart_id": str(cart.get("cartId", "")), "order_id": str(order["orderId"]), "imported_id": str(imported),
         "payment_id": str(order["paymentId"]), "order_request_id": str(order.get("requestId", "")),
     })
 

@@ -1,31 +1,33 @@
-"""Products in the tenant schema. Writes and lists go the SQLAlchemy Core path; every
-write also queues a ``pg_notify`` in its transaction, so every replica's read cache
-drops the product the moment the change commits. A read by id (a cache miss of
-GetProduct, on the shopper's path) is one prepared statement (``read``)."""
+"""Products in the tenant schema. Single writes go the SQLAlchemy Core path; every
+write also queues a ``pg_notify`` in its transaction, so every replica's read caches
+drop the product (and the tenant's cached searches) the moment the change commits.
+A read by id (a cache miss of GetProduct, on the shopper's path) is one prepared
+statement (``read``). Searches are in store/search.py, imports in store/imports.py."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import Row, func, or_, select, text
+import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy import Row, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.catalog.domain.listing import ListQuery
 from services.catalog.domain.product import Money, Product, ProductFields, ProductStatus
-from services.catalog.domain.visibility import ALL_STATUSES
 from services.catalog.store.tables import products
 from services.runtime.errors import AlreadyExists
 from services.runtime.sql import Session, Sql
 
 CHANNEL = "catalog_products"
 _UNIQUE_VIOLATION = "23505"
-READ = Sql("SELECT product_id, sku, title, description, category, attributes::text AS attributes, price_currency, "
-           "price_minor, status, create_time, update_time FROM {schema}.products WHERE product_id = $1")
+# What the prepared statements select of a product (``from_record`` reads it).
+COLUMNS = ("product_id, sku, title, description, category, attributes::text AS attributes, price_currency, "
+           "price_minor, status, create_time, update_time")
+READ = Sql(f"SELECT {COLUMNS} FROM {{schema}}.products WHERE product_id = $1")
 
 
 def _values(fields: ProductFields) -> dict[str, Any]:
@@ -50,10 +52,15 @@ def product_of(row: Row[Any]) -> Product:
     return _product(row._mapping, row.attributes)
 
 
+def from_record(row: asyncpg.Record) -> Product:
+    """A product from an asyncpg row that selected ``COLUMNS``."""
+    return _product(row, json.loads(row["attributes"]))
+
+
 async def read(session: Session, product_id: str) -> Product | None:
     """One product by id (a prepared statement)."""
     row = await session.fetchrow(READ, product_id)
-    return None if row is None else _product(row, json.loads(row["attributes"]))
+    return None if row is None else from_record(row)
 
 
 def sku_exists(sku: str) -> AlreadyExists:
@@ -92,27 +99,6 @@ async def update(conn: AsyncConnection, product_id: str, fields: ProductFields) 
         raise
     await notify_changed(conn, product_id)
     return product_of(row)
-
-
-async def list_page(conn: AsyncConnection, query: ListQuery) -> Sequence[Product]:
-    """Up to query.limit + 1 products (one more tells whether another page exists)."""
-    c, f = products.c, query.filter
-    stmt = select(products)
-    if f.statuses != ALL_STATUSES:
-        stmt = stmt.where(c.status.in_(sorted(s.value for s in f.statuses)))
-    if f.query:
-        stmt = stmt.where(or_(c.sku.icontains(f.query, autoescape=True), c.title.icontains(f.query, autoescape=True),
-                              c.description.icontains(f.query, autoescape=True)))
-    if f.category:
-        stmt = stmt.where(c.category == f.category)
-    if f.min_price_minor:
-        stmt = stmt.where(c.price_minor >= f.min_price_minor)
-    if f.max_price_minor:
-        stmt = stmt.where(c.price_minor <= f.max_price_minor)
-    if query.after is not None:
-        stmt = stmt.where(c.product_id > query.after)
-    rows = await conn.execute(stmt.order_by(c.product_id).limit(query.limit + 1))
-    return [product_of(r) for r in rows]
 
 
 async def notify_changed(conn: AsyncConnection, product_id: str) -> None:

@@ -29,7 +29,7 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(commerce/catalog/v1/catalog_events.proto\x12\x13\x63ommerce.catalog.v1\x1a!commerce/catalog/v1/catalog.proto\x1a#commerce/catalog/v1/inventory.proto\x1a\x1e\x63ommerce/common/v1/event.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"t\n\x0eProductCreated\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12-\n\x07product\x18\x02 \x01(\x0b\x32\x1c.commerce.catalog.v1.Product\"\xa5\x01\n\x0eProductUpdated\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12-\n\x07product\x18\x02 \x01(\x0b\x32\x1c.commerce.catalog.v1.Product\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"\xc6\x01\n\rStockReserved\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12\x16\n\x0ereservation_id\x18\x02 \x01(\t\x12\x33\n\x05lines\x18\x03 \x03(\x0b\x32$.commerce.catalog.v1.ReservationLine\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\x02\x18\x01\"\xc7\x01\n\rStockReleased\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12\x16\n\x0ereservation_id\x18\x02 \x01(\t\x12\x33\n\x05lines\x18\x03 \x03(\x0b\x32$.commerce.catalog.v1.ReservationLine\x12\x34\n\x05state\x18\x04 \x01(\x0e\x32%.commerce.catalog.v1.ReservationState\"\x96\x01\n\x0eStockCommitted\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12\x16\n\x0ereservation_id\x18\x02 \x01(\t\x12\x33\n\x05lines\x18\x03 \x03(\x0b\x32$.commerce.catalog.v1.ReservationLine:\x02\x18\x01\"\xb9\x01\n\x0eStockShortfall\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12\x16\n\x0ereservation_id\x18\x02 \x01(\t\x12\x33\n\x05lines\x18\x03 \x03(\x0b\x32$.commerce.catalog.v1.ReservationLine\x12\x12\n\nproduct_id\x18\x04 \x01(\t\x12\x11\n\tavailable\x18\x05 \x01(\x03\"\x86\x01\n\x08LowStock\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12\x12\n\nproduct_id\x18\x02 \x01(\t\x12\x0b\n\x03sku\x18\x03 \x01(\t\x12\x11\n\tavailable\x18\x04 \x01(\x03\x12\x11\n\tthreshold\x18\x05 \x01(\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(commerce/catalog/v1/catalog_events.proto\x12\x13\x63ommerce.catalog.v1\x1a!commerce/catalog/v1/catalog.proto\x1a#commerce/catalog/v1/inventory.proto\x1a\x1e\x63ommerce/common/v1/event.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"t\n\x0eProductCreated\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12-\n\x07product\x18\x02 \x01(\x0b\x32\x1c.commerce.catalog.v1.Product\"\xa5\x01\n\x0eProductUpdated\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12-\n\x07product\x18\x02 \x01(\x0b\x32\x1c.commerce.catalog.v1.Product\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"\xa5\x01\n\x10ProductsImported\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12-\n\x07\x63reated\x18\x02 \x03(\x0b\x32\x1c.commerce.catalog.v1.Product\x12-\n\x07updated\x18\x03 \x03(\x0b\x32\x1c.commerce.catalog.v1.Product\"\xc6\x01\n\rStockReserved\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12\x16\n\x0ereservation_id\x18\x02 \x01(\t\x12\x33\n\x05lines\x18\x03 \x03(\x0b\x32$.commerce.catalog.v1.ReservationLine\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\x02\x18\x01\"\xc7\x01\n\rStockReleased\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12\x16\n\x0ereservation_id\x18\x02 \x01(\t\x12\x33\n\x05lines\x18\x03 \x03(\x0b\x32$.commerce.catalog.v1.ReservationLine\x12\x34\n\x05state\x18\x04 \x01(\x0e\x32%.commerce.catalog.v1.ReservationState\"\x96\x01\n\x0eStockCommitted\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12\x16\n\x0ereservation_id\x18\x02 \x01(\t\x12\x33\n\x05lines\x18\x03 \x03(\x0b\x32$.commerce.catalog.v1.ReservationLine:\x02\x18\x01\"\xb9\x01\n\x0eStockShortfall\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12\x16\n\x0ereservation_id\x18\x02 \x01(\t\x12\x33\n\x05lines\x18\x03 \x03(\x0b\x32$.commerce.catalog.v1.ReservationLine\x12\x12\n\nproduct_id\x18\x04 \x01(\t\x12\x11\n\tavailable\x18\x05 \x01(\x03\"\x86\x01\n\x08LowStock\x12\x33\n\x08metadata\x18\x01 \x01(\x0b\x32!.commerce.common.v1.EventMetadata\x12\x12\n\nproduct_id\x18\x02 \x01(\t\x12\x0b\n\x03sku\x18\x03 \x01(\t\x12\x11\n\tavailable\x18\x04 \x01(\x03\x12\x11\n\tthreshold\x18\x05 \x01(\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,14 +44,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PRODUCTCREATED']._serialized_end=352
   _globals['_PRODUCTUPDATED']._serialized_start=355
   _globals['_PRODUCTUPDATED']._serialized_end=520
-  _globals['_STOCKRESERVED']._serialized_start=523
-  _globals['_STOCKRESERVED']._serialized_end=721
-  _globals['_STOCKRELEASED']._serialized_start=724
-  _globals['_STOCKRELEASED']._serialized_end=923
-  _globals['_STOCKCOMMITTED']._serialized_start=926
-  _globals['_STOCKCOMMITTED']._serialized_end=1076
-  _globals['_STOCKSHORTFALL']._serialized_start=1079
-  _globals['_STOCKSHORTFALL']._serialized_end=1264
-  _globals['_LOWSTOCK']._serialized_start=1267
-  _globals['_LOWSTOCK']._serialized_end=1401
+  _globals['_PRODUCTSIMPORTED']._serialized_start=523
+  _globals['_PRODUCTSIMPORTED']._serialized_end=688
+  _globals['_STOCKRESERVED']._serialized_start=691
+  _globals['_STOCKRESERVED']._serialized_end=889
+  _globals['_STOCKRELEASED']._serialized_start=892
+  _globals['_STOCKRELEASED']._serialized_end=1091
+  _globals['_STOCKCOMMITTED']._serialized_start=1094
+  _globals['_STOCKCOMMITTED']._serialized_end=1244
+  _globals['_STOCKSHORTFALL']._serialized_start=1247
+  _globals['_STOCKSHORTFALL']._serialized_end=1432
+  _globals['_LOWSTOCK']._serialized_start=1435
+  _globals['_LOWSTOCK']._serialized_end=1569
 # @@protoc_insertion_point(module_scope)

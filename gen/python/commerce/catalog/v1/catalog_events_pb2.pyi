@@ -31,6 +31,16 @@ class ProductUpdated(_message.Message):
     update_mask: _field_mask_pb2.FieldMask
     def __init__(self, metadata: _Optional[_Union[_event_pb2.EventMetadata, _Mapping]] = ..., product: _Optional[_Union[_catalog_pb2.Product, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
 
+class ProductsImported(_message.Message):
+    __slots__ = ("metadata", "created", "updated")
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_FIELD_NUMBER: _ClassVar[int]
+    metadata: _event_pb2.EventMetadata
+    created: _containers.RepeatedCompositeFieldContainer[_catalog_pb2.Product]
+    updated: _containers.RepeatedCompositeFieldContainer[_catalog_pb2.Product]
+    def __init__(self, metadata: _Optional[_Union[_event_pb2.EventMetadata, _Mapping]] = ..., created: _Optional[_Iterable[_Union[_catalog_pb2.Product, _Mapping]]] = ..., updated: _Optional[_Iterable[_Union[_catalog_pb2.Product, _Mapping]]] = ...) -> None: ...
+
 class StockReserved(_message.Message):
     __slots__ = ("metadata", "reservation_id", "lines", "expire_time")
     METADATA_FIELD_NUMBER: _ClassVar[int]

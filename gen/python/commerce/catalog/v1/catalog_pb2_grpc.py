@@ -57,6 +57,26 @@ class CatalogServiceStub:
                 request_serializer=commerce_dot_catalog_dot_v1_dot_catalog__pb2.ListProductsRequest.SerializeToString,
                 response_deserializer=commerce_dot_catalog_dot_v1_dot_catalog__pb2.ListProductsResponse.FromString,
                 _registered_method=True)
+        self.ImportProducts = channel.unary_unary(
+                '/commerce.catalog.v1.CatalogService/ImportProducts',
+                request_serializer=commerce_dot_catalog_dot_v1_dot_catalog__pb2.ImportProductsRequest.SerializeToString,
+                response_deserializer=commerce_dot_catalog_dot_v1_dot_catalog__pb2.ImportProductsResponse.FromString,
+                _registered_method=True)
+        self.ExportProducts = channel.unary_stream(
+                '/commerce.catalog.v1.CatalogService/ExportProducts',
+                request_serializer=commerce_dot_catalog_dot_v1_dot_catalog__pb2.ExportProductsRequest.SerializeToString,
+                response_deserializer=commerce_dot_catalog_dot_v1_dot_catalog__pb2.ExportProductsResponse.FromString,
+                _registered_method=True)
+        self.GetSearchSettings = channel.unary_unary(
+                '/commerce.catalog.v1.CatalogService/GetSearchSettings',
+                request_serializer=commerce_dot_catalog_dot_v1_dot_catalog__pb2.GetSearchSettingsRequest.SerializeToString,
+                response_deserializer=commerce_dot_catalog_dot_v1_dot_catalog__pb2.GetSearchSettingsResponse.FromString,
+                _registered_method=True)
+        self.UpdateSearchSettings = channel.unary_unary(
+                '/commerce.catalog.v1.CatalogService/UpdateSearchSettings',
+                request_serializer=commerce_dot_catalog_dot_v1_dot_catalog__pb2.UpdateSearchSettingsRequest.SerializeToString,
+                response_deserializer=commerce_dot_catalog_dot_v1_dot_catalog__pb2.UpdateSearchSettingsResponse.FromString,
+                _registered_method=True)
         self.UpdateProduct = channel.unary_unary(
                 '/commerce.catalog.v1.CatalogService/UpdateProduct',
                 request_serializer=commerce_dot_catalog_dot_v1_dot_catalog__pb2.UpdateProductRequest.SerializeToString,
@@ -112,7 +132,47 @@ class CatalogServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListProducts(self, request, context):
-        """Lists products in a stable order (oldest first), filtered, a page at a time.
+        """Searches products: full text (query), an AIP-160 filter, an AIP-132 order,
+        a page at a time, with facet counts of the whole filtered set on request.
+        Without query nor order_by: oldest first, as before.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportProducts(self, request, context):
+        """Creates or updates up to 1,000 products at once, matched by sku (an upsert),
+        each with its stock on hand if given. Every item is applied or refused on its
+        own: a refused item (invalid, duplicate sku in the request, on_hand below what is
+        reserved) is reported in its result and does not fail the others. Sending the
+        same items again changes nothing (UNCHANGED). Products written here are
+        published as ProductsImported events (one per batch), not one event each.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportProducts(self, request, context):
+        """Streams the whole catalog (every status) in product_id order, with each
+        product's stock on hand: the entries ImportProducts takes back. Each product
+        appears once, as it was when its batch was read.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSearchSettings(self, request, context):
+        """The tenant's search settings: the language of its full-text search.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateSearchSettings(self, request, context):
+        """Changes the search language. Every product is then indexed again in the
+        background (reindexing is true meanwhile; searches meanwhile may miss products
+        not yet indexed in the new language). Setting the current language again
+        changes nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -178,6 +238,26 @@ def add_CatalogServiceServicer_to_server(servicer, server):
                     servicer.ListProducts,
                     request_deserializer=commerce_dot_catalog_dot_v1_dot_catalog__pb2.ListProductsRequest.FromString,
                     response_serializer=commerce_dot_catalog_dot_v1_dot_catalog__pb2.ListProductsResponse.SerializeToString,
+            ),
+            'ImportProducts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportProducts,
+                    request_deserializer=commerce_dot_catalog_dot_v1_dot_catalog__pb2.ImportProductsRequest.FromString,
+                    response_serializer=commerce_dot_catalog_dot_v1_dot_catalog__pb2.ImportProductsResponse.SerializeToString,
+            ),
+            'ExportProducts': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportProducts,
+                    request_deserializer=commerce_dot_catalog_dot_v1_dot_catalog__pb2.ExportProductsRequest.FromString,
+                    response_serializer=commerce_dot_catalog_dot_v1_dot_catalog__pb2.ExportProductsResponse.SerializeToString,
+            ),
+            'GetSearchSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSearchSettings,
+                    request_deserializer=commerce_dot_catalog_dot_v1_dot_catalog__pb2.GetSearchSettingsRequest.FromString,
+                    response_serializer=commerce_dot_catalog_dot_v1_dot_catalog__pb2.GetSearchSettingsResponse.SerializeToString,
+            ),
+            'UpdateSearchSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSearchSettings,
+                    request_deserializer=commerce_dot_catalog_dot_v1_dot_catalog__pb2.UpdateSearchSettingsRequest.FromString,
+                    response_serializer=commerce_dot_catalog_dot_v1_dot_catalog__pb2.UpdateSearchSettingsResponse.SerializeToString,
             ),
             'UpdateProduct': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateProduct,
@@ -294,6 +374,114 @@ class CatalogService:
             '/commerce.catalog.v1.CatalogService/ListProducts',
             commerce_dot_catalog_dot_v1_dot_catalog__pb2.ListProductsRequest.SerializeToString,
             commerce_dot_catalog_dot_v1_dot_catalog__pb2.ListProductsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportProducts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/commerce.catalog.v1.CatalogService/ImportProducts',
+            commerce_dot_catalog_dot_v1_dot_catalog__pb2.ImportProductsRequest.SerializeToString,
+            commerce_dot_catalog_dot_v1_dot_catalog__pb2.ImportProductsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportProducts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/commerce.catalog.v1.CatalogService/ExportProducts',
+            commerce_dot_catalog_dot_v1_dot_catalog__pb2.ExportProductsRequest.SerializeToString,
+            commerce_dot_catalog_dot_v1_dot_catalog__pb2.ExportProductsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSearchSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/commerce.catalog.v1.CatalogService/GetSearchSettings',
+            commerce_dot_catalog_dot_v1_dot_catalog__pb2.GetSearchSettingsRequest.SerializeToString,
+            commerce_dot_catalog_dot_v1_dot_catalog__pb2.GetSearchSettingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateSearchSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/commerce.catalog.v1.CatalogService/UpdateSearchSettings',
+            commerce_dot_catalog_dot_v1_dot_catalog__pb2.UpdateSearchSettingsRequest.SerializeToString,
+            commerce_dot_catalog_dot_v1_dot_catalog__pb2.UpdateSearchSettingsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -49,7 +49,31 @@ class CatalogServiceStub:
     GetProduct: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.GetProductRequest, _catalog_pb2.GetProductResponse]
     """Reads one product (served from a per-replica cache that every write invalidates)."""
     ListProducts: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.ListProductsRequest, _catalog_pb2.ListProductsResponse]
-    """Lists products in a stable order (oldest first), filtered, a page at a time."""
+    """Searches products: full text (query), an AIP-160 filter, an AIP-132 order,
+    a page at a time, with facet counts of the whole filtered set on request.
+    Without query nor order_by: oldest first, as before.
+    """
+    ImportProducts: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.ImportProductsRequest, _catalog_pb2.ImportProductsResponse]
+    """Creates or updates up to 1,000 products at once, matched by sku (an upsert),
+    each with its stock on hand if given. Every item is applied or refused on its
+    own: a refused item (invalid, duplicate sku in the request, on_hand below what is
+    reserved) is reported in its result and does not fail the others. Sending the
+    same items again changes nothing (UNCHANGED). Products written here are
+    published as ProductsImported events (one per batch), not one event each.
+    """
+    ExportProducts: _grpc.UnaryStreamMultiCallable[_catalog_pb2.ExportProductsRequest, _catalog_pb2.ExportProductsResponse]
+    """Streams the whole catalog (every status) in product_id order, with each
+    product's stock on hand: the entries ImportProducts takes back. Each product
+    appears once, as it was when its batch was read.
+    """
+    GetSearchSettings: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.GetSearchSettingsRequest, _catalog_pb2.GetSearchSettingsResponse]
+    """The tenant's search settings: the language of its full-text search."""
+    UpdateSearchSettings: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.UpdateSearchSettingsRequest, _catalog_pb2.UpdateSearchSettingsResponse]
+    """Changes the search language. Every product is then indexed again in the
+    background (reindexing is true meanwhile; searches meanwhile may miss products
+    not yet indexed in the new language). Setting the current language again
+    changes nothing.
+    """
     UpdateProduct: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.UpdateProductRequest, _catalog_pb2.UpdateProductResponse]
     """Updates the fields named in update_mask (sku, title, description, category,
     attributes, price, status).
@@ -94,7 +118,31 @@ class CatalogServiceAsyncStub(CatalogServiceStub):
     GetProduct: _aio.UnaryUnaryMultiCallable[_catalog_pb2.GetProductRequest, _catalog_pb2.GetProductResponse]  # type: ignore[assignment]
     """Reads one product (served from a per-replica cache that every write invalidates)."""
     ListProducts: _aio.UnaryUnaryMultiCallable[_catalog_pb2.ListProductsRequest, _catalog_pb2.ListProductsResponse]  # type: ignore[assignment]
-    """Lists products in a stable order (oldest first), filtered, a page at a time."""
+    """Searches products: full text (query), an AIP-160 filter, an AIP-132 order,
+    a page at a time, with facet counts of the whole filtered set on request.
+    Without query nor order_by: oldest first, as before.
+    """
+    ImportProducts: _aio.UnaryUnaryMultiCallable[_catalog_pb2.ImportProductsRequest, _catalog_pb2.ImportProductsResponse]  # type: ignore[assignment]
+    """Creates or updates up to 1,000 products at once, matched by sku (an upsert),
+    each with its stock on hand if given. Every item is applied or refused on its
+    own: a refused item (invalid, duplicate sku in the request, on_hand below what is
+    reserved) is reported in its result and does not fail the others. Sending the
+    same items again changes nothing (UNCHANGED). Products written here are
+    published as ProductsImported events (one per batch), not one event each.
+    """
+    ExportProducts: _aio.UnaryStreamMultiCallable[_catalog_pb2.ExportProductsRequest, _catalog_pb2.ExportProductsResponse]  # type: ignore[assignment]
+    """Streams the whole catalog (every status) in product_id order, with each
+    product's stock on hand: the entries ImportProducts takes back. Each product
+    appears once, as it was when its batch was read.
+    """
+    GetSearchSettings: _aio.UnaryUnaryMultiCallable[_catalog_pb2.GetSearchSettingsRequest, _catalog_pb2.GetSearchSettingsResponse]  # type: ignore[assignment]
+    """The tenant's search settings: the language of its full-text search."""
+    UpdateSearchSettings: _aio.UnaryUnaryMultiCallable[_catalog_pb2.UpdateSearchSettingsRequest, _catalog_pb2.UpdateSearchSettingsResponse]  # type: ignore[assignment]
+    """Changes the search language. Every product is then indexed again in the
+    background (reindexing is true meanwhile; searches meanwhile may miss products
+    not yet indexed in the new language). Setting the current language again
+    changes nothing.
+    """
     UpdateProduct: _aio.UnaryUnaryMultiCallable[_catalog_pb2.UpdateProductRequest, _catalog_pb2.UpdateProductResponse]  # type: ignore[assignment]
     """Updates the fields named in update_mask (sku, title, description, category,
     attributes, price, status).
@@ -154,7 +202,55 @@ class CatalogServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _catalog_pb2.ListProductsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_catalog_pb2.ListProductsResponse, _abc.Awaitable[_catalog_pb2.ListProductsResponse]]:
-        """Lists products in a stable order (oldest first), filtered, a page at a time."""
+        """Searches products: full text (query), an AIP-160 filter, an AIP-132 order,
+        a page at a time, with facet counts of the whole filtered set on request.
+        Without query nor order_by: oldest first, as before.
+        """
+
+    @_abc_1.abstractmethod
+    def ImportProducts(
+        self,
+        request: _catalog_pb2.ImportProductsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalog_pb2.ImportProductsResponse, _abc.Awaitable[_catalog_pb2.ImportProductsResponse]]:
+        """Creates or updates up to 1,000 products at once, matched by sku (an upsert),
+        each with its stock on hand if given. Every item is applied or refused on its
+        own: a refused item (invalid, duplicate sku in the request, on_hand below what is
+        reserved) is reported in its result and does not fail the others. Sending the
+        same items again changes nothing (UNCHANGED). Products written here are
+        published as ProductsImported events (one per batch), not one event each.
+        """
+
+    @_abc_1.abstractmethod
+    def ExportProducts(
+        self,
+        request: _catalog_pb2.ExportProductsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_catalog_pb2.ExportProductsResponse], _abc.AsyncIterator[_catalog_pb2.ExportProductsResponse]]:
+        """Streams the whole catalog (every status) in product_id order, with each
+        product's stock on hand: the entries ImportProducts takes back. Each product
+        appears once, as it was when its batch was read.
+        """
+
+    @_abc_1.abstractmethod
+    def GetSearchSettings(
+        self,
+        request: _catalog_pb2.GetSearchSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalog_pb2.GetSearchSettingsResponse, _abc.Awaitable[_catalog_pb2.GetSearchSettingsResponse]]:
+        """The tenant's search settings: the language of its full-text search."""
+
+    @_abc_1.abstractmethod
+    def UpdateSearchSettings(
+        self,
+        request: _catalog_pb2.UpdateSearchSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalog_pb2.UpdateSearchSettingsResponse, _abc.Awaitable[_catalog_pb2.UpdateSearchSettingsResponse]]:
+        """Changes the search language. Every product is then indexed again in the
+        background (reindexing is true meanwhile; searches meanwhile may miss products
+        not yet indexed in the new language). Setting the current language again
+        changes nothing.
+        """
 
     @_abc_1.abstractmethod
     def UpdateProduct(
