@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import random
 import socket
 import sys
 from pathlib import Path
@@ -29,7 +30,8 @@ from services.edge.render import MESHINFO, descriptor_file, render
 from services.runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-_ENV_NAMES = {"database_url": "DATABASE_URL", "nats_url": "NATS_URL"}
+_ENV_NAMES = {"database_url": "DATABASE_URL", "nats_url": "NATS_URL",
+              **{name: name.upper() for name in Settings.model_fields if name.startswith("otel_")}}
 # Workers that serve no edge route, started when the service whose events they consume runs.
 NOTIFICATIONS = "notifications"
 SMTP_SINK = "smtp-sink"
@@ -53,6 +55,16 @@ def _port_taken(host: str, port: int) -> bool:
         except OSError:
             return True
     return False
+
+
+def free_metrics_offset(ports: dict[str, Any], served: list[int]) -> int:
+    """A metrics port offset for which every port of ``served`` + offset is free and not in ``ports``."""
+    for _ in range(200):
+        offset = random.randrange(1000, 65535 - max(served))
+        if all(not _port_taken("127.0.0.1", port + offset) and port + offset not in ports.values()
+               for port in served):
+            return offset
+    raise MeshError("found no free ports for the services' metrics")
 
 
 def redact(url: str) -> str:
@@ -125,12 +137,15 @@ class Mesh:
         return 4 + len(self.services) + len(self.workers) + int(self.smtp_sink)
 
     @classmethod
-    def on_free_ports(cls, data_dir: Path, settings: Settings | None = None, **kwargs: Any) -> Mesh:
-        """A mesh whose every port is a free one (for tests): no clash with `make run`."""
+    def on_free_ports(cls, data_dir: Path, settings: Settings | None = None, *, metrics: bool = False,
+                      **kwargs: Any) -> Mesh:
+        """A mesh whose every port is a free one (for tests): no clash with `make run`. ``metrics``:
+        each service serves its metrics (on gRPC port + an offset whose ports are free)."""
         base = settings or Settings()
         names = (*base.edge_services, NOTIFICATIONS, "smtp", "meshinfo", "meshinfo_check", "envoy", "envoy_admin")
         ports: dict[str, Any] = {f"{name}_port": free_port() for name in names}
-        ports["metrics_port_offset"] = 0
+        served = [ports[f"{name}_port"] for name in (*base.edge_services, NOTIFICATIONS)]
+        ports["metrics_port_offset"] = free_metrics_offset(ports, served) if metrics else 0
         if kwargs.get("embedded_postgres", True):
             ports["database_url"] = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
         if kwargs.get("embedded_nats", True):
@@ -168,6 +183,11 @@ class Mesh:
 
     def address_of(self, service: str) -> str:
         return self.settings.address_of(service)
+
+    def metrics_url(self, name: str) -> str | None:
+        """Where the service or worker ``name`` serves its Prometheus metrics (None: metrics off)."""
+        offset = self.settings.metrics_port_offset
+        return f"http://127.0.0.1:{self.settings.port_of(name) + offset}/metrics" if offset else None
 
     def log_file(self, name: str) -> Path:
         return self.logs_dir / f"{name}.log"

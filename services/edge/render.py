@@ -27,6 +27,7 @@ import ipaddress
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from services.edge.descriptors import EdgeService, edge_services, load_descriptor_set
 from services.edge.ratelimit import IDENTITY_HEADERS, claim_to_headers, ratelimit_filter, strip_identity_headers
@@ -38,6 +39,7 @@ from services.runtime.tokens import BEARER_PATTERN, TOKEN_LEEWAY_SECONDS
 ROOT = Path(__file__).resolve().parents[2]
 JWT_PROVIDER = "commerce"
 JWKS_CLUSTER = "edge_jwks"
+OTLP_CLUSTER = "otlp_collector"
 JWKS_PATH = "/.well-known/jwks.json"
 MESHINFO = "meshinfo"
 BODY_CHECK_CLUSTER = "meshinfo_body_check"
@@ -351,10 +353,42 @@ def _rest_grpc_headers() -> dict[str, Any]:
     )
 
 
+def _collector(settings: Settings) -> tuple[str, dict[str, Any]] | None:
+    """Envoy's own spans go where the services' go (OTLP/HTTP): the URL, and a cluster for it."""
+    url = settings.otlp_traces_url()
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"the OTLP traces endpoint must be an http(s) URL, not {url!r}")
+    cluster = _cluster(OTLP_CLUSTER, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+    if parts.scheme == "https":
+        cluster["transport_socket"] = {"name": "envoy.transport_sockets.tls", "typed_config": _typed(
+            "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext", sni=parts.hostname)}
+    return url, cluster
+
+
+def _tracing(settings: Settings, url: str) -> dict[str, Any]:
+    """An OpenTelemetry span per request (W3C traceparent in and out) with the caller's tenant
+    from the checked token; no header or token value is recorded."""
+    tenant = {"metadata": {"kind": {"request": {}}, "metadata_key": {
+        "key": "envoy.filters.http.jwt_authn", "path": [{"key": "jwt_payload"}, {"key": "tenant"}]}}}
+    return {
+        "random_sampling": {"value": settings.trace_sampling_percent()},
+        "spawn_upstream_span": True,
+        "custom_tags": [{"tag": "commerce.tenant_id", **tenant}],
+        "provider": {"name": "envoy.tracers.opentelemetry", "typed_config": _typed(
+            "envoy.config.trace.v3.OpenTelemetryConfig", service_name="edge",
+            http_service={"http_uri": {"uri": url, "cluster": OTLP_CLUSTER, "timeout": "2s"}})},
+    }
+
+
 def _connection_manager(settings: Settings, services: list[EdgeService]) -> dict[str, Any]:
+    collector = _collector(settings)
     return _typed(
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         stat_prefix="edge",
+        **({"tracing": _tracing(settings, collector[0])} if collector is not None else {}),
         codec_type="AUTO",
         normalize_path=True,
         merge_slashes=True,
@@ -401,6 +435,9 @@ def config(settings: Settings) -> dict[str, Any]:
     clusters.append(_cluster(BODY_CHECK_CLUSTER, _host_port(settings.address_of(MESHINFO))[0],
                              settings.meshinfo_check_port))
     clusters.append(_cluster(JWKS_CLUSTER, "127.0.0.1", settings.envoy_port))
+    collector = _collector(settings)
+    if collector is not None:
+        clusters.append(collector[1])
     return {
         "admin": {"address": _address("127.0.0.1", settings.envoy_admin_port)},
         "overload_manager": {"resource_monitors": [{

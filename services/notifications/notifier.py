@@ -12,6 +12,7 @@ from typing import Protocol
 import structlog
 from commerce.order.v1 import order_events_pb2
 from google.protobuf.message import Message
+from prometheus_client import Counter
 
 from services.notifications import sent_log
 from services.notifications.domain.emails import email_for
@@ -23,6 +24,9 @@ log = structlog.get_logger("commerce.notifications")
 DURABLE = "notifications-orders"
 EVENTS = (order_events_pb2.OrderConfirmed, order_events_pb2.OrderCancelled, order_events_pb2.OrderRefunded)
 SUBJECTS = [subject_pattern(event.DESCRIPTOR) for event in EVENTS]
+# A failed send is retried (the event comes again): "failed" counts attempts, "sent" emails.
+EMAILS = Counter("commerce_emails_total", "Order emails by kind and outcome of the SMTP send (sent, failed)",
+                 ["kind", "outcome"])
 
 
 class Mailer(Protocol):
@@ -43,5 +47,10 @@ class Notifier:
         if not await sent_log.record(session, event_id, email):
             log.info("email already sent; skipped", order_id=email.order_id, kind=email.kind)
             return
-        await self._mailer.send(message_for(email, self._mailer.sender, event_id, tenant_id))
+        try:
+            await self._mailer.send(message_for(email, self._mailer.sender, event_id, tenant_id))
+        except BaseException:
+            EMAILS.labels(email.kind, "failed").inc()
+            raise
+        EMAILS.labels(email.kind, "sent").inc()
         log.info("email sent", order_id=email.order_id, kind=email.kind, tenant=tenant_id)

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,8 +36,10 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import APIError
+from opentelemetry.trace import Span, SpanKind
 from prometheus_client import Counter, Histogram
 
+from services.runtime import telemetry
 from services.runtime.db import TENANT_ID_PATTERN, Database
 from services.runtime.errors import NotFound
 from services.runtime.events import naming, registry, tracing
@@ -297,8 +300,18 @@ class EventConsumer:
             for event in events:
                 if event.event_id in first and event.event_id not in applied:
                     applied.add(event.event_id)
-                    await self._handle(session, event)
+                    with self._span(event):
+                        await self._handle(session, event)
         return applied
+
+    def _span(self, event: _Event) -> AbstractContextManager[Span]:
+        """The handling of ``event``, continuing the trace of its publish (its traceparent)."""
+        return telemetry.span(
+            f"process {event.message.DESCRIPTOR.full_name}",
+            {"messaging.system": "nats", "messaging.destination.name": event.msg.subject,
+             "messaging.consumer.group.name": self.durable, "messaging.message.id": event.event_id,
+             telemetry.EVENT_TYPE: event.message.DESCRIPTOR.full_name, telemetry.TENANT: event.tenant_id},
+            kind=SpanKind.CONSUMER, parent=event.traceparent)
 
     async def _handle(self, session: Session, event: _Event) -> None:
         token = tracing.set_traceparent(event.traceparent)
@@ -322,7 +335,8 @@ class EventConsumer:
         msg = event.msg
         delivered = msg.metadata.num_delivered or 1
         try:
-            applied = await self._apply_in_tenant(event)
+            with self._span(event):
+                applied = await self._apply_in_tenant(event)
         except Exception as exc:
             FAILED.labels(self.durable).inc()
             if delivered >= self._max_deliver:

@@ -32,9 +32,13 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import structlog
 from nats.js import JetStreamContext
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client import Counter, Gauge, Histogram
 
+from services.runtime import telemetry
 from services.runtime.db import Database
+from services.runtime.events import naming
 from services.runtime.events.connection import NatsConnection
 from services.runtime.events.outbox import OutboxRow
 from services.runtime.events.schema import PENDING, SENT
@@ -179,9 +183,14 @@ class OutboxRelay:
     async def _publish(self, js: JetStreamContext, rows: Sequence[OutboxRow]) -> list[bool]:
         """Publishes ``rows`` in order with asynchronous acks; which were acknowledged."""
         futures: list[asyncio.Future[Any]] = []
+        spans = [self._span(row) for row in rows] if telemetry.enabled() else []
         try:
-            for row in rows:
-                futures.append(await js.publish_async(row.subject, row.payload, headers=dict(row.headers)))
+            for n, row in enumerate(rows):
+                headers = dict(row.headers)
+                if spans:  # the consumer's span continues the publish's
+                    with trace.use_span(spans[n]):
+                        headers[naming.TRACEPARENT] = telemetry.traceparent()
+                futures.append(await js.publish_async(row.subject, row.payload, headers=headers))
             if futures:
                 await asyncio.wait(futures, timeout=self._publish_timeout)
         except Exception as exc:  # the connection went away mid-batch
@@ -196,12 +205,26 @@ class OutboxRelay:
             acked.append(ok)
             if ok:
                 LAG.labels(self._database).observe(max(0.0, wall - row.create_time.timestamp()))
+            if spans:
+                spans[n].set_attribute(telemetry.OUTCOME, "acked" if ok else "not acknowledged")
+                if not ok:
+                    spans[n].set_status(StatusCode.ERROR, "not acknowledged by JetStream in time")
+                spans[n].end()
         published = sum(acked)
         if published:
             PUBLISHED.labels(self._database).inc(published)
         if published < len(rows):
             PUBLISH_FAILED.labels(self._database).inc(len(rows) - published)
         return acked
+
+    def _span(self, row: OutboxRow) -> trace.Span:
+        """The publish of ``row``, continuing the trace of the request that wrote it."""
+        return telemetry.tracer.start_span(
+            f"publish {row.event_type}", context=telemetry.remote_parent(row.headers.get(naming.TRACEPARENT, "")),
+            kind=SpanKind.PRODUCER,
+            attributes={"messaging.system": "nats", "messaging.destination.name": row.subject,
+                        "messaging.message.id": row.event_id, telemetry.EVENT_TYPE: row.event_type,
+                        telemetry.TENANT: row.headers.get(naming.TENANT, "")})
 
     # --- poll -------------------------------------------------------------------------------
 
