@@ -12,6 +12,7 @@ import os
 import random
 import socket
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
@@ -25,6 +26,7 @@ from services.devmesh.probes import NotReady, grpc_health, wait_for
 from services.devmesh.processes import Process, stop_all, tail
 from services.devmesh.progress import Progress
 from services.devmesh.secrets import dev_secrets
+from services.devmesh.traces import OtlpReceiver
 from services.edge.descriptors import edge_services, load_descriptor_set
 from services.edge.render import MESHINFO, descriptor_file, render
 from services.runtime.settings import Settings
@@ -35,6 +37,7 @@ _ENV_NAMES = {"database_url": "DATABASE_URL", "nats_url": "NATS_URL",
 # Workers that serve no edge route, started when the service whose events they consume runs.
 NOTIFICATIONS = "notifications"
 SMTP_SINK = "smtp-sink"
+KEPT_TRACE_FILES = 5  # runs of `make run` whose spans stay in .data/traces
 
 
 class MeshError(RuntimeError):
@@ -103,7 +106,8 @@ class Mesh:
 
     def __init__(self, data_dir: Path, settings: Settings | None = None, *, embedded_postgres: bool = True,
                  embedded_nats: bool = True, embedded_smtp: bool = True, fast_unsafe: bool = False,
-                 timeout: float = 90.0, progress: Progress | None = None, extra_steps: int = 0) -> None:
+                 timeout: float = 90.0, progress: Progress | None = None, extra_steps: int = 0,
+                 local_traces: bool = False) -> None:
         base = settings or Settings()
         self.data_dir = data_dir.resolve()
         self.logs_dir = self.data_dir / "logs"
@@ -129,6 +133,10 @@ class Mesh:
         self.settings = self.settings.model_copy(update={k: v for k, v in embedded.items() if v is not None})
         self.processes: dict[str, Process] = {}
         self.envoy: Envoy | None = None
+        # `make run`: spans of every process (Envoy's too) to a receiver here, as OTLP JSON files.
+        self.traces_dir = self.data_dir / "traces"
+        self.traces: OtlpReceiver | None = None
+        self._local_traces = local_traces
         self._lock: IO[bytes] | None = None
 
     @property
@@ -207,6 +215,8 @@ class Mesh:
         self._take_lock()
         try:
             self._check_ports()
+            if self._local_traces:
+                self._start_traces()
             self._start_servers()
             self._start_services()
             self._start_workers()
@@ -215,6 +225,16 @@ class Mesh:
         except BaseException:
             self.stop()
             raise
+
+    def _start_traces(self) -> None:
+        """A receiver on a free port writing this run's spans to traces/<UTC time>.jsonl (the
+        newest KEPT_TRACE_FILES runs are kept), and every process told to export there."""
+        self.traces_dir.mkdir(parents=True, exist_ok=True)
+        for old in sorted(self.traces_dir.glob("*.jsonl"))[:-(KEPT_TRACE_FILES - 1)]:
+            old.unlink()
+        out = self.traces_dir / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.jsonl"
+        self.traces = OtlpReceiver(0, out=out).start()
+        self.settings = self.settings.model_copy(update={"otel_exporter_otlp_endpoint": self.traces.endpoint})
 
     def _take_lock(self) -> None:
         lock = open(self.data_dir / "mesh.lock", "wb")
@@ -388,6 +408,9 @@ class Mesh:
             self.nats.stop()
         if self.postgres is not None:
             self.postgres.stop()
+        if self.traces is not None:  # after every process: their last spans are in
+            self.traces.stop()
+            self.traces = None
         if self._lock is not None:
             self._lock.close()
             self._lock = None
