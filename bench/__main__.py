@@ -22,11 +22,11 @@ import traceback
 from types import FrameType, ModuleType
 from typing import Any
 
-from bench import getproduct, placeorder
+from bench import getproduct, placeorder, tracing
 from bench.harness import RESULTS, Harness
 from services.devmesh.mesh import ROOT
 
-BENCHMARKS: dict[str, ModuleType] = {module.NAME: module for module in (getproduct, placeorder)}
+BENCHMARKS: dict[str, ModuleType] = {module.NAME: module for module in (getproduct, placeorder, tracing)}
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

@@ -80,9 +80,10 @@ def free_port_settings(base: Settings) -> Settings:
 
 
 class Harness:
-    def __init__(self, benchmark_steps: int) -> None:
+    def __init__(self, benchmark_steps: int, **settings_update: Any) -> None:
+        """``settings_update``: settings of this mesh beside the defaults (e.g. an OTLP endpoint)."""
         self.workdir = Path(tempfile.mkdtemp(prefix="commerce-bench-"))
-        settings = free_port_settings(Settings().model_copy(update={"log_level": "WARNING"}))
+        settings = free_port_settings(Settings().model_copy(update={"log_level": "WARNING", **settings_update}))
         self.mesh = Mesh(self.workdir / "mesh", settings, fast_unsafe=False)
         if self.mesh.postgres is not None:
             self.mesh.postgres.options = dict(POSTGRES_OPTIONS)

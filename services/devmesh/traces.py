@@ -115,11 +115,15 @@ class OtlpReceiver:
     """OTLP/HTTP trace receiver on 127.0.0.1:``port`` (0 = a free one), in a thread of its own.
     Keeps the spans in memory, and appends each export to ``out`` as OTLP JSON when given."""
 
-    def __init__(self, port: int = 0, *, out: Path | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(self, port: int = 0, *, out: Path | None = None, host: str = "127.0.0.1",
+                 keep: bool | None = None) -> None:
+        """``keep``: hold the spans in memory (default: when they go to no file); a receiver that
+        neither keeps nor writes them only counts them (``received``), as a benchmark's does."""
         self._out = out
         self._lock = threading.Lock()
         self._spans: list[Span] = []
-        self._keep = out is None  # a file receiver (make run) does not hold every span in memory
+        self._keep = out is None if keep is None else keep
+        self.received = 0
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -185,6 +189,8 @@ class OtlpReceiver:
 
     def _received(self, request: ExportTraceServiceRequest) -> None:
         with self._lock:
+            self.received += sum(len(scope.spans) for resource in request.resource_spans
+                                 for scope in resource.scope_spans)
             if self._keep:
                 self._spans.extend(spans_of(request))
             if self._out is not None:

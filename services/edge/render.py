@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[2]
 JWT_PROVIDER = "commerce"
 JWKS_CLUSTER = "edge_jwks"
 OTLP_CLUSTER = "otlp_collector"
+ADMIN_CLUSTER = "envoy_admin"
 JWKS_PATH = "/.well-known/jwks.json"
 MESHINFO = "meshinfo"
 BODY_CHECK_CLUSTER = "meshinfo_body_check"
@@ -422,6 +423,23 @@ def _connection_manager(settings: Settings, services: list[EdgeService]) -> dict
     )
 
 
+def _metrics_listener(settings: Settings) -> dict[str, Any]:
+    """Only GET /stats/prometheus of the admin API, for Prometheus; everything else is a 404."""
+    routes = [{"match": {"path": "/stats/prometheus", "headers": [
+                  {"name": ":method", "string_match": {"exact": "GET"}}]},
+               "route": {"cluster": ADMIN_CLUSTER, "timeout": "5s"}},
+              {"match": {"prefix": "/"}, "direct_response": {"status": 404}}]
+    manager = _typed(
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        stat_prefix="metrics", codec_type="AUTO",
+        route_config={"name": "metrics", "virtual_hosts": [{"name": "metrics", "domains": ["*"], "routes": routes}]},
+        http_filters=[{"name": "envoy.filters.http.router",
+                       "typed_config": _typed("envoy.extensions.filters.http.router.v3.Router")}])
+    return {"name": "metrics", "address": _address(settings.host, settings.envoy_metrics_port),
+            "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
+                                            "typed_config": manager}]}]}
+
+
 def config(settings: Settings) -> dict[str, Any]:
     """The Envoy bootstrap config as a plain dict."""
     services = edge_services(load_descriptor_set(descriptor_file(settings)), settings.edge_services)
@@ -438,6 +456,17 @@ def config(settings: Settings) -> dict[str, Any]:
     collector = _collector(settings)
     if collector is not None:
         clusters.append(collector[1])
+    listeners = [{
+        "name": "edge",
+        "address": _address(settings.host, settings.envoy_port),
+        "filter_chains": [{"filters": [{
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": _connection_manager(settings, services),
+        }]}],
+    }]
+    if settings.envoy_metrics_port:
+        listeners.append(_metrics_listener(settings))
+        clusters.append(_cluster(ADMIN_CLUSTER, "127.0.0.1", settings.envoy_admin_port))
     return {
         "admin": {"address": _address("127.0.0.1", settings.envoy_admin_port)},
         "overload_manager": {"resource_monitors": [{
@@ -447,14 +476,7 @@ def config(settings: Settings) -> dict[str, Any]:
                 max_active_downstream_connections=50000),
         }]},
         "static_resources": {
-            "listeners": [{
-                "name": "edge",
-                "address": _address(settings.host, settings.envoy_port),
-                "filter_chains": [{"filters": [{
-                    "name": "envoy.filters.network.http_connection_manager",
-                    "typed_config": _connection_manager(settings, services),
-                }]}],
-            }],
+            "listeners": listeners,
             "clusters": clusters,
         },
     }

@@ -15,7 +15,7 @@ from google.protobuf.message import Message
 from prometheus_client import Counter
 
 from services.notifications import sent_log
-from services.notifications.domain.emails import email_for
+from services.notifications.domain.emails import KINDS, email_for
 from services.notifications.mailer import message_for
 from services.runtime.events.naming import subject_pattern
 from services.runtime.sql import Session
@@ -38,6 +38,9 @@ class Mailer(Protocol):
 class Notifier:
     def __init__(self, mailer: Mailer) -> None:
         self._mailer = mailer
+        for kind in KINDS:  # at 0 from the start, so a rule on failures sees the series
+            EMAILS.labels(kind, "sent")
+            EMAILS.labels(kind, "failed")
 
     async def __call__(self, session: Session, event: Message, tenant_id: str) -> None:
         email = email_for(event)

@@ -10,6 +10,7 @@ import asyncio
 
 import structlog
 
+from services.order.observe import OLDEST_UNFINISHED, RESUMED
 from services.order.saga import SagaRunner
 from services.order.store import orders as store
 from services.runtime.db import Database, tenant_of
@@ -48,18 +49,22 @@ class RecoveryWorker:
     async def recover_once(self) -> int:
         """Resumes every stalled saga found now; how many were resumed."""
         resumed = 0
+        oldest = 0.0
         for schema in sorted(await self._db.tenant_schemas()):
             tenant_id = tenant_of(schema)
             async with self._db.tenant(tenant_id) as conn:
+                oldest = max(oldest, await store.oldest_unfinished_seconds(conn))
                 taken = []
                 for order_id in await store.stalled(conn, self._idle, self._batch):
                     if await store.take_lease(conn, order_id, self._runner.lease_seconds):
                         taken.append(order_id)
             for order_id in taken:
+                RESUMED.inc()
                 log.info("resuming saga", tenant_id=tenant_id, order_id=order_id)
                 try:
                     await self._runner.run(tenant_id, order_id)
                     resumed += 1
                 except Exception:
                     log.exception("resumed saga failed", tenant_id=tenant_id, order_id=order_id)
+        OLDEST_UNFINISHED.set(oldest)
         return resumed

@@ -198,7 +198,7 @@ class SagaRunner:
                 step.outcome = "moved"
             else:
                 step.outcome, step.detail = state[0].status.name.lower(), state[0].failure_reason
-                ended(state[0].status.name, state[0].failure_reason)
+                ended(tenant_id, state[0].status.name, state[0].failure_reason)
             return state
 
     # --- checkout -------------------------------------------------------------------------
@@ -265,7 +265,7 @@ class SagaRunner:
                     step.outcome = "moved"  # by someone else meanwhile (a cancellation)
                     return None
             step.outcome, step.detail = done.status.name.lower(), done.failure_reason
-        ended(done.status.name, done.failure_reason)
+        ended(tenant_id, done.status.name, done.failure_reason)
         return done, SagaState(Step.DONE)
 
     def _charge(self, tenant_id: str, order: Order, token: str) -> Pay:

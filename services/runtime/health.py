@@ -8,9 +8,12 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 from grpc_health.v1 import health, health_pb2
+from prometheus_client import Gauge
 
 log = structlog.get_logger("commerce.health")
 Probe = Callable[[], Awaitable[bool]]
+SERVING = Gauge("commerce_health_serving", "1 while this process's gRPC health says SERVING, 0 while NOT_SERVING",
+                ["service"])
 
 
 class HealthReporter:
@@ -27,6 +30,8 @@ class HealthReporter:
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         for name in self._names:
             await self.servicer.set(name, status)
+            if name:
+                SERVING.labels(name).set(int(serving))
 
     async def check_once(self) -> bool:
         results = await asyncio.gather(*(probe() for probe in self._probes.values()))
@@ -53,3 +58,5 @@ class HealthReporter:
         if self._task:
             self._task.cancel()
         await self.servicer.enter_graceful_shutdown()
+        for name in self._names[1:]:
+            SERVING.labels(name).set(0)

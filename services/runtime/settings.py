@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     # Edge (Envoy): one listener (on `host`) serving REST/JSON and native gRPC.
     envoy_port: int = 8080
     envoy_admin_port: int = 9901
+    # Envoy's Prometheus stats (its admin /stats/prometheus, the admin API itself stays on 127.0.0.1)
+    # on `host`:this port for Prometheus to scrape; 0 = none (`make run`: the admin port has them).
+    envoy_metrics_port: int = 0
     # Envoy worker threads (0 = one per core). On a 2-core box 1 leaves a core to the services.
     envoy_concurrency: int = 0
     # Services the edge routes (and transcodes to REST).

@@ -1,5 +1,6 @@
 """A mesh of its own for what operators see: tracing on (to an OTLP/HTTP receiver in the
-test, on a free port) and metrics served, with its own NATS; and a shop on it."""
+test, on a free port) and metrics served (the services', and Envoy's on its metrics listener),
+with its own NATS; and a shop on it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.devmesh.mesh import Mesh
+from services.devmesh.mesh import Mesh, free_port
 from services.devmesh.postgres import Postgres
 from services.devmesh.traces import OtlpReceiver
 from tests.e2e.harness import Shop, create_admin, open_shop, run_mesh
@@ -31,7 +32,8 @@ def traced_mesh(workdir: Path, postgres: Postgres, receiver: OtlpReceiver) -> It
     os.environ["OTEL_BSP_SCHEDULE_DELAY"] = "100"
     try:
         yield from run_mesh(workdir / "traced-mesh", postgres, "obs", metrics=True, log_level="INFO",
-                            log_format="json", otel_exporter_otlp_endpoint=receiver.endpoint)
+                            log_format="json", otel_exporter_otlp_endpoint=receiver.endpoint,
+                            envoy_metrics_port=free_port())
     finally:
         if saved is None:
             os.environ.pop("OTEL_BSP_SCHEDULE_DELAY", None)

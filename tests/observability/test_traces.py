@@ -15,15 +15,17 @@ PAYMENT_TOKEN = "tok_sandbox_ok"
 
 def _trace_of(receiver: OtlpReceiver, order_id: str, complete: set[str], timeout: float = 30) -> list[Span]:
     """The spans of the trace in which the saga handled ``order_id``, once every span or service
-    name of ``complete`` is among them (or as they are when ``timeout`` runs out: Envoy sends its
-    spans every 5 s)."""
+    name of ``complete`` is among them and every span's parent too, but the root's (or as they are
+    when ``timeout`` runs out: Envoy sends its spans every 5 s)."""
     deadline = time.monotonic() + timeout
     while True:
         spans = receiver.spans()
         traces = {s.trace_id for s in spans if s.attributes.get("commerce.order_id") == order_id}
         found = [s for s in spans if s.trace_id in traces]
         names = {s.name for s in found} | {s.service for s in found}
-        if (len(traces) == 1 and complete <= names) or time.monotonic() > deadline:
+        ids = {s.span_id for s in found}
+        whole = sum(s.parent_id not in ids for s in found) == 1  # every parent is in, but the root's
+        if (len(traces) == 1 and complete <= names and whole) or time.monotonic() > deadline:
             assert len(traces) == 1, f"the order's spans are in {len(traces)} traces, not one"
             return found
         time.sleep(0.2)
