@@ -123,3 +123,22 @@ def test_a_rest_checkout_is_one_trace_from_the_edge_to_the_email(traced: Traced,
     for s in receiver.spans():
         text = repr(s)
         assert not [secret for secret in secrets if secret and secret in text], f"{s.service}: {s.name} leaks"
+
+
+def test_a_declined_checkout_traces_its_compensation_with_the_reason(traced: Traced, receiver: OtlpReceiver) -> None:
+    buyer = new_customer(traced.rest, traced.shop)
+    product_id = stocked_product(traced.rest, traced.shop.seller, on_hand=5)
+    refused = checkout(traced.rest, buyer, product_id, 1, "tok_sandbox_declined")
+    assert refused.status_code == 400, refused.text
+    order_id = refused.json()["details"][0]["metadata"]["order_id"]
+    trace = _trace_of(receiver, order_id, {"saga reserve", "saga charge", "saga compensate",
+                                           "/commerce.catalog.v1.InventoryService/ReleaseReservation", "edge"})
+    tree = span_tree(trace)
+    steps = {s.name: s for s in trace if s.name.startswith("saga ")}
+    assert {name: (s.attributes["commerce.outcome"], s.attributes.get("commerce.reason")) for name, s in steps.items()
+            } == {"saga reserve": ("held", None), "saga charge": ("failed", "PAYMENT_DECLINED"),
+                  "saga compensate": ("failed", "PAYMENT_DECLINED")}, tree
+    by_id = {s.span_id: s for s in trace}
+    release = _one(trace, "catalog", "/commerce.catalog.v1.InventoryService/ReleaseReservation")
+    assert steps["saga compensate"] in _ancestors(release, by_id), tree
+    assert all(s.attributes["commerce.order_id"] == order_id for s in steps.values())
