@@ -22,11 +22,11 @@ import traceback
 from types import FrameType, ModuleType
 from typing import Any
 
-from bench import chaos, getproduct, placeorder, search, tenants
+from bench import chaos, getproduct, placeorder, search, tenants, tracing
 from bench.harness import RESULTS, Harness
 from services.devmesh.mesh import ROOT
 
-BENCHMARKS: dict[str, ModuleType] = {module.NAME: module for module in (getproduct, placeorder, search)}
+BENCHMARKS: dict[str, ModuleType] = {module.NAME: module for module in (getproduct, placeorder, search, tracing)}
 # Run only when named (`python -m bench chaos`, `python -m bench tenants`): not part of `make bench`.
 ON_REQUEST: dict[str, ModuleType] = {module.NAME: module for module in (chaos, tenants)}
 

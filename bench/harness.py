@@ -14,10 +14,8 @@ and preloads pg_stat_statements; the benchmarks' own queries run as the role
 from __future__ import annotations
 
 import asyncio
-import random
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,7 +30,7 @@ import asyncpg  # type: ignore[import-untyped]
 import grpc
 from commerce.tenant.v1 import tenant_pb2, tenant_pb2_grpc
 
-from services.devmesh.mesh import NOTIFICATIONS, ROOT, Mesh, free_port
+from services.devmesh.mesh import NOTIFICATIONS, ROOT, Mesh, free_metrics_offset, free_port
 from services.devmesh.processes import Process
 from services.devmesh.progress import Progress
 from services.runtime.db import schema_for
@@ -77,40 +75,26 @@ class Shop:
         return (("authorization", f"Bearer {self.seller_token}"),)
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def free_port_settings(base: Settings) -> Settings:
     """``base`` on free ports (as Mesh.on_free_ports), with metrics on: an offset for which every
     service's and worker's gRPC port + offset is free too."""
     names = (*base.edge_services, NOTIFICATIONS, "smtp", "meshinfo", "meshinfo_check", "envoy", "envoy_admin")
     ports: dict[str, Any] = {f"{name}_port": free_port() for name in names}
     served = [ports[f"{name}_port"] for name in (*base.edge_services, NOTIFICATIONS)]
-    for _ in range(200):
-        offset = random.randrange(1000, 65535 - max(served))
-        if all(_port_free(port + offset) and port + offset not in ports.values() for port in served):
-            break
-    else:
-        raise BenchError("found no free ports for the services' metrics")
-    ports["metrics_port_offset"] = offset
+    ports["metrics_port_offset"] = free_metrics_offset(ports, served)
     ports["database_url"] = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
     ports["nats_url"] = f"nats://127.0.0.1:{free_port()}"
     return base.model_copy(update=ports)
 
 
 class Harness:
-    def __init__(self, benchmark_steps: int, settings: dict[str, Any] | None = None) -> None:
-        """``settings``: what the benchmarks change in the mesh's settings (bench/chaos.py: shorter leases)."""
+    def __init__(self, benchmark_steps: int, settings: dict[str, Any] | None = None, **settings_update: Any) -> None:
+        """``settings``, ``settings_update``: what the benchmarks change in the mesh's settings (bench/chaos.py:
+        shorter leases; bench/tracing.py: an OTLP endpoint)."""
         self.workdir = Path(tempfile.mkdtemp(prefix="commerce-bench-"))
         # The sandbox's outage switch (a file that never exists unless bench/chaos.py makes it).
         updates = {"log_level": "WARNING", "payment_sandbox_outage_file": self.workdir / "sandbox-outage",
-                   **(settings or {})}
+                   **(settings or {}), **settings_update}
         self.mesh = Mesh(self.workdir / "mesh", free_port_settings(Settings().model_copy(update=updates)),
                          fast_unsafe=False)
         if self.mesh.postgres is not None:
@@ -178,8 +162,9 @@ class Harness:
         return self.mesh.settings.database_name(service)
 
     def metrics_url(self, name: str) -> str:
-        settings = self.mesh.settings
-        return f"http://127.0.0.1:{settings.port_of(name) + settings.metrics_port_offset}/metrics"
+        url = self.mesh.metrics_url(name)
+        assert url is not None, "the bench's mesh serves its metrics"
+        return url
 
     def spawn(self, name: str, args: Sequence[str]) -> Process:
         """Starts a process of a benchmark (stopped by ``stop()``); its log is logs/<name>.log."""

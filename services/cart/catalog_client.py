@@ -13,6 +13,7 @@ from commerce.catalog.v1 import catalog_pb2_grpc
 
 from services.cart.convert import product_of
 from services.cart.domain.catalog import Product
+from services.runtime import telemetry
 from services.runtime.errors import DomainError, PermissionDenied, Unauthenticated, Unavailable
 
 CALL_TIMEOUT_SECONDS = 3.0
@@ -34,7 +35,8 @@ def _failure(error: grpc.aio.AioRpcError) -> DomainError:
 
 class CatalogClient:
     def __init__(self, address: str) -> None:
-        self._channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self._channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS,
+                                                  interceptors=telemetry.client_interceptors())
         self._stub = catalog_pb2_grpc.CatalogServiceStub(self._channel)
 
     @staticmethod

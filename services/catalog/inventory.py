@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 import asyncpg  # type: ignore[import-untyped]
+from prometheus_client import Counter
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random
 
 from services.catalog import events
@@ -25,6 +26,9 @@ from services.runtime.errors import Aborted, DomainError
 from services.runtime.sql import Session
 
 SWEEP_BATCH = 100
+# Held reservations that lapsed (a checkout that stalled past the hold): by the sweeper, or met
+# lapsed by a commit. No tenant label: one series for the mesh.
+EXPIRED = Counter("commerce_reservations_expired_total", "Stock reservations that expired (their units back on sale)")
 # A refused reservation whose cause is gone when looked for (units given back meanwhile)
 # is tried again, this many times in all.
 RESERVE_ATTEMPTS = 3
@@ -77,8 +81,11 @@ class Inventory:
             if current.state is ReservationState.COMMITTED:
                 return current
             refusal: DomainError = rules.not_committable(current)
-            if current.is_lapsed(found.now):
+            expired = current.is_lapsed(found.now)
+            if expired:
                 await _give_back(session, tenant_id, reservation_id, ReservationState.EXPIRED)
+        if expired:
+            EXPIRED.inc()
         raise refusal  # after the transaction: a lapsed reservation stays expired
 
     async def release(self, tenant_id: str, reservation_id: str) -> Reservation:
@@ -114,6 +121,7 @@ class Inventory:
                 async with self._db.transaction(tenant_id) as session:
                     expired = await store.expire_lapsed(session, limit)
                     await events.write(session, [events.stock_released_row(tenant_id, r) for r in expired])
+        EXPIRED.inc(len(expired))
         return len(expired)
 
 

@@ -1,4 +1,5 @@
-"""python -m services.devmesh run: the whole mesh on this machine, with a demo tenant.
+"""python -m services.devmesh run: the whole mesh on this machine, with a demo tenant;
+python -m services.devmesh trace ORDER_ID: where that order's time went (its spans, as a tree).
 
 PostgreSQL and NATS JetStream start from their pip packages with data in .data/
 (kept between runs) unless DATABASE_URL / NATS_URL point at existing servers.
@@ -19,6 +20,7 @@ from types import FrameType
 from services.devmesh.demo import Account, Credentials, SeedError, seed_demo
 from services.devmesh.mesh import ROOT, Mesh, MeshError, redact
 from services.devmesh.probes import NotReady
+from services.devmesh.traces import read_spans, span_tree, traces_of_order
 from services.runtime.settings import Settings
 
 
@@ -49,6 +51,11 @@ def instructions(mesh: Mesh, credentials: Credentials | None) -> str:
     if mesh.smtp_sink:
         lines.append(f"  {'emails':<21} {mesh.mail_dir}/*.eml (SMTP sink on localhost:{s.smtp_port})")
     lines.append(f"  {'dev secrets':<21} {mesh.data_dir / 'secrets'}/ (generated on the first run)")
+    if mesh.traces is not None:
+        lines.append(f"  {'traces':<21} {mesh.traces_dir}/*.jsonl (OTLP JSON; one order's spans: "
+                     "python -m services.devmesh trace ORDER_ID)")
+    elif s.otlp_traces_url():
+        lines.append(f"  {'traces':<21} exported to {s.otlp_traces_url()}")
     if s.metrics_port_offset:
         lines.append("  metrics               " + ", ".join(
             f"{name} http://localhost:{s.port_of(name) + s.metrics_port_offset}/metrics"
@@ -134,8 +141,12 @@ def run(data_dir: Path, seed: bool) -> int:
     embedded_nats = "NATS_URL" not in os.environ
     settings = Settings()
     embedded_smtp = "COMMERCE_SMTP_HOST" not in os.environ  # else: mail goes to that server
+    # Spans go to .data/traces unless OTEL_* name a collector (or turn tracing off).
+    local_traces = (settings.otlp_traces_url() is None and not settings.otel_sdk_disabled
+                    and (settings.otel_traces_exporter or "otlp").lower() != "none")
     mesh = Mesh(data_dir, settings, embedded_postgres=embedded_postgres, embedded_nats=embedded_nats,
-                embedded_smtp=embedded_smtp, extra_steps=int(seed), note_ephemeral_ports=True)
+                embedded_smtp=embedded_smtp, extra_steps=int(seed), note_ephemeral_ports=True,
+                local_traces=local_traces)
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
     try:
@@ -178,8 +189,25 @@ def main(argv: list[str] | None = None) -> int:
     run_parser = commands.add_parser("run", help="start the whole mesh and wait for Ctrl-C")
     run_parser.add_argument("--data-dir", type=Path, default=ROOT / ".data", help="default: .data/")
     run_parser.add_argument("--no-seed", action="store_true", help="do not seed the demo tenant")
+    trace_parser = commands.add_parser("trace", help="print the span tree of one order's traces (make run)")
+    trace_parser.add_argument("order_id")
+    trace_parser.add_argument("--data-dir", type=Path, default=ROOT / ".data", help="default: .data/")
     args = parser.parse_args(argv)
+    if args.command == "trace":
+        return trace(args.data_dir / "traces", args.order_id)
     return run(args.data_dir, seed=not args.no_seed)
+
+
+def trace(folder: Path, order_id: str) -> int:
+    """Every trace of ``folder`` in which a span names ``order_id`` (its checkout, later changes)."""
+    traces = traces_of_order(read_spans(folder), order_id)
+    if not traces:
+        print(f"no span names order {order_id!r} in {folder}/*.jsonl. Spans reach it within about 5 s of the "
+              "call, while `make run` runs with tracing (the default, unless OTEL_* say otherwise).",
+              file=sys.stderr)
+        return 1
+    print("\n\n".join(span_tree(t) for t in traces))
+    return 0
 
 
 if __name__ == "__main__":

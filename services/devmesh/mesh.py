@@ -9,9 +9,11 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import random
 import socket
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
@@ -26,15 +28,18 @@ from services.devmesh.processes import Process, stop_all, tail
 from services.devmesh.progress import Progress
 from services.devmesh.secrets import dev_secrets
 from services.devmesh.supervisor import Member, Supervisor
+from services.devmesh.traces import OtlpReceiver
 from services.edge.descriptors import edge_services, load_descriptor_set
 from services.edge.render import MESHINFO, descriptor_file, render
 from services.runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-_ENV_NAMES = {"database_url": "DATABASE_URL", "nats_url": "NATS_URL"}
+_ENV_NAMES = {"database_url": "DATABASE_URL", "nats_url": "NATS_URL",
+              **{name: name.upper() for name in Settings.model_fields if name.startswith("otel_")}}
 # Workers that serve no edge route, started when the service whose events they consume runs.
 NOTIFICATIONS = "notifications"
 SMTP_SINK = "smtp-sink"
+KEPT_TRACE_FILES = 5  # runs of `make run` whose spans stay in .data/traces
 
 
 class MeshError(RuntimeError):
@@ -64,6 +69,16 @@ def _port_taken(host: str, port: int) -> bool:
         except OSError:
             return True
     return False
+
+
+def free_metrics_offset(ports: dict[str, Any], served: list[int]) -> int:
+    """A metrics port offset for which every port of ``served`` + offset is free and not in ``ports``."""
+    for _ in range(200):
+        offset = random.randrange(1000, 65535 - max(served))
+        if all(not _port_taken("127.0.0.1", port + offset) and port + offset not in ports.values()
+               for port in served):
+            return offset
+    raise MeshError("found no free ports for the services' metrics")
 
 
 def redact(url: str) -> str:
@@ -103,7 +118,7 @@ class Mesh:
     def __init__(self, data_dir: Path, settings: Settings | None = None, *, embedded_postgres: bool = True,
                  embedded_nats: bool = True, embedded_smtp: bool = True, fast_unsafe: bool = False,
                  timeout: float = 90.0, progress: Progress | None = None, extra_steps: int = 0,
-                 note_ephemeral_ports: bool = False) -> None:
+                 note_ephemeral_ports: bool = False, local_traces: bool = False) -> None:
         base = settings or Settings()
         self.data_dir = data_dir.resolve()
         self.logs_dir = self.data_dir / "logs"
@@ -132,6 +147,10 @@ class Mesh:
         self.envoy: Envoy | None = None
         self.supervisor: Supervisor | None = None
         self._ready_checks: dict[str, Any] = {}  # process name -> () -> bool, once it was started
+        # `make run`: spans of every process (Envoy's too) to a receiver here, as OTLP JSON files.
+        self.traces_dir = self.data_dir / "traces"
+        self.traces: OtlpReceiver | None = None
+        self._local_traces = local_traces
         self._lock: IO[bytes] | None = None
 
     @property
@@ -140,12 +159,15 @@ class Mesh:
         return 4 + len(self.services) + len(self.workers) + int(self.smtp_sink)
 
     @classmethod
-    def on_free_ports(cls, data_dir: Path, settings: Settings | None = None, **kwargs: Any) -> Mesh:
-        """A mesh whose every port is a free one (for tests): no clash with `make run`."""
+    def on_free_ports(cls, data_dir: Path, settings: Settings | None = None, *, metrics: bool = False,
+                      **kwargs: Any) -> Mesh:
+        """A mesh whose every port is a free one (for tests): no clash with `make run`. ``metrics``:
+        each service serves its metrics (on gRPC port + an offset whose ports are free)."""
         base = settings or Settings()
         names = (*base.edge_services, NOTIFICATIONS, "smtp", "meshinfo", "meshinfo_check", "envoy", "envoy_admin")
         ports: dict[str, Any] = {f"{name}_port": free_port() for name in names}
-        ports["metrics_port_offset"] = 0
+        served = [ports[f"{name}_port"] for name in (*base.edge_services, NOTIFICATIONS)]
+        ports["metrics_port_offset"] = free_metrics_offset(ports, served) if metrics else 0
         if kwargs.get("embedded_postgres", True):
             ports["database_url"] = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
         if kwargs.get("embedded_nats", True):
@@ -184,6 +206,11 @@ class Mesh:
     def address_of(self, service: str) -> str:
         return self.settings.address_of(service)
 
+    def metrics_url(self, name: str) -> str | None:
+        """Where the service or worker ``name`` serves its Prometheus metrics (None: metrics off)."""
+        offset = self.settings.metrics_port_offset
+        return f"http://127.0.0.1:{self.settings.port_of(name) + offset}/metrics" if offset else None
+
     def log_file(self, name: str) -> Path:
         return self.logs_dir / f"{name}.log"
 
@@ -202,6 +229,8 @@ class Mesh:
         self._take_lock()
         try:
             self._check_ports()
+            if self._local_traces:
+                self._start_traces()
             self._start_servers()
             self._start_services()
             self._start_workers()
@@ -210,6 +239,16 @@ class Mesh:
         except BaseException:
             self.stop()
             raise
+
+    def _start_traces(self) -> None:
+        """A receiver on a free port writing this run's spans to traces/<UTC time>.jsonl (the
+        newest KEPT_TRACE_FILES runs are kept), and every process told to export there."""
+        self.traces_dir.mkdir(parents=True, exist_ok=True)
+        for old in sorted(self.traces_dir.glob("*.jsonl"))[:-(KEPT_TRACE_FILES - 1)]:
+            old.unlink()
+        out = self.traces_dir / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.jsonl"
+        self.traces = OtlpReceiver(0, out=out).start()
+        self.settings = self.settings.model_copy(update={"otel_exporter_otlp_endpoint": self.traces.endpoint})
 
     def _take_lock(self) -> None:
         lock = open(self.data_dir / "mesh.lock", "wb")
@@ -421,6 +460,9 @@ class Mesh:
             self.nats.stop()
         if self.postgres is not None:
             self.postgres.stop()
+        if self.traces is not None:  # after every process: their last spans are in
+            self.traces.stop()
+            self.traces = None
         if self._lock is not None:
             self._lock.close()
             self._lock = None

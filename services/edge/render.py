@@ -27,6 +27,7 @@ import ipaddress
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from services.edge.descriptors import EdgeService, edge_services, load_descriptor_set
 from services.edge.ratelimit import IDENTITY_HEADERS, claim_to_headers, ratelimit_filter, strip_identity_headers
@@ -38,6 +39,8 @@ from services.runtime.tokens import BEARER_PATTERN, TOKEN_LEEWAY_SECONDS
 ROOT = Path(__file__).resolve().parents[2]
 JWT_PROVIDER = "commerce"
 JWKS_CLUSTER = "edge_jwks"
+OTLP_CLUSTER = "otlp_collector"
+ADMIN_CLUSTER = "envoy_admin"
 JWKS_PATH = "/.well-known/jwks.json"
 MESHINFO = "meshinfo"
 BODY_CHECK_CLUSTER = "meshinfo_body_check"
@@ -351,10 +354,42 @@ def _rest_grpc_headers() -> dict[str, Any]:
     )
 
 
+def _collector(settings: Settings) -> tuple[str, dict[str, Any]] | None:
+    """Envoy's own spans go where the services' go (OTLP/HTTP): the URL, and a cluster for it."""
+    url = settings.otlp_traces_url()
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"the OTLP traces endpoint must be an http(s) URL, not {url!r}")
+    cluster = _cluster(OTLP_CLUSTER, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+    if parts.scheme == "https":
+        cluster["transport_socket"] = {"name": "envoy.transport_sockets.tls", "typed_config": _typed(
+            "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext", sni=parts.hostname)}
+    return url, cluster
+
+
+def _tracing(settings: Settings, url: str) -> dict[str, Any]:
+    """An OpenTelemetry span per request (W3C traceparent in and out) with the caller's tenant
+    from the checked token; no header or token value is recorded."""
+    tenant = {"metadata": {"kind": {"request": {}}, "metadata_key": {
+        "key": "envoy.filters.http.jwt_authn", "path": [{"key": "jwt_payload"}, {"key": "tenant"}]}}}
+    return {
+        "random_sampling": {"value": settings.trace_sampling_percent()},
+        "spawn_upstream_span": True,
+        "custom_tags": [{"tag": "commerce.tenant_id", **tenant}],
+        "provider": {"name": "envoy.tracers.opentelemetry", "typed_config": _typed(
+            "envoy.config.trace.v3.OpenTelemetryConfig", service_name="edge",
+            http_service={"http_uri": {"uri": url, "cluster": OTLP_CLUSTER, "timeout": "2s"}})},
+    }
+
+
 def _connection_manager(settings: Settings, services: list[EdgeService]) -> dict[str, Any]:
+    collector = _collector(settings)
     return _typed(
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         stat_prefix="edge",
+        **({"tracing": _tracing(settings, collector[0])} if collector is not None else {}),
         codec_type="AUTO",
         normalize_path=True,
         merge_slashes=True,
@@ -388,6 +423,23 @@ def _connection_manager(settings: Settings, services: list[EdgeService]) -> dict
     )
 
 
+def _metrics_listener(settings: Settings) -> dict[str, Any]:
+    """Only GET /stats/prometheus of the admin API, for Prometheus; everything else is a 404."""
+    routes = [{"match": {"path": "/stats/prometheus", "headers": [
+                  {"name": ":method", "string_match": {"exact": "GET"}}]},
+               "route": {"cluster": ADMIN_CLUSTER, "timeout": "5s"}},
+              {"match": {"prefix": "/"}, "direct_response": {"status": 404}}]
+    manager = _typed(
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        stat_prefix="metrics", codec_type="AUTO",
+        route_config={"name": "metrics", "virtual_hosts": [{"name": "metrics", "domains": ["*"], "routes": routes}]},
+        http_filters=[{"name": "envoy.filters.http.router",
+                       "typed_config": _typed("envoy.extensions.filters.http.router.v3.Router")}])
+    return {"name": "metrics", "address": _address(settings.host, settings.envoy_metrics_port),
+            "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
+                                            "typed_config": manager}]}]}
+
+
 def config(settings: Settings) -> dict[str, Any]:
     """The Envoy bootstrap config as a plain dict."""
     services = edge_services(load_descriptor_set(descriptor_file(settings)), settings.edge_services)
@@ -401,6 +453,20 @@ def config(settings: Settings) -> dict[str, Any]:
     clusters.append(_cluster(BODY_CHECK_CLUSTER, _host_port(settings.address_of(MESHINFO))[0],
                              settings.meshinfo_check_port))
     clusters.append(_cluster(JWKS_CLUSTER, "127.0.0.1", settings.envoy_port))
+    collector = _collector(settings)
+    if collector is not None:
+        clusters.append(collector[1])
+    listeners = [{
+        "name": "edge",
+        "address": _address(settings.host, settings.envoy_port),
+        "filter_chains": [{"filters": [{
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": _connection_manager(settings, services),
+        }]}],
+    }]
+    if settings.envoy_metrics_port:
+        listeners.append(_metrics_listener(settings))
+        clusters.append(_cluster(ADMIN_CLUSTER, "127.0.0.1", settings.envoy_admin_port))
     return {
         "admin": {"address": _address("127.0.0.1", settings.envoy_admin_port)},
         "overload_manager": {"resource_monitors": [{
@@ -410,14 +476,7 @@ def config(settings: Settings) -> dict[str, Any]:
                 max_active_downstream_connections=50000),
         }]},
         "static_resources": {
-            "listeners": [{
-                "name": "edge",
-                "address": _address(settings.host, settings.envoy_port),
-                "filter_chains": [{"filters": [{
-                    "name": "envoy.filters.network.http_connection_manager",
-                    "typed_config": _connection_manager(settings, services),
-                }]}],
-            }],
+            "listeners": listeners,
             "clusters": clusters,
         },
     }

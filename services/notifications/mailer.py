@@ -18,8 +18,10 @@ from email.message import EmailMessage, Message
 from email.utils import formatdate
 
 import aiosmtplib
+from opentelemetry.trace import SpanKind
 
 from services.notifications.domain.emails import Email
+from services.runtime import telemetry
 from services.runtime.settings import Settings
 
 # Plain text in UTF-8, quoted-printable: readable as it is for ASCII text, safe for any.
@@ -110,6 +112,7 @@ class SmtpMailer:
     def __init__(self, settings: Settings) -> None:
         self.sender = settings.smtp_from
         self.sessions = settings.smtp_sessions
+        self._host, self._port = settings.smtp_host, settings.smtp_port
         self._all = [_Session(settings) for _ in range(self.sessions)]
         self._idle: asyncio.Queue[_Session] = asyncio.Queue()
         for session in self._all:
@@ -120,11 +123,14 @@ class SmtpMailer:
         return sum(session.opened for session in self._all)
 
     async def send(self, message: Message) -> None:
-        session = await self._idle.get()
-        try:
-            await session.send(message)
-        finally:
-            self._idle.put_nowait(session)
+        with telemetry.span("smtp send", {"server.address": self._host, "server.port": self._port,
+                                          telemetry.ORDER: message.get("X-Commerce-Order", "")},
+                            kind=SpanKind.CLIENT):
+            session = await self._idle.get()
+            try:
+                await session.send(message)
+            finally:
+                self._idle.put_nowait(session)
 
     async def close(self) -> None:
         for session in self._all:

@@ -12,6 +12,7 @@ import asyncio
 
 import structlog
 
+from services.order.observe import OLDEST_UNFINISHED, RESUMED
 from services.order.saga import SagaRunner
 from services.order.store import orders as store
 from services.runtime.busy import BusySchemas
@@ -35,6 +36,9 @@ class RecoveryWorker:
         # since the process that died may have left a saga in any).
         self._busy = BusySchemas(db, "orders", recent_seconds=runner.lease_seconds + idle_seconds + 30.0,
                                  recent_at_start=True)
+        # Since the oldest unfinished saga last moved, by schema with a stalled saga when last looked at
+        # (schemas without one have none older than the idle time; the gauge is their maximum).
+        self._oldest: dict[str, float] = {}
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="order-recovery")
@@ -57,24 +61,30 @@ class RecoveryWorker:
         """Resumes every stalled saga found now; how many were resumed."""
         resumed = 0
         looked_at = await self._busy.schemas(await self._db.tenant_schemas())
+        for schema in looked_at:  # looked at now: stalled sagas there, if any, are found below
+            self._oldest.pop(schema, None)
         for schema in await self._db.schemas_where("orders", store.STALLED_EXISTS, looked_at, self._idle):
             tenant_id = tenant_of(schema)
             with looking_around():
-                taken = await self._take_stalled(tenant_id)
+                self._oldest[schema], taken = await self._take_stalled(tenant_id)
             for order_id in taken:
+                RESUMED.inc()
                 log.info("resuming saga", tenant_id=tenant_id, order_id=order_id)
                 try:
                     await self._runner.run(tenant_id, order_id)
                     resumed += 1
                 except Exception:
                     log.exception("resumed saga failed", tenant_id=tenant_id, order_id=order_id)
+        OLDEST_UNFINISHED.set(max(self._oldest.values(), default=0.0))
         return resumed
 
-    async def _take_stalled(self, tenant_id: str) -> list[str]:
-        """The tenant's stalled sagas, their lease taken by this worker."""
+    async def _take_stalled(self, tenant_id: str) -> tuple[float, list[str]]:
+        """Since the tenant's oldest unfinished saga last moved, and its stalled sagas, their lease
+        taken by this worker."""
         taken = []
         async with self._db.tenant(tenant_id) as conn:
+            oldest = await store.oldest_unfinished_seconds(conn)
             for order_id in await store.stalled(conn, self._idle, self._batch):
                 if await store.take_lease(conn, order_id, self._runner.lease_seconds):
                     taken.append(order_id)
-        return taken
+        return oldest, taken

@@ -39,6 +39,7 @@ from services.order.domain import saga as s
 from services.order.domain.order import Order
 from services.order.domain.saga import SagaState, Step
 from services.order.domain.status import OrderStatus
+from services.order.observe import SagaStep, ended
 from services.order.peers import Peers, RemoteError
 from services.order.store import checkout as checkout_store
 from services.order.store import orders as store
@@ -185,12 +186,20 @@ class SagaRunner:
         if saga.step in s.CHECKOUT_STEPS:
             pay = self._charge(tenant_id, order, token) if token is not None else self._adopt(tenant_id, order)
             return await self._checkout(tenant_id, order, pay)
-        if saga.step is Step.COMPENSATE:
-            return await self._compensate(tenant_id, order, saga)
-        if saga.step is Step.CANCEL:
-            return await self._cancel_confirmed(tenant_id, order)
-        assert saga.step is Step.RETURN, saga.step
-        return await self._refund_return(tenant_id, order)
+        with SagaStep(saga.step.name.lower(), order.order_id) as step:
+            if saga.step is Step.COMPENSATE:
+                state = await self._compensate(tenant_id, order, saga)
+            elif saga.step is Step.CANCEL:
+                state = await self._cancel_confirmed(tenant_id, order)
+            else:
+                assert saga.step is Step.RETURN, saga.step
+                state = await self._refund_return(tenant_id, order)
+            if state is None:
+                step.outcome = "moved"
+            else:
+                step.outcome, step.detail = state[0].status.name.lower(), state[0].failure_reason
+                ended(tenant_id, state[0].status.name, state[0].failure_reason)
+            return state
 
     # --- checkout -------------------------------------------------------------------------
 
@@ -198,17 +207,25 @@ class SagaRunner:
         """Reserve -> pay -> confirm, nothing written in between; the state the outcome left."""
         oid = order.order_id
         steps = s.CHECKOUT_STEPS
-        try:
-            reservation = await self._retrying(tenant_id, oid, steps,
-                                               lambda: self._peers.reserve(tenant_id, oid, order.lines))
-        except Stalled:
+        with SagaStep("reserve", oid) as step:
+            try:
+                reservation = await self._retrying(tenant_id, oid, steps,
+                                                   lambda: self._peers.reserve(tenant_id, oid, order.lines))
+                step.outcome = "held" if self._holds(reservation) else "lapsed"
+            except Stalled:
+                step.outcome = "stalled"
+                reservation = None
+            except RemoteError as refused:  # all or nothing: no stock is held
+                step.outcome, step.detail = "refused", refused.reason
+                reservation = None
+        if reservation is None and step.outcome == "stalled":
             return await self._to_compensation(tenant_id, oid, steps, s.CHECKOUT_UNAVAILABLE)
-        except RemoteError as refused:  # all or nothing: no stock is held
-            reason = refused.reason if refused.reason in (s.OUT_OF_STOCK, "PRODUCT_NOT_FOUND",
-                                                          "PRODUCT_UNAVAILABLE") else s.OUT_OF_STOCK
+        if reservation is None:
+            reason = step.detail if step.detail in (s.OUT_OF_STOCK, "PRODUCT_NOT_FOUND",
+                                                    "PRODUCT_UNAVAILABLE") else s.OUT_OF_STOCK
             return await self._finish(tenant_id, order.moved(OrderStatus.FAILED, failure_reason=reason),
                                       order_events_pb2.OrderFailed)
-        if not self._holds(reservation):  # a resumed checkout whose reservation lapsed
+        if step.outcome == "lapsed":  # a resumed checkout whose reservation lapsed
             return await self._to_compensation(tenant_id, oid, steps, s.RESERVATION_EXPIRED)
         await self._reached(oid, Step.RESERVE)
         payment_id = ""
@@ -240,15 +257,26 @@ class SagaRunner:
 
     async def _finish(self, tenant_id: str, order: Order, event_type: type[Message]) -> State | None:
         """The checkout's one write: its outcome with the event announcing it."""
-        ended = replace(order, update_time=now())
-        event = outbox_row(event_type(order=order_pb(ended)), tenant_id=tenant_id, aggregate_id=ended.order_id)
-        async with self._db.session(tenant_id) as session:
-            if not await checkout_store.finish(session, tenant_id, ended, s.CHECKOUT_STEPS, event):
-                return None
-        return ended, SagaState(Step.DONE)
+        with SagaStep("confirm" if order.status is OrderStatus.CONFIRMED else "fail", order.order_id) as step:
+            done = replace(order, update_time=now())
+            event = outbox_row(event_type(order=order_pb(done)), tenant_id=tenant_id, aggregate_id=done.order_id)
+            async with self._db.session(tenant_id) as session:
+                if not await checkout_store.finish(session, tenant_id, done, s.CHECKOUT_STEPS, event):
+                    step.outcome = "moved"  # by someone else meanwhile (a cancellation)
+                    return None
+            step.outcome, step.detail = done.status.name.lower(), done.failure_reason
+        ended(tenant_id, done.status.name, done.failure_reason)
+        return done, SagaState(Step.DONE)
 
     def _charge(self, tenant_id: str, order: Order, token: str) -> Pay:
         async def pay() -> Paid:
+            with SagaStep("charge", order.order_id) as step:
+                paid = await charge()
+                step.outcome = "captured" if not paid.failure else "failed"
+                step.detail = paid.failure
+            return paid
+
+        async def charge() -> Paid:
             oid = order.order_id
             amount = money_pb(order.totals.currency_code, order.totals.total_minor)
             key = s.idempotency_key(oid, "charge")

@@ -28,6 +28,7 @@ from typing import Generic, TypeVar
 
 import structlog
 from google.protobuf.message import Message
+from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.payment import events
@@ -54,6 +55,11 @@ log = structlog.get_logger("commerce.payment")
 T = TypeVar("T")
 M = TypeVar("M", bound=Message)
 PROVIDER_DEADLINE_SECONDS = 5.0
+# Per provider, not per tenant: operation x outcome is a handful of series per provider.
+PROVIDER_CALLS = Counter("commerce_payment_provider_calls_total",
+                         "Calls to a payment provider by operation (charge, authorize, capture, void, refund) and "
+                         "outcome (approved, declined, failed for charges and authorizations; ok; timeout, "
+                         "unavailable, conflict, error)", ["provider", "operation", "outcome"])
 
 
 @dataclass(frozen=True)
@@ -78,20 +84,30 @@ class Payments:
     def _provider(self, name: str, tenant_id: str) -> PaymentProvider:
         return self._providers[name](tenant_id)
 
-    async def _call(self, step: Awaitable[T]) -> T:
-        """A provider call under our deadline; no answer is UNAVAILABLE (retry with the same key)."""
+    async def _call(self, provider: str, operation: str, step: Awaitable[T]) -> T:
+        """A provider call under our deadline; no answer is UNAVAILABLE (retry with the same key).
+        Counted by provider, operation and outcome (approved, declined, failed, ok, timeout, ...)."""
+        outcome = "error"
         try:
             async with asyncio.timeout(self._deadline):
-                return await step
+                answer = await step
+            found = getattr(answer, "outcome", None)
+            outcome = found.value.lower() if isinstance(found, Outcome) else "ok"
+            return answer
         except TimeoutError as exc:
+            outcome = "timeout"
             raise Unavailable("the payment provider did not answer in time; retry with the same request_id",
                               reason="PROVIDER_TIMEOUT") from exc
         except IdempotencyConflict as exc:
+            outcome = "conflict"
             raise FailedPrecondition("request_id was already used for a different request",
                                      reason="REQUEST_ID_REUSED") from exc
         except ProviderError as exc:
+            outcome = "unavailable"
             raise Unavailable(f"the payment provider could not be reached ({exc}); retry with the same request_id",
                               reason="PROVIDER_UNAVAILABLE") from exc
+        finally:
+            PROVIDER_CALLS.labels(provider, operation, outcome).inc()
 
     # --- reads -----------------------------------------------------------------------
 
@@ -123,7 +139,8 @@ class Payments:
             if existing is not None:  # a ChargePayment's, or the remembered answer lost: never authorize again
                 return existing.answer(cmd.request_id, fingerprint, unknown_is_same=True)
             provider = self._provider(cmd.provider, tenant_id)
-            result = await self._call(provider.authorize(cmd.request_id, cmd.amount, cmd.payment_token))
+            result = await self._call(provider.name, "authorize",
+                                      provider.authorize(cmd.request_id, cmd.amount, cmd.payment_token))
             payment = await store.insert(conn, _new_payment(cmd, provider.name, result), cmd.request_id, fingerprint)
             await events.authorized_or_declined(conn, tenant_id, payment)
             return payment
@@ -139,7 +156,8 @@ class Payments:
         if before is not None:  # a retry (its answer was lost): never charge again
             return before.answer(cmd.request_id, fingerprint)
         provider = self._provider(cmd.provider, tenant_id)
-        result = await self._call(provider.charge(cmd.request_id, cmd.amount, cmd.payment_token))
+        result = await self._call(provider.name, "charge",
+                                  provider.charge(cmd.request_id, cmd.amount, cmd.payment_token))
         payment = _new_payment(cmd, provider.name, result)
         if payment.status is PaymentStatus.AUTHORIZED:
             payment = payment.captured(None)
@@ -160,7 +178,7 @@ class Payments:
             payment.check_order(cmd.order_id)
             changed = payment.captured(requests.same_currency(cmd.amount, payment.currency_code))
             provider = self._provider(payment.provider, tenant_id)
-            await self._call(provider.capture(cmd.request_id, payment.provider_reference,
+            await self._call(provider.name, "capture", provider.capture(cmd.request_id, payment.provider_reference,
                                               Money(payment.currency_code, changed.captured_minor)))
             saved = await store.save(conn, changed)
             await events.captured(conn, tenant_id, saved)
@@ -177,7 +195,7 @@ class Payments:
             if changed is payment:  # nothing was held: a no-op
                 return payment
             provider = self._provider(payment.provider, tenant_id)
-            await self._call(provider.void(cmd.request_id, payment.provider_reference))
+            await self._call(provider.name, "void", provider.void(cmd.request_id, payment.provider_reference))
             saved = await store.save(conn, changed)
             await events.voided(conn, tenant_id, saved)
             return saved
@@ -191,7 +209,7 @@ class Payments:
             payment = await self._locked(conn, cmd.payment_id)
             amount = payment.refund_amount(requests.same_currency(cmd.amount, payment.currency_code))
             provider = self._provider(payment.provider, tenant_id)
-            done = await self._call(provider.refund(cmd.request_id, payment.provider_reference,
+            done = await self._call(provider.name, "refund", provider.refund(cmd.request_id, payment.provider_reference,
                                                     Money(payment.currency_code, amount)))
             return await _add_refund(conn, tenant_id, payment, amount, cmd.reason, done.reference)
 

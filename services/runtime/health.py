@@ -12,9 +12,12 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 from grpc_health.v1 import health, health_pb2
+from prometheus_client import Gauge
 
 log = structlog.get_logger("commerce.health")
 Probe = Callable[[], Awaitable[bool]]
+SERVING = Gauge("commerce_health_serving", "1 while this process's gRPC health says SERVING, 0 while NOT_SERVING",
+                ["service"])
 
 
 class HealthReporter:
@@ -33,6 +36,8 @@ class HealthReporter:
     async def _set(self, serving: bool) -> None:
         for name in self._names:
             await self.servicer.set(name, _status(serving))
+            if name:
+                SERVING.labels(name).set(int(serving))
 
     async def check_once(self) -> bool:
         results = await asyncio.gather(*(probe() for probe in self._probes.values()))
@@ -66,6 +71,8 @@ class HealthReporter:
         if self._task:
             self._task.cancel()
         await self.servicer.enter_graceful_shutdown()
+        for name in self._names[1:]:
+            SERVING.labels(name).set(0)
 
 
 def _status(serving: bool) -> health_pb2.HealthCheckResponse.ServingStatus.ValueType:

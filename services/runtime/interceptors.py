@@ -15,6 +15,7 @@ from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from prometheus_client import Counter, Histogram
 
+from services.runtime import telemetry
 from services.runtime.access import AccessRule
 from services.runtime.context import ANONYMOUS, Caller, reset_caller, set_caller
 from services.runtime.errors import (
@@ -190,6 +191,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 caller = await self._caller(metadata, method)
                 _check_decoded(request)
                 token = set_caller(caller)
+                telemetry.set_tenant(caller.tenant_id)
                 trace = set_traceparent(metadata.get("traceparent", ""))
                 try:
                     return await behavior(request, context)
@@ -220,6 +222,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 caller = await self._caller(metadata, method)
                 _check_decoded(request)
                 token = set_caller(caller)
+                telemetry.set_tenant(caller.tenant_id)
                 trace = set_traceparent(metadata.get("traceparent", ""))
                 try:
                     async for item in behavior(request, context):

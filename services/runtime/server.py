@@ -22,7 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
-from services.runtime import logs
+from services.runtime import logs, telemetry
 from services.runtime.access import rules_for
 from services.runtime.health import HealthReporter, Probe
 from services.runtime.interceptors import ServiceInterceptor
@@ -83,8 +83,10 @@ class Running:
 
 
 async def create_server(app: App, address: str, probe_seconds: float = 1.0) -> Running:
+    # Tracing's interceptor (none when it is off) comes first, so the call's span is current in ours.
     server = grpc.aio.server(
-        interceptors=[ServiceInterceptor(app.verifier, rules_for(app.services))], options=SERVER_OPTIONS
+        interceptors=[*telemetry.server_interceptors(), ServiceInterceptor(app.verifier, rules_for(app.services))],
+        options=SERVER_OPTIONS,
     )
     app.register(server)
     names = [s.full_name for s in app.services]
@@ -111,6 +113,8 @@ async def create_server(app: App, address: str, probe_seconds: float = 1.0) -> R
 async def _main(name: str, build: Callable[[Settings], Awaitable[App]]) -> None:
     settings = load_settings()
     logs.configure(name, settings.log_level, settings.log_format)
+    if telemetry.configure(name, settings):
+        log.info("tracing on", endpoint=settings.otlp_traces_url(), sampler=settings.otel_traces_sampler or "default")
     app = await build(settings)
     port = settings.port_of(name)
     if settings.metrics_port_offset:
@@ -125,6 +129,7 @@ async def _main(name: str, build: Callable[[Settings], Awaitable[App]]) -> None:
     log.info("shutting down", grace_seconds=settings.shutdown_grace_seconds)
     await running.stop(settings.shutdown_grace_seconds)
     log.info("stopped")
+    telemetry.shutdown()
     # Leave now: a background task of a library that ignores cancellation (seen with a NATS
     # client whose server was gone) must not keep the process alive after a graceful stop.
     sys.stdout.flush()

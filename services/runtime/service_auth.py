@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 import grpc
 from commerce.tenant.v1 import service_token_pb2, service_token_pb2_grpc
 
+from services.runtime import telemetry
 from services.runtime.events import tracing
 from services.runtime.settings import Settings
 
@@ -60,7 +61,7 @@ class ServiceTokens:
         request's trace, when there is one)."""
         metadata: Metadata = (("authorization", f"Bearer {await self.token()}"), ("x-tenant-id", tenant_id))
         current = tracing.current_traceparent()
-        if tracing.is_valid(current):
+        if tracing.is_valid(current) and not telemetry.enabled():  # else the channel's interceptor adds it
             metadata += (("traceparent", tracing.child_of(current)),)
         return metadata
 

@@ -1,7 +1,7 @@
 """Settings, read once from the environment into one typed, immutable object.
 
 Every variable is prefixed ``COMMERCE_`` except the two that point the mesh at
-existing servers: ``DATABASE_URL`` and ``NATS_URL``.
+existing servers, ``DATABASE_URL`` and ``NATS_URL``, and OpenTelemetry's own ``OTEL_*``.
 """
 
 from __future__ import annotations
@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     # Edge (Envoy): one listener (on `host`) serving REST/JSON and native gRPC.
     envoy_port: int = 8080
     envoy_admin_port: int = 9901
+    # Envoy's Prometheus stats (its admin /stats/prometheus, the admin API itself stays on 127.0.0.1)
+    # on `host`:this port for Prometheus to scrape; 0 = none (`make run`: the admin port has them).
+    envoy_metrics_port: int = 0
     # Envoy worker threads (0 = one per core). On a 2-core box 1 leaves a core to the services.
     envoy_concurrency: int = 0
     # Services the edge routes (and transcodes to REST).
@@ -139,6 +142,37 @@ class Settings(BaseSettings):
     order_saga_lease_seconds: float = Field(default=30.0, gt=0)
     order_recovery_interval_seconds: float = Field(default=5.0, gt=0)
     order_recovery_idle_seconds: float = Field(default=10.0, ge=0)
+
+    # Traces (services/runtime/telemetry.py): OpenTelemetry's standard variables. Off unless an
+    # OTLP/HTTP endpoint is set; ``..._TRACES_ENDPOINT`` is used as it is, ``..._ENDPOINT`` + /v1/traces.
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None, validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    otel_exporter_otlp_traces_endpoint: str | None = Field(
+        default=None, validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+    otel_traces_exporter: str | None = Field(default=None, validation_alias=AliasChoices("OTEL_TRACES_EXPORTER"))
+    otel_sdk_disabled: bool | None = Field(default=None, validation_alias=AliasChoices("OTEL_SDK_DISABLED"))
+    # Fraction of new traces kept (OTEL_TRACES_SAMPLER=parentbased_traceidratio); Envoy samples alike.
+    otel_traces_sampler: str | None = Field(default=None, validation_alias=AliasChoices("OTEL_TRACES_SAMPLER"))
+    otel_traces_sampler_arg: str | None = Field(default=None,
+                                                validation_alias=AliasChoices("OTEL_TRACES_SAMPLER_ARG"))
+
+    def otlp_traces_url(self) -> str | None:
+        """Where spans go (OTLP over HTTP/protobuf); None when tracing is off."""
+        if self.otel_sdk_disabled or (self.otel_traces_exporter or "otlp").lower() == "none":
+            return None
+        if self.otel_exporter_otlp_traces_endpoint:
+            return self.otel_exporter_otlp_traces_endpoint
+        if self.otel_exporter_otlp_endpoint:
+            return self.otel_exporter_otlp_endpoint.rstrip("/") + "/v1/traces"
+        return None
+
+    def trace_sampling_percent(self) -> float:
+        """Percent of new traces sampled, from OTEL_TRACES_SAMPLER(_ARG) (100 unless a ratio is set)."""
+        if (self.otel_traces_sampler or "").endswith("traceidratio") and self.otel_traces_sampler_arg:
+            return max(0.0, min(100.0, float(self.otel_traces_sampler_arg) * 100))
+        if self.otel_traces_sampler in ("always_off", "parentbased_always_off"):
+            return 0.0
+        return 100.0
 
     def port_of(self, service: str) -> int:
         return int(getattr(self, f"{service}_port"))

@@ -29,9 +29,23 @@ def _rendered() -> tuple[Body, ...]:
     return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
 
 
+def _generated() -> dict[str, list[str]]:
+    """ConfigMaps the kustomization generates from files: name -> the files."""
+    return {entry["name"]: entry["files"] for entry in kustomization().get("configMapGenerator", [])}
+
+
 def test_kustomize_renders_every_manifest_once() -> None:
-    rendered = sorted((d["kind"], d["metadata"]["name"]) for d in _rendered())
+    generated = tuple(f"{name}-" for name in _generated())
+    rendered = sorted((d["kind"], d["metadata"]["name"]) for d in _rendered()
+                      if not (d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith(generated)))
     assert rendered == sorted((m.kind, m.name) for m in k8s_manifests())
+
+
+def test_the_prometheus_configmap_carries_the_scrape_jobs_and_the_alert_rules_as_written() -> None:
+    (files,) = _generated().values()
+    (doc,) = [d for d in _rendered() if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith(
+        "commerce-prometheus-")]
+    assert doc["data"] == {Path(f).name: (K8S / f).read_text() for f in files}
 
 
 def test_every_rendered_object_is_in_the_namespace_and_labelled_as_part_of_the_mesh() -> None:

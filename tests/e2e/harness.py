@@ -73,16 +73,17 @@ def wait_until(what: str, check: Callable[[], bool], timeout: float, interval: f
         time.sleep(interval)
 
 
-def run_mesh(folder: Path, postgres: Postgres, database_prefix: str, nats: Nats | None = None,
-             **settings: Any) -> Iterator[Mesh]:
+def run_mesh(folder: Path, postgres: Postgres, database_prefix: str, nats: Nats | None = None, *,
+             metrics: bool = False, **settings: Any) -> Iterator[Mesh]:
     """A mesh on free ports using ``postgres`` (databases ``<database_prefix>_*``) and ``nats``, or a
-    NATS of its own when None; started, yielded, stopped (``yield from`` it in a fixture)."""
+    NATS of its own when None; started, yielded, stopped (``yield from`` it in a fixture).
+    ``metrics``: the services serve their Prometheus metrics (Mesh.metrics_url)."""
     updates: dict[str, Any] = {"database_url": postgres.url, "database_prefix": database_prefix, "db_pool_size": 4,
                                "health_probe_seconds": 0.5, **settings}
     if nats is not None:
         updates["nats_url"] = nats.url
     mesh = Mesh.on_free_ports(folder, Settings().model_copy(update=updates), embedded_postgres=False,
-                              embedded_nats=nats is None, progress=Progress(0, stream=None))
+                              embedded_nats=nats is None, progress=Progress(0, stream=None), metrics=metrics)
     mesh.start()
     try:
         yield mesh

@@ -172,6 +172,20 @@ def bash(script: str) -> str:
     return done.stdout
 
 
+def _trace_tree(data_dir: Path, order_id: str, expected: tuple[str, ...], timeout: float = 30) -> str:
+    """What `python -m services.devmesh trace ORDER_ID` prints once it shows every line of ``expected``
+    (processes send their spans every few seconds)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done = subprocess.run([sys.executable, "-m", "services.devmesh", "trace", order_id, "--data-dir",
+                               str(data_dir)], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+        if (done.returncode == 0 and all(line in done.stdout for line in expected)) or time.monotonic() > deadline:
+            assert done.returncode == 0, done.stderr
+            assert [line for line in expected if line not in done.stdout] == [], done.stdout
+            return done.stdout
+        time.sleep(0.5)
+
+
 def test_run_seeds_the_demo_once_prints_commands_that_work_and_ctrl_c_leaves_nothing(
         tmp_path: Path, launch: Launch) -> None:
     env = mesh_env()
@@ -197,6 +211,12 @@ def test_run_seeds_the_demo_once_prints_commands_that_work_and_ctrl_c_leaves_not
     assert "is confirmed" in next(mail.glob("*.eml")).read_text()
     assert (tmp_path / "secrets" / "service_secret").stat().st_mode & 0o077 == 0
 
+    # where the REST checkout's time went: its spans, Envoy's included, in .data/traces
+    assert "traces" in first.text and "python -m services.devmesh trace ORDER_ID" in first.text
+    order_id = re.findall(r'"orderId": ?"([^"]+)"', checkout)[0]
+    tree = _trace_tree(tmp_path, order_id, ("edge: ingress", "order: /commerce.order.v1.OrderService/PlaceOrder",
+                                            "order: saga confirm  [outcome=confirmed]", "notifications: smtp send"))
+    assert re.search(r"^trace [0-9a-f]{32} \(\d+ spans\)$", tree, re.MULTILINE), tree
     # Processes that exit are started again: NATS stopped cleanly (exit 0), the cart service and
     # Envoy killed, PostgreSQL shut down; the mesh serves again, and the restarts were shown.
     victims = {"nats": (("nats-server",), signal.SIGTERM), "cart": (("services.cart",), signal.SIGKILL),

@@ -156,3 +156,36 @@ def test_server_streaming_methods_get_no_route_timeout_and_unary_ones_do() -> No
 def test_a_service_without_a_public_grpc_service_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="no public gRPC service of 'shipping'"):
         render(DefaultSettings().model_copy(update={"edge_services": ("tenant", "shipping")}))
+
+
+def test_the_edge_traces_only_when_an_otlp_endpoint_is_set() -> None:
+    assert "tracing" not in _listener(config(DefaultSettings()))
+    assert all(c["name"] != "otlp_collector" for c in config(DefaultSettings())["static_resources"]["clusters"])
+
+
+@pytest.mark.parametrize(("otel", "uri", "percent"), [
+    ({"otel_exporter_otlp_endpoint": "http://collector:4318"}, "http://collector:4318/v1/traces", 100.0),
+    ({"otel_exporter_otlp_traces_endpoint": "https://otlp.example:443/api/traces",
+      "otel_traces_sampler": "parentbased_traceidratio", "otel_traces_sampler_arg": "0.25"},
+     "https://otlp.example:443/api/traces", 25.0),
+])
+def test_real_envoy_accepts_its_opentelemetry_tracer(otel: dict[str, str], uri: str, percent: float,
+                                                     tmp_path: Path) -> None:
+    settings = DefaultSettings().model_copy(update=otel)
+    cfg = config(settings)
+    tracing = _listener(cfg)["tracing"]
+    assert tracing["random_sampling"] == {"value": percent}
+    provider = tracing["provider"]["typed_config"]
+    assert provider["http_service"]["http_uri"]["uri"] == uri and provider["service_name"] == "edge"
+    # The tenant comes from the checked token's claims; nothing else of the request is tagged.
+    assert [tag["tag"] for tag in tracing["custom_tags"]] == ["commerce.tenant_id"]
+    collector = next(c for c in cfg["static_resources"]["clusters"] if c["name"] == "otlp_collector")
+    assert ("transport_socket" in collector) == uri.startswith("https")
+    done = validate(render(settings), tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_an_otlp_endpoint_that_is_not_an_http_url_is_a_clear_error() -> None:
+    settings = DefaultSettings().model_copy(update={"otel_exporter_otlp_endpoint": "collector:4317"})
+    with pytest.raises(ValueError, match="must be an http"):
+        config(settings)

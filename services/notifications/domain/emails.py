@@ -10,6 +10,7 @@ from commerce.order.v1 import order_events_pb2, order_pb2
 from google.protobuf.message import Message
 
 CONFIRMED, CANCELLED, REFUNDED = "confirmed", "cancelled", "refunded"
+KINDS = (CONFIRMED, CANCELLED, REFUNDED)
 # ISO 4217 currencies whose minor unit is not 1/100.
 _EXPONENT = {"BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0, "PYG": 0,
              "RWF": 0, "UGX": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,

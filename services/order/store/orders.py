@@ -97,6 +97,13 @@ async def stalled(conn: AsyncConnection, idle_seconds: float, limit: int) -> lis
     return [r.order_id for r in rows]
 
 
+async def oldest_unfinished_seconds(conn: AsyncConnection) -> float:
+    """How long ago the saga of the oldest unfinished order last moved (0 when none is unfinished)."""
+    age = await conn.scalar(select(func.extract("epoch", func.now() - func.min(orders.c.update_time))).where(
+        orders.c.saga_step != Step.DONE.value))
+    return float(age or 0.0)
+
+
 async def list_page(conn: AsyncConnection, customer_id: str | None, status: OrderStatus | None,
                     before: str | None, limit: int) -> list[Order]:
     """Newest first (order ids are time-ordered), starting after the id ``before``."""

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,8 +36,10 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import APIError
-from prometheus_client import Counter, Histogram
+from opentelemetry.trace import Span, SpanKind
+from prometheus_client import Counter, Gauge, Histogram
 
+from services.runtime import telemetry
 from services.runtime.db import TENANT_ID_PATTERN, Database
 from services.runtime.errors import NotFound
 from services.runtime.events import naming, registry, tracing
@@ -64,6 +67,9 @@ DUPLICATES = Counter("commerce_events_duplicate_total", "Redelivered events skip
                      ["consumer"])
 FAILED = Counter("commerce_events_failed_total", "Handler failures (the event is redelivered)", ["consumer"])
 DEAD = Counter("commerce_events_dead_lettered_total", "Events sent to the dead-letter subject", ["consumer"])
+PENDING = Gauge("commerce_consumer_pending", "Events of the stream this durable consumer has not acknowledged yet "
+                "(waiting or in flight), measured every PENDING_EVERY_SECONDS", ["consumer"])
+PENDING_EVERY_SECONDS = 15.0
 LAG = Histogram("commerce_event_lag_seconds", "From the event's occur_time to its commit by a consumer",
                 ["consumer"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
 
@@ -148,11 +154,14 @@ class EventConsumer:
         self._cleanup_every = cleanup_every_seconds
         self._tasks: list[asyncio.Task[None]] = []
         self._subscribed = asyncio.Event()
+        for series in (CONSUMED, DUPLICATES, FAILED, DEAD):  # at 0 from the start, so rules see them
+            series.labels(durable)
 
     async def start(self) -> None:
         await self.nats.start()
         self._tasks = [asyncio.create_task(self._run(), name=f"consumer-{self.durable}"),
-                       asyncio.create_task(self._forget_old(), name=f"consumer-inbox-{self.durable}")]
+                       asyncio.create_task(self._forget_old(), name=f"consumer-inbox-{self.durable}"),
+                       asyncio.create_task(self._measure(), name=f"consumer-pending-{self.durable}")]
 
     async def stop(self) -> None:
         await cancel_and_wait(*self._tasks)
@@ -171,6 +180,18 @@ class EventConsumer:
                             await session.execute(FORGET_SQL, self.durable, cutoff)
             except Exception as exc:
                 log.warning("inbox cleanup failed; will retry", consumer=self.durable, error=str(exc))
+
+    async def _measure(self) -> None:
+        pending = PENDING.labels(self.durable)
+        while True:
+            js = self.nats.js
+            if js is not None and self.nats.connected:
+                try:
+                    info = await js.consumer_info(naming.STREAM, self.durable)
+                    pending.set((info.num_pending or 0) + (info.num_ack_pending or 0))
+                except Exception as exc:  # not created yet, or NATS going away
+                    log.debug("consumer info unavailable", consumer=self.durable, error=str(exc))
+            await asyncio.sleep(PENDING_EVERY_SECONDS)
 
     async def wait_subscribed(self) -> None:
         """Until the durable consumer exists on the server and this process pulls from it."""
@@ -297,8 +318,20 @@ class EventConsumer:
             for event in events:
                 if event.event_id in first and event.event_id not in applied:
                     applied.add(event.event_id)
-                    await self._handle(session, event)
+                    with self._span(event):
+                        await self._handle(session, event)
         return applied
+
+    def _span(self, event: _Event) -> AbstractContextManager[Span]:
+        """The handling of ``event``, continuing the trace of its publish (its traceparent)."""
+        if not telemetry.enabled():
+            return telemetry.span("")  # the shared no-op: no attributes built
+        return telemetry.span(
+            f"process {event.message.DESCRIPTOR.full_name}",
+            {"messaging.system": "nats", "messaging.destination.name": event.msg.subject,
+             "messaging.consumer.group.name": self.durable, "messaging.message.id": event.event_id,
+             telemetry.EVENT_TYPE: event.message.DESCRIPTOR.full_name, telemetry.TENANT: event.tenant_id},
+            kind=SpanKind.CONSUMER, parent=event.traceparent)
 
     async def _handle(self, session: Session, event: _Event) -> None:
         token = tracing.set_traceparent(event.traceparent)
@@ -322,7 +355,8 @@ class EventConsumer:
         msg = event.msg
         delivered = msg.metadata.num_delivered or 1
         try:
-            applied = await self._apply_in_tenant(event)
+            with self._span(event):
+                applied = await self._apply_in_tenant(event)
         except Exception as exc:
             FAILED.labels(self.durable).inc()
             if delivered >= self._max_deliver:

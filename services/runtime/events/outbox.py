@@ -25,8 +25,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.message import Message
+from opentelemetry.trace import SpanKind
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.runtime import telemetry
 from services.runtime.db import OUTBOX_ROWS
 from services.runtime.events import naming, tracing
 from services.runtime.events.schema import PENDING, outbox
@@ -76,9 +78,14 @@ def outbox_row(event: Message, *, tenant_id: str, aggregate_id: str) -> OutboxRo
     """Fills ``event.metadata`` (a new event id, the current trace) and returns its outbox row."""
     event_id = str(uuid.uuid4())
     now = datetime.now(UTC)
-    traceparent = tracing.child_of(tracing.current_traceparent())
-    _fill_metadata(event, event_id, tenant_id, aggregate_id, traceparent, now)
     event_type = event.DESCRIPTOR.full_name
+    if telemetry.enabled():  # the row is a span of the request's trace; the relay's publish continues it
+        with telemetry.span(f"outbox {event_type}", {telemetry.EVENT_ID: event_id, telemetry.EVENT_TYPE: event_type,
+                                                      telemetry.TENANT: tenant_id}, kind=SpanKind.PRODUCER):
+            traceparent = tracing.current_traceparent()
+    else:
+        traceparent = tracing.child_of(tracing.current_traceparent())
+    _fill_metadata(event, event_id, tenant_id, aggregate_id, traceparent, now)
     headers = {
         naming.MSG_ID: event_id,
         naming.EVENT_TYPE: event_type,

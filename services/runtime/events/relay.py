@@ -34,10 +34,15 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import structlog
 from nats.js import JetStreamContext
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client import Counter, Gauge, Histogram
 
 from services.runtime.busy import BusySchemas
 from services.runtime.db import Database, looking_around
+from services.runtime import telemetry
+from services.runtime.db import Database
+from services.runtime.events import naming
 from services.runtime.events.connection import NatsConnection
 from services.runtime.events.outbox import OutboxRow
 from services.runtime.events.schema import PENDING, SENT
@@ -48,11 +53,20 @@ from services.runtime.tasks import cancel_and_wait
 log = structlog.get_logger("commerce.events.relay")
 PUBLISHED = Counter("commerce_outbox_published_total", "Outbox events published to JetStream", ["database"])
 PUBLISH_FAILED = Counter("commerce_outbox_publish_failed_total", "Outbox publish attempts that failed", ["database"])
-PENDING_ROWS = Gauge("commerce_outbox_pending", "Outbox events not yet published", ["database"])
+PENDING_ROWS = Gauge("commerce_outbox_pending", "Outbox events handed to this relay and not yet published",
+                     ["database"])
+# Measured every BACKLOG_EVERY_SECONDS from the tables (what waits for NATS or for a dead process too).
+BACKLOG = Gauge("commerce_outbox_backlog", "Unpublished rows in the outbox tables of this database", ["database"])
+BACKLOG_AGE = Gauge("commerce_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row (0: none)",
+                    ["database"])
+DLQ_DEPTH = Gauge("commerce_dlq_messages", "Messages in the dead-letter stream (COMMERCE_DLQ), as this process sees it")
 LAG = Histogram("commerce_outbox_relay_lag_seconds", "From outbox commit to JetStream ack", ["database"],
                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
 
 DELETE_EVERY_SECONDS = 0.05
+BACKLOG_EVERY_SECONDS = 15.0
+BACKLOG_SQL = Sql(f"SELECT count(*), extract(epoch FROM now() - min(create_time)) FROM {{schema}}.outbox "
+                  f"WHERE state = '{PENDING}'")
 DELETE_SQL = Sql("DELETE FROM {schema}.outbox WHERE event_id = ANY($1::text[])")
 PENDING_SQL = Sql(
     "SELECT event_id, subject, event_type, payload, headers, create_time FROM {schema}.outbox "
@@ -92,6 +106,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._poll_now = False
         self._task: asyncio.Task[None] | None = None
+        self._measuring: asyncio.Task[None] | None = None
         self._database = db.database
         self._retention = retention_seconds
         self._cleanup_every = cleanup_every_seconds
@@ -109,11 +124,12 @@ class OutboxRelay:
         self._db.hand_outbox_to(self.handoff)
         await self.nats.start()
         self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self._database}")
+        self._measuring = asyncio.create_task(self._measure(), name=f"outbox-backlog-{self._database}")
 
     async def stop(self) -> None:
         self._db.hand_outbox_to(None)
-        await cancel_and_wait(self._task)
-        self._task = None
+        await cancel_and_wait(self._task, self._measuring)
+        self._task = self._measuring = None
         with contextlib.suppress(Exception):  # else the poll publishes them again (stored once)
             await self._delete_published()
         await self.nats.close()
@@ -164,6 +180,30 @@ class OutboxRelay:
                 self._handed.clear()  # they wait in the outbox; the poll after reconnecting sends them
             self._pending.set(len(self._handed))
 
+    async def _measure(self) -> None:
+        """The outbox backlog and its oldest row's age, and the dead-letter stream's depth."""
+        backlog, age = BACKLOG.labels(self._database), BACKLOG_AGE.labels(self._database)
+        while True:
+            try:
+                rows, oldest = 0, 0.0
+                for schema in await self._schemas():
+                    with contextlib.suppress(asyncpg.UndefinedTableError):
+                        async with self._db.session_in(schema) as session:
+                            found = await session.fetchrow(BACKLOG_SQL)
+                        if found is not None:
+                            rows += int(found[0])
+                            oldest = max(oldest, float(found[1] or 0.0))
+                backlog.set(rows)
+                age.set(oldest)
+                js = self.nats.js
+                if js is not None and self.nats.connected:
+                    DLQ_DEPTH.set((await js.stream_info(naming.DLQ_STREAM)).state.messages)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("measuring the outbox backlog failed; will retry", error=str(exc))
+            await asyncio.sleep(BACKLOG_EVERY_SECONDS)
+
     # --- hand-off ---------------------------------------------------------------------------
 
     async def _publish_handed(self) -> None:
@@ -190,9 +230,14 @@ class OutboxRelay:
     async def _publish(self, js: JetStreamContext, rows: Sequence[OutboxRow]) -> list[bool]:
         """Publishes ``rows`` in order with asynchronous acks; which were acknowledged."""
         futures: list[asyncio.Future[Any]] = []
+        spans = [self._span(row) for row in rows] if telemetry.enabled() else []
         try:
-            for row in rows:
-                futures.append(await js.publish_async(row.subject, row.payload, headers=dict(row.headers)))
+            for n, row in enumerate(rows):
+                headers = dict(row.headers)
+                if spans:  # the consumer's span continues the publish's
+                    with trace.use_span(spans[n]):
+                        headers[naming.TRACEPARENT] = telemetry.traceparent()
+                futures.append(await js.publish_async(row.subject, row.payload, headers=headers))
             if futures:
                 await asyncio.wait(futures, timeout=self._publish_timeout)
         except Exception as exc:  # the connection went away mid-batch
@@ -207,12 +252,26 @@ class OutboxRelay:
             acked.append(ok)
             if ok:
                 LAG.labels(self._database).observe(max(0.0, wall - row.create_time.timestamp()))
+            if spans:
+                spans[n].set_attribute(telemetry.OUTCOME, "acked" if ok else "not acknowledged")
+                if not ok:
+                    spans[n].set_status(StatusCode.ERROR, "not acknowledged by JetStream in time")
+                spans[n].end()
         published = sum(acked)
         if published:
             PUBLISHED.labels(self._database).inc(published)
         if published < len(rows):
             PUBLISH_FAILED.labels(self._database).inc(len(rows) - published)
         return acked
+
+    def _span(self, row: OutboxRow) -> trace.Span:
+        """The publish of ``row``, continuing the trace of the request that wrote it."""
+        return telemetry.tracer.start_span(
+            f"publish {row.event_type}", context=telemetry.remote_parent(row.headers.get(naming.TRACEPARENT, "")),
+            kind=SpanKind.PRODUCER,
+            attributes={"messaging.system": "nats", "messaging.destination.name": row.subject,
+                        "messaging.message.id": row.event_id, telemetry.EVENT_TYPE: row.event_type,
+                        telemetry.TENANT: row.headers.get(naming.TENANT, "")})
 
     # --- poll -------------------------------------------------------------------------------
 

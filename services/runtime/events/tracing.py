@@ -1,11 +1,14 @@
 """W3C Trace Context ``traceparent`` carried from a request (or a consumed event)
-to the events it causes."""
+to the events it causes. With tracing on (services/runtime/telemetry.py) it is the
+current span's; off, the one the request or event came with, passed along as it is."""
 
 from __future__ import annotations
 
 import re
 import secrets
 from contextvars import ContextVar
+
+from services.runtime import telemetry
 
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
 _current: ContextVar[str] = ContextVar("traceparent", default="")
@@ -30,6 +33,8 @@ def child_of(traceparent: str) -> str:
 
 
 def current_traceparent() -> str:
+    if telemetry.enabled():
+        return telemetry.traceparent() or _current.get()
     return _current.get()
 
 
