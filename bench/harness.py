@@ -88,13 +88,13 @@ def free_port_settings(base: Settings) -> Settings:
 
 
 class Harness:
-    def __init__(self, benchmark_steps: int, settings: dict[str, Any] | None = None, **settings_update: Any) -> None:
-        """``settings``, ``settings_update``: what the benchmarks change in the mesh's settings (bench/chaos.py:
-        shorter leases; bench/tracing.py: an OTLP endpoint)."""
+    def __init__(self, benchmark_steps: int, settings: dict[str, Any] | None = None) -> None:
+        """``settings``: what the benchmarks change in the mesh's settings (bench/chaos.py: shorter leases;
+        bench/tracing.py: an OTLP endpoint)."""
         self.workdir = Path(tempfile.mkdtemp(prefix="commerce-bench-"))
         # The sandbox's outage switch (a file that never exists unless bench/chaos.py makes it).
         updates = {"log_level": "WARNING", "payment_sandbox_outage_file": self.workdir / "sandbox-outage",
-                   **(settings or {}), **settings_update}
+                   **(settings or {})}
         self.mesh = Mesh(self.workdir / "mesh", free_port_settings(Settings().model_copy(update=updates)),
                          fast_unsafe=False)
         if self.mesh.postgres is not None:

@@ -48,7 +48,7 @@ class Options:
 
 def run(harness: Harness, options: Options) -> dict[str, Any]:
     receivers = {label: OtlpReceiver(0, keep=False).start() for label in TRACED}
-    traced = {label: Harness(TRACED_STEPS, otel_exporter_otlp_endpoint=receivers[label].endpoint, **sampling)
+    traced = {label: Harness(TRACED_STEPS, {"otel_exporter_otlp_endpoint": receivers[label].endpoint, **sampling})
               for label, sampling in TRACED.items()}
     failed = False
     try:

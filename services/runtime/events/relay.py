@@ -38,10 +38,9 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client import Counter, Gauge, Histogram
 
+from services.runtime import telemetry
 from services.runtime.busy import BusySchemas
 from services.runtime.db import Database, looking_around
-from services.runtime import telemetry
-from services.runtime.db import Database
 from services.runtime.events import naming
 from services.runtime.events.connection import NatsConnection
 from services.runtime.events.outbox import OutboxRow
