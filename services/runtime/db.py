@@ -82,7 +82,7 @@ async def ensure_database(server_url: str, database: str) -> None:
 class Database:
     """The service's engine plus the set of tenant schemas that exist in it."""
 
-    def __init__(self, server_url: str, database: str, pool_size: int = 10) -> None:
+    def __init__(self, server_url: str, database: str, pool_size: int = 10, probe_timeout: float = 2.0) -> None:
         self.database = database
         self.server_url = server_url
         self.pool_size = pool_size
@@ -95,6 +95,9 @@ class Database:
         )
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
+        # Health's own connection (ping), apart from the pool.
+        self._probe: asyncpg.Connection | None = None
+        self.probe_timeout = probe_timeout
         self._schemas: set[str] = set()
         self._schemas_lock = asyncio.Lock()
         self._handoff: Handoff | None = None
@@ -161,15 +164,27 @@ class Database:
                 yield session
         self._committed(schema, session.events)
 
-    async def ping(self, limit_seconds: float = 1.0) -> bool:
+    async def ping(self, limit_seconds: float | None = None) -> bool:
+        """Health's probe of the database, on one connection of its own (opened again after any
+        failure): never one of the request pool, which load may hold entirely for a while
+        without anything being down."""
+        limit = self.probe_timeout if limit_seconds is None else limit_seconds
         try:
-            async with asyncio.timeout(limit_seconds):
-                pool = await self.pool()
-                async with pool.acquire() as conn:
-                    await conn.fetchval("SELECT 1")
+            async with asyncio.timeout(limit):
+                if self._probe is None or self._probe.is_closed():
+                    self._probe = await asyncpg.connect(
+                        plain_url(self.server_url, self.database), timeout=limit, statement_cache_size=0,
+                        server_settings={"application_name": f"{self.database}-health"})
+                await self._probe.fetchval("SELECT 1")
             return True
         except Exception:
+            self._drop_probe()
             return False
+
+    def _drop_probe(self) -> None:
+        if self._probe is not None:
+            self._probe.terminate()
+            self._probe = None
 
     # --- schemas ------------------------------------------------------------------------
 
@@ -224,6 +239,7 @@ class Database:
             yield await conn.execution_options(schema_translate_map={None: schema})
 
     async def dispose(self) -> None:
+        self._drop_probe()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None

@@ -78,13 +78,14 @@ class Running:
         await self.server.stop(grace)
 
 
-async def create_server(app: App, address: str, probe_seconds: float = 1.0) -> Running:
+async def create_server(app: App, address: str, probe_seconds: float = 1.0, *,
+                        failures_to_not_serving: int = 3, stall_seconds: float = 5.0) -> Running:
     server = grpc.aio.server(
         interceptors=[ServiceInterceptor(app.verifier, rules_for(app.services))], options=SERVER_OPTIONS
     )
     app.register(server)
     names = [s.full_name for s in app.services]
-    reporter = HealthReporter(names, app.probes, probe_seconds)
+    reporter = HealthReporter(names, app.probes, probe_seconds, failures_to_not_serving, stall_seconds)
     health_pb2_grpc.add_HealthServicer_to_server(reporter.servicer, server)
     reflection.enable_server_reflection(
         [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
@@ -108,7 +109,9 @@ async def _main(name: str, build: Callable[[Settings], Awaitable[App]]) -> None:
     port = settings.port_of(name)
     if settings.metrics_port_offset:
         start_http_server(port + settings.metrics_port_offset, addr=settings.host)
-    running = await create_server(app, f"{settings.host}:{port}", settings.health_probe_seconds)
+    running = await create_server(app, f"{settings.host}:{port}", settings.health_probe_seconds,
+                                  failures_to_not_serving=settings.health_failures_to_not_serving,
+                                  stall_seconds=settings.liveness_stall_seconds)
     log.info("serving", address=f"{settings.host}:{running.port}", services=[s.full_name for s in app.services])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -119,7 +119,15 @@ class Settings(BaseSettings):
     # SMTP sessions the notifications worker keeps open, and so emails it sends at once.
     smtp_sessions: int = Field(default=8, ge=1, le=64)
 
-    health_probe_seconds: float = 1.0
+    # Health (services/runtime/health.py): the database is probed every health_probe_seconds on a
+    # connection of its own, each probe given health_probe_timeout_seconds; the names turn
+    # NOT_SERVING after health_failures_to_not_serving failed probes in a row. The `liveness`
+    # name turns NOT_SERVING when the event loop went longer than liveness_stall_seconds
+    # without running its heartbeat.
+    health_probe_seconds: float = Field(default=1.0, gt=0)
+    health_probe_timeout_seconds: float = Field(default=2.0, gt=0)
+    health_failures_to_not_serving: int = Field(default=3, ge=1)
+    liveness_stall_seconds: float = Field(default=5.0, gt=0)
     shutdown_grace_seconds: float = 5.0
     log_level: str = "INFO"
     log_format: str = "console"  # or "json"

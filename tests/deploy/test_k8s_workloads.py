@@ -12,6 +12,7 @@ import pytest
 
 from services.edge.descriptors import edge_services, load_descriptor_set
 from services.edge.render import descriptor_file
+from services.runtime.health import LIVENESS
 from services.runtime.settings import SERVICE_PORTS, Settings
 from tests.deploy.manifests import (
     PROCESSES,
@@ -100,6 +101,17 @@ def test_service_container_listens_and_is_probed_on_its_settings_port(service: s
     readiness = probes["readinessProbe"]["grpc"]
     assert (readiness["port"], readiness.get("service", "")) == (port, _health_names(settings)[service])
     assert set(readiness) <= {"port", "service"}
+
+
+@pytest.mark.parametrize("service", sorted(set(_service_deployments()) - {"meshinfo"}))
+def test_liveness_asks_the_heartbeat_name_over_grpc_not_the_database(service: str) -> None:
+    """A TCP connect succeeds while the event loop is stuck; the readiness name follows the
+    database (an outage must not restart every pod). `liveness` is neither."""
+    container = pod_spec(_service_deployments()[service])["containers"][0]
+    assert container["livenessProbe"]["grpc"] == {"port": _settings().port_of(service), "service": LIVENESS}
+    # Long enough for the heartbeat's stall limit to be seen, short enough to act on it.
+    probe = container["livenessProbe"]
+    assert probe["periodSeconds"] * probe["failureThreshold"] > _settings().liveness_stall_seconds
 
 
 @pytest.mark.parametrize("service", sorted(_service_deployments()))
