@@ -16,7 +16,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from prometheus_client import Counter, Histogram
 
 from services.runtime.access import AccessRule
-from services.runtime.context import ANONYMOUS, Caller, reset_caller, set_caller
+from services.runtime.context import ANONYMOUS, Caller, reset_caller, reset_deadline, set_caller, set_deadline
 from services.runtime.errors import (
     DomainError,
     InvalidArgument,
@@ -186,9 +186,11 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 _check_decoded(request)
                 token = set_caller(caller)
                 trace = set_traceparent(metadata.get("traceparent", ""))
+                deadline = set_deadline(context.time_remaining())
                 try:
                     return await behavior(request, context)
                 finally:
+                    reset_deadline(deadline)
                     reset_traceparent(trace)
                     reset_caller(token)
             except DomainError as error:

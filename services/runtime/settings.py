@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     # Unset: edge_jwks_cache_seconds + keys_reload_seconds + 5 (see key_activation_seconds()).
     keys_activation_seconds: float | None = Field(default=None, ge=0)
 
+    # Password hashes (argon2, 64 MiB each while it runs) the tenant service computes at once, and
+    # how long a login waits for a free slot (less if its deadline is sooner) before
+    # RESOURCE_EXHAUSTED. Memory per tenant process: its base + concurrency x 66 MiB (deploy/README.md).
+    login_hash_concurrency: int = Field(default=2, ge=1)
+    login_queue_seconds: float = Field(default=2.0, ge=0)
+
     jwt_issuer: str = "commerce-mesh"
     # Shared secret the mesh's services present to the tenant service for service tokens
     # (commerce.tenant.v1.ServiceTokenService); empty = service tokens are refused.

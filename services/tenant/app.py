@@ -54,7 +54,8 @@ async def build(settings: Settings) -> App:
     keys.ensure_key()
     issuer = TokenIssuer(keys, settings.jwt_issuer, settings.jwt_audience,
                          settings.access_token_ttl_seconds, settings.guest_token_ttl_seconds)
-    passwords = Passwords()
+    passwords = Passwords(concurrency=settings.login_hash_concurrency,
+                          queue_seconds=settings.login_queue_seconds)
     await passwords.prepare()
     targets = [(name, settings.address_of(name)) for name in settings.provision_services]
     provisioner = Provisioner(db, platform, migrations.TENANT, targets, issuer.service_token,
@@ -70,5 +71,5 @@ async def build(settings: Settings) -> App:
     return App(
         name=NAME, services=[SERVICE, SERVICE_DESCRIPTOR], register=register, verifier=local_verifier(settings, keys),
         probes={"database": db.ping}, on_start=[provisioner.start, relay.start],
-        on_stop=[relay.stop, provisioner.stop, db.dispose],
+        on_stop=[relay.stop, provisioner.stop, db.dispose, passwords.close],
     )

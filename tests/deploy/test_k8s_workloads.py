@@ -31,7 +31,11 @@ from tests.deploy.manifests import (
 )
 
 MESH_HEALTH = "grpc.health.v1.Health"  # meshinfo answers this name itself
-AUTOSCALED = {"catalog", "cart", "order", "payment", "envoy"}
+AUTOSCALED = {"tenant", "catalog", "cart", "order", "payment", "envoy"}
+# Measured by `python -m bench.passwords` (argon2-cffi defaults): resident memory of a process
+# with the tenant service's modules loaded, and what each concurrent hash adds at its peak.
+TENANT_BASE_MIB, MIB_PER_HASH = 106, 64
+SERVING_MARGIN_MIB = 128  # pools, gRPC buffers, caches of a serving process
 PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
 
 
@@ -225,3 +229,17 @@ def test_tenant_reads_its_signing_keys_from_the_secret_copied_to_a_memory_volume
     secret_mount = next(m for m in init["volumeMounts"] if "secret" in volumes[m["name"]])
     assert volumes[secret_mount["name"]]["secret"]["secretName"] == "commerce-signing-keys"
     assert f"{secret_mount['mountPath']}/*.pem" in init["command"][2]
+
+
+def _mebibytes(quantity: str) -> float:
+    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}
+    return float(quantity[:-2]) * units[quantity[-2:]]
+
+
+def test_tenant_memory_limit_fits_the_hashing_cap_measured() -> None:
+    settings = _settings()
+    container = pod_spec(_service_deployments()["tenant"])["containers"][0]
+    limit = _mebibytes(container["resources"]["limits"]["memory"])
+    needed = TENANT_BASE_MIB + settings.login_hash_concurrency * MIB_PER_HASH + SERVING_MARGIN_MIB
+    assert limit >= needed, f"{limit} MiB < {needed} MiB for {settings.login_hash_concurrency} hashes at once"
+    assert settings.login_hash_concurrency == 2  # the figure tenant.yaml's comment and deploy/README.md give
