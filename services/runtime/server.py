@@ -32,6 +32,7 @@ from services.runtime.tokens import TokenVerifier
 log = structlog.get_logger("commerce.server")
 Hook = Callable[[], Awaitable[None]]
 STOP_HOOK_SECONDS = 5.0
+MAX_CONNECTION_AGE_MS = 60_000
 
 # Bounded streams per connection make Envoy and our own channels open more than
 # one HTTP/2 connection under load, spreading it across replicas.
@@ -41,6 +42,10 @@ SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", 4 * 1024 * 1024),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    # Clients (our balanced channels, services/runtime/channels.py) reconnect at least this
+    # often, and so resolve the service's name again and find pods added since. No grace
+    # limit: streams open on an old connection (WatchOrder) finish undisturbed.
+    ("grpc.max_connection_age_ms", MAX_CONNECTION_AGE_MS),
 ]
 
 
