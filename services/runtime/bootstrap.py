@@ -21,7 +21,8 @@ log = structlog.get_logger("commerce.bootstrap")
 async def open_database(settings: Settings, service: str, script_location: Path) -> Database:
     name = settings.database_name(service)
     await ensure_database(settings.database_url, name)
-    db = Database(settings.database_url, name, settings.db_pool_size, settings.health_probe_timeout_seconds)
+    db = Database(settings.database_url, name, settings.pool_size_of(service), settings.health_probe_timeout_seconds,
+                  settings.database_listen_url)
     migrated = await upgrade_all(db, script_location)
     log.info("database ready", database=name, tenant_schemas=migrated)
     return db

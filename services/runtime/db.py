@@ -46,6 +46,12 @@ def tenant_of(schema: str) -> str:
     return schema.removeprefix(SCHEMA_PREFIX).replace("_", "-")
 
 
+def cold_pool_size(pool_size: int) -> int:
+    """Connections of the SQLAlchemy pool (cold paths, migrations) beside a request pool of
+    ``pool_size``; as many again may overflow."""
+    return max(1, pool_size // 4)
+
+
 def plain_url(url: str, database: str) -> str:
     """``url`` as asyncpg takes it (no SQLAlchemy driver name), for ``database``."""
     return make_url(url).set(drivername="postgresql", database=database).render_as_string(hide_password=False)
@@ -82,12 +88,15 @@ async def ensure_database(server_url: str, database: str) -> None:
 class Database:
     """The service's engine plus the set of tenant schemas that exist in it."""
 
-    def __init__(self, server_url: str, database: str, pool_size: int = 10, probe_timeout: float = 2.0) -> None:
+    def __init__(self, server_url: str, database: str, pool_size: int = 10, probe_timeout: float = 2.0,
+                 listen_url: str | None = None) -> None:
         self.database = database
         self.server_url = server_url
+        # Where connections that LISTEN go (the server itself when server_url is a pooler).
+        self.listen_url = listen_url or server_url
         self.pool_size = pool_size
         # Cold paths and migrations: a few connections are plenty.
-        cold = max(1, pool_size // 4)
+        cold = cold_pool_size(pool_size)
         self.engine: AsyncEngine = create_async_engine(
             async_url(server_url, database), pool_size=cold, max_overflow=cold,
             pool_pre_ping=False, pool_timeout=5,

@@ -26,7 +26,17 @@ class Settings(BaseSettings):
     )
     # Prefix of each service's database name: "<prefix>_<service>".
     database_prefix: str = "commerce"
-    db_pool_size: int = 10
+    # PostgreSQL for the connections that keep a session of their own: LISTEN (the catalog's
+    # cache invalidation, the order service's WatchOrder feed). LISTEN does not work through
+    # PgBouncer in transaction mode, so with a pooler in DATABASE_URL point this at the server
+    # itself. Unset: DATABASE_URL.
+    database_listen_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_LISTEN_URL", "COMMERCE_DATABASE_LISTEN_URL"))
+    # Connections of a service process's request pool (asyncpg); a quarter more (twice, with
+    # overflow) for cold paths. db_pool_sizes overrides it per service, e.g. {"order": 8}: the
+    # connection budget (services/runtime/budget.py, deploy/README.md) is computed from them.
+    db_pool_size: int = Field(default=10, ge=1)
+    db_pool_sizes: dict[str, int] = Field(default_factory=dict)
     nats_url: str = Field(
         default="nats://127.0.0.1:54222", validation_alias=AliasChoices("NATS_URL", "COMMERCE_NATS_URL")
     )
@@ -156,6 +166,9 @@ class Settings(BaseSettings):
     def address_of(self, service: str) -> str:
         host = self.service_hosts.get(service, "127.0.0.1" if self.host == "0.0.0.0" else self.host)
         return f"{host}:{self.port_of(service)}"
+
+    def pool_size_of(self, service: str) -> int:
+        return self.db_pool_sizes.get(service, self.db_pool_size)
 
     def database_name(self, service: str) -> str:
         return f"{self.database_prefix}_{service}"

@@ -77,7 +77,7 @@ def test_every_image_is_the_project_image_kustomize_sets_or_a_pinned_upstream_ta
         spec = pod_spec(workload)
         for container in spec["containers"] + spec.get("initContainers", []):
             image = container["image"]
-            pinned = re.fullmatch(r"[a-z0-9./-]+:\d+\.\d+[\w.-]*", image) is not None
+            pinned = re.fullmatch(r"[a-z0-9./-]+:v?\d+\.\d+[\w.-]*", image) is not None
             assert image in project_images or pinned, f"{workload['metadata']['name']}: {image}"
 
 
@@ -101,7 +101,7 @@ def test_no_secret_is_committed_and_each_one_used_is_created_by_the_readme() -> 
     assert of_kind("Secret") == []
     referenced = _referenced_secrets()
     assert referenced == {"commerce-database", "commerce-signing-keys", "commerce-service-secret",
-                          "commerce-payment-webhook", "commerce-smtp"}
+                          "commerce-payment-webhook", "commerce-smtp", "commerce-pgbouncer-users"}
     readme = (DEPLOY / "README.md").read_text()
     for name in referenced:
         assert re.search(rf"create secret generic {name}\b", readme), f"deploy/README.md does not create {name}"
