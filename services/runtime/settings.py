@@ -106,6 +106,14 @@ class Settings(BaseSettings):
     # Streams per upstream HTTP/2 connection; beyond it Envoy opens another connection,
     # so load spreads over a service's replicas.
     edge_upstream_max_streams: int = 100
+    # Circuit breakers of each Envoy replica, per upstream cluster: calls in flight (unary calls of
+    # one service), calls waiting for a connection, connections. Server streams (WatchOrder) have
+    # a cluster of their own with edge_max_streams, so watchers never take checkout's capacity.
+    # Over a limit Envoy answers 503 / UNAVAILABLE at once.
+    edge_max_requests: int = Field(default=1024, ge=1)
+    edge_max_pending_requests: int = Field(default=1024, ge=1)
+    edge_max_connections: int = Field(default=1024, ge=1)
+    edge_max_streams: int = Field(default=10000, ge=1)
     # How long the edge keeps the JWKS before fetching it again (key rotation needs no restart).
     edge_jwks_cache_seconds: int = 30
     # Proxies in front of the edge whose X-Forwarded-For names the client (0: the peer is the client).
