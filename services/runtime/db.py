@@ -89,7 +89,7 @@ class Database:
     """The service's engine plus the set of tenant schemas that exist in it."""
 
     def __init__(self, server_url: str, database: str, pool_size: int = 10, probe_timeout: float = 2.0,
-                 listen_url: str | None = None) -> None:
+                 listen_url: str | None = None, ddl_url: str | None = None) -> None:
         self.database = database
         self.server_url = server_url
         # Where connections that LISTEN go (the server itself when server_url is a pooler).
@@ -102,6 +102,10 @@ class Database:
             pool_pre_ping=False, pool_timeout=5,
             connect_args={"timeout": 3, "server_settings": {"application_name": database}},
         )
+        # Schema changes (migrations, a new tenant's schema) as the role that may make them
+        # (COMMERCE_MIGRATION_DATABASE_URL); the request paths never use it. Opened on first use.
+        self._ddl_url = ddl_url
+        self._ddl_engine: AsyncEngine | None = None
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
         # Health's own connection (ping), apart from the pool.
@@ -110,6 +114,17 @@ class Database:
         self._schemas: set[str] = set()
         self._schemas_lock = asyncio.Lock()
         self._handoff: Handoff | None = None
+
+    @property
+    def ddl_engine(self) -> AsyncEngine:
+        """The engine schema changes run on: the DDL role's, or ``engine`` when none is set."""
+        if self._ddl_url is None:
+            return self.engine
+        if self._ddl_engine is None:
+            self._ddl_engine = create_async_engine(
+                async_url(self._ddl_url, self.database), pool_size=1, max_overflow=1, pool_timeout=30,
+                connect_args={"timeout": 5, "server_settings": {"application_name": f"{self.database}-ddl"}})
+        return self._ddl_engine
 
     # --- hot path (asyncpg) ---------------------------------------------------------------
 
@@ -249,6 +264,9 @@ class Database:
 
     async def dispose(self) -> None:
         self._drop_probe()
+        if self._ddl_engine is not None:
+            await self._ddl_engine.dispose()
+            self._ddl_engine = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None

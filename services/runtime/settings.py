@@ -32,6 +32,15 @@ class Settings(BaseSettings):
     # itself. Unset: DATABASE_URL.
     database_listen_url: str | None = Field(
         default=None, validation_alias=AliasChoices("DATABASE_LISTEN_URL", "COMMERCE_DATABASE_LISTEN_URL"))
+    # The role that may change schemas (CREATE, ALTER): the migration step
+    # (python -m services.migrate) and the creation of a new tenant's schema run as it; the
+    # request paths never do. Unset: DATABASE_URL's role does everything.
+    migration_database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("MIGRATION_DATABASE_URL", "COMMERCE_MIGRATION_DATABASE_URL"))
+    # True (make run, the tests): each service brings every tenant schema to its latest revision
+    # at start. False (Kubernetes, compose): the migration step did it before the rollout; a
+    # service refuses to start on a schema older than it needs (migrations.SchemaBehind).
+    migrate_on_start: bool = True
     # Connections of a service process's request pool (asyncpg); a quarter more (twice, with
     # overflow) for cold paths. db_pool_sizes overrides it per service, e.g. {"order": 8}: the
     # connection budget (services/runtime/budget.py, deploy/README.md) is computed from them.

@@ -10,7 +10,6 @@ from commerce.tenant.v1 import service_token_pb2_grpc, tenant_pb2_grpc
 
 from services.runtime.bootstrap import open_database, revocation_feed
 from services.runtime.events.relay import OutboxRelay
-from services.runtime.migrations import upgrade_schema
 from services.runtime.server import App
 from services.runtime.settings import Settings
 from services.runtime.tokens import Jwk, KeySet, TokenVerifier
@@ -31,8 +30,7 @@ NAME = "tenant"
 async def open_platform(settings: Settings) -> PlatformStore:
     """The tenant database, created if needed, with the platform schema and every
     tenant schema at the latest revision."""
-    db = await open_database(settings, NAME, migrations.TENANT)
-    await upgrade_schema(db, SCHEMA, migrations.PLATFORM)
+    db = await open_database(settings, NAME, migrations.TENANT, {SCHEMA: migrations.PLATFORM})
     return PlatformStore(db)
 
 
