@@ -101,7 +101,8 @@ def test_no_secret_is_committed_and_each_one_used_is_created_by_the_readme() -> 
     assert of_kind("Secret") == []
     referenced = _referenced_secrets()
     assert referenced == {"commerce-database", "commerce-signing-keys", "commerce-service-secret",
-                          "commerce-payment-webhook", "commerce-smtp", "commerce-pgbouncer-users"}
+                          "commerce-payment-webhook", "commerce-smtp", "commerce-pgbouncer-users",
+                          "commerce-database-ddl"}
     readme = (DEPLOY / "README.md").read_text()
     for name in referenced:
         assert re.search(rf"create secret generic {name}\b", readme), f"deploy/README.md does not create {name}"

@@ -176,10 +176,16 @@ def jwks(keys: TestKeys) -> Iterator[int]:
     server.stop(0)
 
 
-def _wait_serving(port: int, process: subprocess.Popen[bytes], within: float = 60) -> None:
+def _start(folder: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "services.catalog"], cwd=folder, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+
+
+def _wait_serving(port: int, process: subprocess.Popen[bytes], log: Path, within: float = 60) -> None:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        assert process.poll() is None, process.stdout.read().decode() if process.stdout else "exited"
+        assert process.poll() is None, f"the previous release's catalog exited: {log.read_text()[-3000:]}"
         try:
             with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
                 reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
@@ -205,10 +211,10 @@ async def test_the_previous_release_serves_on_a_schema_this_code_migrated(
            "COMMERCE_DATABASE_PREFIX": settings.database_prefix, "COMMERCE_CATALOG_PORT": str(port),
            "COMMERCE_TENANT_PORT": str(jwks), "COMMERCE_METRICS_PORT_OFFSET": "0",
            "COMMERCE_MIGRATE_ON_START": "false", "COMMERCE_LOG_LEVEL": "WARNING"}
-    process = subprocess.Popen([sys.executable, "-m", "services.catalog"], cwd=previous_code, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    log = previous_code / "catalog.log"
+    process = await asyncio.to_thread(_start, previous_code, env, log)
     try:
-        await asyncio.to_thread(_wait_serving, port, process)
+        await asyncio.to_thread(_wait_serving, port, process, log)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = catalog_pb2_grpc.CatalogServiceStub(channel)
             seller = keys.metadata(tenant="shop-prev", roles=["seller"])
@@ -219,4 +225,4 @@ async def test_the_previous_release_serves_on_a_schema_this_code_migrated(
             assert read.product.sku == "PREV-1" and [p.sku for p in listed.products] == ["PREV-1"]
     finally:
         process.terminate()
-        process.wait(15)
+        await asyncio.to_thread(process.wait, 15)
