@@ -10,6 +10,7 @@ from pathlib import Path
 import structlog
 
 from services.runtime.db import Database, ensure_database
+from services.runtime.events.connection import NatsAuth
 from services.runtime.jwks_client import remote_jwks
 from services.runtime.migrations import require_current, upgrade_all, upgrade_schema
 from services.runtime.revocations import RevocationFeed, RevocationList
@@ -61,7 +62,8 @@ async def migrate_database(settings: Settings, service: str, script_location: Pa
 def revocation_feed(settings: Settings, name: str) -> RevocationFeed:
     """Suspended tenants and deleted users, remembered as long as any token can live."""
     longest = max(settings.access_token_ttl_seconds, settings.guest_token_ttl_seconds) + TOKEN_LEEWAY_SECONDS
-    return RevocationFeed(RevocationList(longest), settings.nats_url, name, settings.nats_stream_replicas)
+    return RevocationFeed(RevocationList(longest), settings.nats_url, name, settings.nats_stream_replicas,
+                          NatsAuth.of(settings))
 
 
 def remote_verifier(settings: Settings, name: str = "service") -> TokenVerifier:

@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     nats_url: str = Field(
         default="nats://127.0.0.1:54222", validation_alias=AliasChoices("NATS_URL", "COMMERCE_NATS_URL")
     )
+    # This process's NATS user and password (each service has its own, allowed to publish only its
+    # own events: deploy/README.md, "NATS"); empty: no authentication. With a CA file, the
+    # connection is TLS, the server's certificate checked against it.
+    nats_user: str = ""
+    nats_password: SecretStr = SecretStr("")
+    nats_tls_ca_file: Path | None = None
     # Copies JetStream keeps of the event streams (3 on a 3-node NATS cluster).
     nats_stream_replicas: int = 1
 
