@@ -24,6 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from nats.aio.client import Client
 from nats.js.api import ConsumerConfig
 
 from services.devmesh.nats import Nats
@@ -83,10 +84,10 @@ def locked_nats(tmp_path_factory: pytest.TempPathFactory, passwords: dict[str, s
     server.stop()
 
 
-async def _connect(server: Nats, ca_file: Path | None, user: str = "", password: str = "") -> nats.NATS:
+async def _connect(server: Nats, ca_file: Path | None, user: str = "", password: str = "") -> Client:
     options = NatsAuth(user, password, ca_file).options()
     return await nats.connect(server.url, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=0,
-                              **options)  # type: ignore[arg-type]
+                              **options)
 
 
 async def test_nobody_connects_without_a_password_or_without_the_ca(locked_nats: tuple[Nats, Path],
