@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     nats_user: str = ""
     nats_password: SecretStr = SecretStr("")
     nats_tls_ca_file: Path | None = None
+    # Most bytes the event stream keeps (oldest events go first beyond it; the dead-letter stream
+    # gets an eighth); -1: only the 7-day age limit. Keep the sum under JetStream's max_file_store.
+    nats_stream_max_bytes: int = -1
     # Copies JetStream keeps of the event streams (3 on a 3-node NATS cluster).
     nats_stream_replicas: int = 1
 

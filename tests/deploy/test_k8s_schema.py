@@ -102,7 +102,7 @@ def test_no_secret_is_committed_and_each_one_used_is_created_by_the_readme() -> 
     referenced = _referenced_secrets()
     assert referenced == {"commerce-database", "commerce-signing-keys", "commerce-service-secret",
                           "commerce-payment-webhook", "commerce-smtp", "commerce-pgbouncer-users",
-                          "commerce-database-ddl"}
+                          "commerce-database-ddl", "commerce-nats-users", "commerce-nats-tls"}
     readme = (DEPLOY / "README.md").read_text()
     for name in referenced:
         assert re.search(rf"create secret generic {name}\b", readme), f"deploy/README.md does not create {name}"

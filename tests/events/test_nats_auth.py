@@ -8,8 +8,6 @@ reads through a JetStream consumer."""
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 import secrets
 import ssl
 from collections.abc import Iterator
@@ -20,10 +18,6 @@ import nats
 import pytest
 from commerce.catalog.v1 import catalog_pb2 as pb
 from commerce.catalog.v1 import catalog_pb2_grpc
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from nats.aio.client import Client
 from nats.js.api import ConsumerConfig
 
@@ -36,27 +30,8 @@ from services.runtime.settings import Settings
 from tests.catalog.conftest import product
 from tests.catalog.harness import provision, start_catalog
 from tests.conftest import free_port
+from tests.tls import make_tls
 from tests.tokens import TestKeys
-
-
-def _certificate(subject: str, key: ec.EllipticCurvePrivateKey, issuer: tuple[str, ec.EllipticCurvePrivateKey],
-                 *, ca: bool) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (x509.CertificateBuilder()
-               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-               .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer[0])]))
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(hours=1))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if not ca:
-        builder = builder.add_extension(x509.SubjectAlternativeName(
-            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-    return builder.sign(issuer[1], hashes.SHA256())
-
-
-def _pem(path: Path, data: bytes) -> Path:
-    path.write_bytes(data)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -67,20 +42,14 @@ def passwords() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def locked_nats(tmp_path_factory: pytest.TempPathFactory, passwords: dict[str, str]) -> Iterator[tuple[Nats, Path]]:
     folder = tmp_path_factory.mktemp("locked-nats")
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca = _certificate("commerce test CA", ca_key, ("commerce test CA", ca_key), ca=True)
-    cert = _certificate("nats", key, ("commerce test CA", ca_key), ca=False)
-    ca_file = _pem(folder / "ca.crt", ca.public_bytes(serialization.Encoding.PEM))
-    cert_file = _pem(folder / "tls.crt", cert.public_bytes(serialization.Encoding.PEM))
-    key_file = _pem(folder / "tls.key", key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                        serialization.NoEncryption()))
+    tls = make_tls(folder / "tls", "localhost")
     (folder / "accounts.conf").write_text(render())
     conf = folder / "nats.conf"
-    conf.write_text(f'include ./accounts.conf\ntls {{\n  cert_file: "{cert_file}"\n  key_file: "{key_file}"\n}}\n')
+    conf.write_text(f'include ./accounts.conf\ntls {{\n  cert_file: "{tls.cert}"\n  key_file: "{tls.key}"\n}}\n')
     server = Nats(folder / "data", free_port(), config=conf, scheme="tls",
                   env={password_variable(user): password for user, password in passwords.items()})
     server.start()
-    yield server, ca_file
+    yield server, tls.ca
     server.stop()
 
 

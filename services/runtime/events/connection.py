@@ -36,10 +36,13 @@ class NatsAuth:
     user: str = ""
     password: str = ""
     tls_ca_file: Path | None = None
+    # The event streams' byte limit (Settings.nats_stream_max_bytes), applied when they are made.
+    stream_max_bytes: int = -1
 
     @classmethod
     def of(cls, settings: Settings) -> NatsAuth:
-        return cls(settings.nats_user, settings.nats_password.get_secret_value(), settings.nats_tls_ca_file)
+        return cls(settings.nats_user, settings.nats_password.get_secret_value(), settings.nats_tls_ca_file,
+                   settings.nats_stream_max_bytes)
 
     def options(self, url: str = "") -> dict[str, object]:
         """nats.connect's keywords. With TLS, every server (also those the cluster announces by
@@ -62,18 +65,20 @@ def without_credentials(url: str) -> str:
                                           else p.netloc)) for p in parts)
 
 
-def stream_configs(replicas: int = 1) -> list[StreamConfig]:
+def stream_configs(replicas: int = 1, max_bytes: int = -1) -> list[StreamConfig]:
+    dlq_bytes = -1 if max_bytes < 0 else max(1, max_bytes // 8)
     return [
         StreamConfig(name=naming.STREAM, subjects=naming.STREAM_SUBJECTS, storage=StorageType.FILE,
-                     duplicate_window=120.0, max_age=naming.STREAM_MAX_AGE_SECONDS, num_replicas=replicas),
+                     duplicate_window=120.0, max_age=naming.STREAM_MAX_AGE_SECONDS, num_replicas=replicas,
+                     max_bytes=max_bytes),
         StreamConfig(name=naming.DLQ_STREAM, subjects=naming.DLQ_SUBJECTS, storage=StorageType.FILE,
-                     max_age=naming.DLQ_MAX_AGE_SECONDS, num_replicas=replicas),
+                     max_age=naming.DLQ_MAX_AGE_SECONDS, num_replicas=replicas, max_bytes=dlq_bytes),
     ]
 
 
-async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
+async def ensure_streams(js: JetStreamContext, replicas: int = 1, max_bytes: int = -1) -> None:
     """Create the streams, or bring an existing one to our configuration (idempotent)."""
-    for config in stream_configs(replicas):
+    for config in stream_configs(replicas, max_bytes):
         try:
             await js.add_stream(config)
         except APIError:  # exists with another configuration
@@ -122,7 +127,7 @@ class NatsConnection:
         log.info("nats reconnected", client=self.name)
         if self._js is not None:
             try:
-                await ensure_streams(self._js, self._replicas)
+                await ensure_streams(self._js, self._replicas, self._auth.stream_max_bytes)
             except Exception as exc:
                 log.warning("could not ensure streams after reconnect", error=str(exc))
         if self._on_connected is not None:
@@ -154,7 +159,7 @@ class NatsConnection:
                     error_cb=self._on_error, **self._auth.options(self.url),
                 )
                 js = nc.jetstream()
-                await ensure_streams(js, self._replicas)
+                await ensure_streams(js, self._replicas, self._auth.stream_max_bytes)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
