@@ -56,7 +56,7 @@ def test_the_job_runs_the_migration_step_of_the_release_the_services_run() -> No
     container = pod_spec(_job())["containers"][0]
     assert python_module(container["command"]) == "services.migrate"
     assert module_file("services.migrate") is not None
-    (entry,) = kustomization()["images"]
+    entry = next(e for e in kustomization()["images"] if e["name"] == "commerce-mesh")
     assert container["image"] == f"{entry['newName']}:{entry['newTag']}"
     ddl = {e["name"]: e for e in container["env"]}["MIGRATION_DATABASE_URL"]
     assert ddl["valueFrom"]["secretKeyRef"] == {"name": "commerce-database-ddl", "key": "MIGRATION_DATABASE_URL"}

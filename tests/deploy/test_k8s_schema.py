@@ -72,7 +72,7 @@ def test_object_names_are_unique_per_kind() -> None:
 
 def test_every_image_is_the_project_image_kustomize_sets_or_a_pinned_upstream_tag() -> None:
     project_images = {entry["name"] for entry in kustomization()["images"]}
-    assert project_images == {"commerce-mesh"}
+    assert project_images == {"commerce-mesh", "commerce-mesh-edge"}
     for workload in workloads():
         spec = pod_spec(workload)
         for container in spec["containers"] + spec.get("initContainers", []):

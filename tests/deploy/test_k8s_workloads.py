@@ -198,7 +198,7 @@ def test_pods_meet_the_restricted_pod_security_standard(workload: Body) -> None:
                            "capabilities": {"drop": ["ALL"]}}, container["name"]
         resources = container["resources"]
         assert set(resources["requests"]) == set(resources["limits"]) == {"cpu", "memory"}, container["name"]
-    if spec["containers"][0]["image"] == "commerce-mesh":
+    if spec["containers"][0]["image"] in ("commerce-mesh", "commerce-mesh-edge"):
         assert spec["securityContext"]["runAsUser"] == 10001  # the Dockerfile's user
 
 

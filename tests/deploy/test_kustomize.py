@@ -47,14 +47,16 @@ def test_every_rendered_object_is_in_the_namespace_and_labelled_as_part_of_the_m
             assert "app.kubernetes.io/part-of" not in doc["spec"]["selector"]["matchLabels"]
 
 
-def test_project_containers_run_the_image_the_kustomization_names() -> None:
-    (entry,) = kustomization()["images"]
-    expected = f"{entry['newName']}:{entry['newTag']}"
+def test_project_containers_run_the_images_the_kustomization_names() -> None:
     images = {container["image"] for doc in _rendered() if doc["kind"] in ("Deployment", "StatefulSet")
               for container in [*doc["spec"]["template"]["spec"]["containers"],
                                 *doc["spec"]["template"]["spec"].get("initContainers", [])]}
-    assert expected in images
-    assert {image for image in images if image.split(":")[0] == entry["name"]} == {expected}
+    for entry in kustomization()["images"]:
+        expected = f"{entry['newName']}:{entry['newTag']}"
+        assert expected in images
+        assert {image for image in images if image.split(":")[0] == entry["name"]} == {expected}
+    edge = next(doc for doc in _rendered() if doc["kind"] == "Deployment" and doc["metadata"]["name"] == "envoy")
+    assert edge["spec"]["template"]["spec"]["containers"][0]["image"].startswith("commerce-mesh-edge:")
 
 
 def test_rendered_objects_pass_strict_schema_validation() -> None:
