@@ -1,5 +1,5 @@
 """NATS locked down, against a real nats-server running the deployment's accounts
-(services/runtime/events/nats_accounts.py, the accounts.conf of deploy/k8s/nats.yaml) with TLS
+(services/runtime/events/nats_accounts.py, deploy/k8s/nats/accounts.conf) with TLS
 required of clients: nobody connects without a user, a password and the CA; each service may
 publish its own events and never another's, nor delete or purge a stream; and the catalog
 service itself, connected as its user over TLS, publishes its events, which the cart's user

@@ -7,7 +7,7 @@ its inboxes. Passwords are the NATS pods' environment variables ``NATS_PASSWORD_
 
     python -m services.runtime.events.nats_accounts   # prints accounts.conf
 
-deploy/k8s/nats.yaml holds its output (tests/deploy checks they agree), and the tests run the
+deploy/k8s/nats/accounts.conf holds its output (tests/deploy checks they agree), and the tests run the
 services against a nats-server with exactly this configuration.
 """
 
