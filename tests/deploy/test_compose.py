@@ -170,3 +170,15 @@ def test_envoy_publishes_the_settings_port() -> None:
     port = _settings(envoy).envoy_port
     assert [str(p).rsplit(":", 1)[-1] for p in envoy["ports"]] == [str(port)]
     assert _settings(envoy).host == "0.0.0.0"
+
+
+def test_every_long_running_container_has_a_healthcheck_and_dependents_wait_for_it() -> None:
+    services = compose()["services"]
+    one_shot = {name for name, s in services.items() if s.get("restart") == "no"}
+    assert one_shot == {"migrate"}
+    for name, service in services.items():
+        if name not in one_shot:
+            assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+        for dependency, condition in (service.get("depends_on") or {}).items():
+            wanted = "service_completed_successfully" if dependency in one_shot else "service_healthy"
+            assert condition == {"condition": wanted}, (name, dependency)
