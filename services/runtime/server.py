@@ -70,7 +70,10 @@ class Running:
     app: App
 
     async def stop(self, grace: float) -> None:
+        """NOT_SERVING, then calls in flight get ``grace`` to finish (new ones are refused), and
+        only then the stop hooks close what those calls use (the relay, the database)."""
         await self.health.shutdown()
+        await self.server.stop(grace)
         for hook in [*self.app.on_stop, self.app.verifier.stop]:
             # asyncio.wait, not wait_for: a hook that swallows its cancellation must not hang shutdown.
             task = asyncio.ensure_future(hook())
@@ -80,7 +83,6 @@ class Running:
                 log.warning("stop hook did not finish in time; going on", hook=getattr(hook, "__qualname__", hook))
             elif not task.cancelled() and task.exception() is not None:
                 log.error("stop hook failed", error=repr(task.exception()))
-        await self.server.stop(grace)
 
 
 async def create_server(app: App, address: str, probe_seconds: float = 1.0, *,
