@@ -11,18 +11,14 @@ import grpc
 
 from services.devmesh.nats import Nats
 from services.devmesh.postgres import Postgres
-from tests.tenant.harness import ADMIN_EMAIL, ADMIN_PASSWORD, Client, add_admin, make_settings, start_tenant
+from tests.tenant.harness import ADMIN_EMAIL, ADMIN_PASSWORD, one_slot_tenant
 
 
 async def test_logins_in_flight_when_the_stop_begins_all_succeed(postgres: Postgres, nats_server: Nats,
                                                                   tmp_path: Path) -> None:
     # One hashing slot: the logins queue, so most of them are still waiting (and still need the
     # database afterwards) when the stop begins.
-    settings = make_settings(postgres.url, "tgrace", tmp_path, nats_url=nats_server.url,
-                             login_hash_concurrency=1, login_queue_seconds=30)
-    await add_admin(settings)
-    running = await start_tenant(settings)
-    client = Client(running.port)
+    running, client = await one_slot_tenant(postgres.url, nats_server.url, "tgrace", tmp_path, queue_seconds=30)
     try:
         logins = [asyncio.ensure_future(client.login("platform", ADMIN_EMAIL, ADMIN_PASSWORD)) for _ in range(6)]
         await asyncio.sleep(0.1)

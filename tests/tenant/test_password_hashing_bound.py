@@ -20,7 +20,7 @@ from services.devmesh.postgres import Postgres
 from services.runtime.context import reset_deadline, set_deadline
 from services.runtime.errors import ResourceExhausted
 from services.tenant.passwords import Passwords
-from tests.tenant.harness import ADMIN_EMAIL, ADMIN_PASSWORD, Client, add_admin, failure_of, make_settings, start_tenant
+from tests.tenant.harness import ADMIN_EMAIL, ADMIN_PASSWORD, failure_of, one_slot_tenant
 
 
 class _CountingHasher(PasswordHasher):
@@ -67,11 +67,7 @@ async def test_a_cancelled_login_keeps_its_slot_until_its_hash_is_done() -> None
 
 async def test_logins_past_the_queue_time_get_resource_exhausted_and_the_others_log_in(
         postgres: Postgres, nats_server: Nats, tmp_path: Path) -> None:
-    settings = make_settings(postgres.url, "tpwbusy", tmp_path, nats_url=nats_server.url,
-                             login_hash_concurrency=1, login_queue_seconds=0.05)
-    await add_admin(settings)
-    running = await start_tenant(settings)
-    client = Client(running.port)
+    running, client = await one_slot_tenant(postgres.url, nats_server.url, "tpwbusy", tmp_path, queue_seconds=0.05)
     try:
         outcomes: list[Any] = await asyncio.gather(
             *(failure_of(client.login("platform", ADMIN_EMAIL, ADMIN_PASSWORD)) for _ in range(6)),
