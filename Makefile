@@ -3,16 +3,16 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-runtime.txt package.json 2>/dev/null | md5sum | cut -c1-8)
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-runtime.txt requirements-edge.txt package.json 2>/dev/null | md5sum | cut -c1-8)
 # The Python client package (gen/python), reinstalled whenever gen/python changes.
 CLIENT := $(VENV)/.client-$(shell find gen/python -type f -not -path '*/__pycache__/*' 2>/dev/null | LC_ALL=C sort | xargs cat 2>/dev/null | md5sum | cut -c1-8)
 
 # gRPC fork handlers crash children forked by our launchers (grpc/grpc#43055).
 export GRPC_ENABLE_FORK_SUPPORT ?= false
 
-.PHONY: setup gen lint test run bench chaos envoy-config clean-data
+.PHONY: setup gen lint test run bench chaos envoy-config clean-data lock
 
-$(STAMP): requirements.txt requirements-runtime.txt package.json
+$(STAMP): requirements.txt requirements-runtime.txt requirements-edge.txt package.json
 	@echo "==> creating $(VENV) and installing pinned dependencies (first run takes a minute)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
@@ -58,6 +58,10 @@ chaos: $(STAMP) $(CLIENT)  ## checkout under load while processes die and server
 
 envoy-config: $(STAMP) $(CLIENT)  ## render envoy/envoy.yaml from the settings
 	$(PY) -m services.edge.render --out envoy/envoy.yaml
+
+lock: $(STAMP)  ## the container image's hashed lock files, from requirements-runtime.txt and requirements-edge.txt
+	for f in runtime edge; do $(VENV)/bin/pip-compile --quiet --generate-hashes --no-header --allow-unsafe \
+	  --strip-extras --no-emit-index-url --no-emit-find-links -o requirements-$$f.lock requirements-$$f.txt; done
 
 clean-data:  ## forget the local PostgreSQL/NATS data of `make run`
 	rm -rf .data

@@ -13,14 +13,10 @@ from commerce.catalog.v1 import catalog_pb2_grpc
 
 from services.cart.convert import product_of
 from services.cart.domain.catalog import Product
-from services.runtime import telemetry
+from services.runtime.channels import internal_channel
 from services.runtime.errors import DomainError, PermissionDenied, Unauthenticated, Unavailable
 
 CALL_TIMEOUT_SECONDS = 3.0
-CHANNEL_OPTIONS = [
-    ("grpc.keepalive_time_ms", 30_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-]
 
 
 def _failure(error: grpc.aio.AioRpcError) -> DomainError:
@@ -35,8 +31,7 @@ def _failure(error: grpc.aio.AioRpcError) -> DomainError:
 
 class CatalogClient:
     def __init__(self, address: str) -> None:
-        self._channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS,
-                                                  interceptors=telemetry.client_interceptors())
+        self._channel = internal_channel(address)
         self._stub = catalog_pb2_grpc.CatalogServiceStub(self._channel)
 
     @staticmethod

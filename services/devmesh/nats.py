@@ -26,10 +26,16 @@ class Nats:
     process: subprocess.Popen[bytes] | None = None
     # Where the server's log goes (default: beside data_dir, as <data_dir name>.log).
     log_dir: Path | None = None
+    # A config file (e.g. accounts and TLS) and the environment it reads variables from;
+    # the command line's JetStream, store, address and port still apply.
+    config: Path | None = None
+    env: dict[str, str] | None = None
+    # The URL's scheme: "tls" when the config asks clients for TLS.
+    scheme: str = "nats"
 
     @property
     def url(self) -> str:
-        return f"nats://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     @property
     def log_file(self) -> Path:
@@ -51,10 +57,11 @@ class Nats:
         """Starts the server without waiting for it (``ready()`` says when it listens)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        config = ["-c", str(self.config)] if self.config is not None else []
         with open(self.log_file, "ab") as log:
             self.process = subprocess.Popen(
-                [nats_binary(), "-js", "-sd", str(self.data_dir), "-a", self.host, "-p", str(self.port)],
-                stdout=log, stderr=log, start_new_session=True, preexec_fn=die_with_parent(),
+                [nats_binary(), *config, "-js", "-sd", str(self.data_dir), "-a", self.host, "-p", str(self.port)],
+                stdout=log, stderr=log, start_new_session=True, preexec_fn=die_with_parent(), env=self.env,
             )
 
     def ready(self) -> bool:

@@ -16,11 +16,12 @@ from services.order.peers import Peers
 from services.order.recovery import RecoveryWorker
 from services.order.saga import AfterStep, SagaRunner
 from services.order.servicer import SERVICE, OrderServicer
-from services.order.watch import ChangeFeed, listener_dsn
+from services.order.watch import ChangeFeed
 from services.runtime import provisioning
 from services.runtime.bootstrap import open_database, remote_verifier
 from services.runtime.db import Database
 from services.runtime.events.consumer import EventConsumer
+from services.runtime.events.listener import listener_dsn
 from services.runtime.events.naming import subject_pattern
 from services.runtime.events.relay import OutboxRelay
 from services.runtime.provisioning import ProvisioningServicer

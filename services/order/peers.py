@@ -18,7 +18,7 @@ from commerce.payment.v1 import payment_pb2, payment_pb2_grpc
 from google.rpc import error_details_pb2, status_pb2
 
 from services.order.domain.order import OrderLine
-from services.runtime import telemetry
+from services.runtime.channels import internal_channel
 from services.runtime.errors import Unavailable
 
 Metadata = Sequence[tuple[str, str]]
@@ -69,8 +69,7 @@ class Peers:
     @classmethod
     def connect(cls, addresses: dict[str, str], service_metadata: ServiceMetadata,
                 deadline_seconds: float = 5.0) -> Peers:
-        traced = telemetry.client_interceptors()
-        channels = {name: grpc.aio.insecure_channel(addr, interceptors=traced) for name, addr in addresses.items()}
+        channels = {name: internal_channel(address) for name, address in addresses.items()}
         return cls(channels, service_metadata, deadline_seconds)
 
     async def close(self) -> None:

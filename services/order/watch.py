@@ -12,18 +12,11 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import structlog
-from sqlalchemy.engine import make_url
 
 from services.order.store.checkout import CHANNEL
-from services.runtime.db import Database
 from services.runtime.tasks import cancel_and_wait
 
 log = structlog.get_logger("commerce.order.watch")
-
-
-def listener_dsn(db: Database) -> str:
-    return make_url(db.server_url).set(drivername="postgresql", database=db.database) \
-        .render_as_string(hide_password=False)
 
 
 class ChangeFeed:

@@ -15,6 +15,7 @@ from services.payment.providers.base import ProviderFactory
 from services.payment.servicer import PROCESSING, SERVICE, PaymentProcessingServicer, PaymentServicer
 from services.runtime import provisioning
 from services.runtime.bootstrap import open_database, remote_verifier
+from services.runtime.budget import SANDBOX_POOL_SIZE
 from services.runtime.db import Database
 from services.runtime.events.relay import OutboxRelay
 from services.runtime.provisioning import ProvisioningServicer
@@ -23,7 +24,6 @@ from services.runtime.settings import Settings
 from services.runtime.tokens import TokenVerifier
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-SANDBOX_POOL_SIZE = 5
 
 
 def assemble(db: Database, verifier: TokenVerifier, settings: Settings,
@@ -31,7 +31,7 @@ def assemble(db: Database, verifier: TokenVerifier, settings: Settings,
     """The App around an open database; ``build`` uses it, and tests with their own verifier."""
     # The sandbox plays a remote provider: its own small pool, so a payment transaction
     # holding one of ours never waits for a second one of ours (no pool starvation).
-    sandbox_db = Database(db.server_url, db.database, SANDBOX_POOL_SIZE)
+    sandbox_db = Database(db.server_url, db.database, SANDBOX_POOL_SIZE, listen_url=db.listen_url)
     factory = sandbox.SandboxFactory(sandbox_db, outage_file=settings.payment_sandbox_outage_file)
     payments = Payments(db, providers or {sandbox.NAME: factory},
                         settings.payment_provider_timeout_seconds)

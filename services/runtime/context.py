@@ -1,7 +1,8 @@
-"""Who is calling: established once per request by the auth interceptor."""
+"""Who is calling, and until when: established once per request by the auth interceptor."""
 
 from __future__ import annotations
 
+import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
@@ -50,3 +51,23 @@ def set_caller(caller: Caller) -> object:
 
 def reset_caller(token: object) -> None:
     _caller.reset(token)  # type: ignore[arg-type]
+
+
+# When the current call's deadline passes (time.monotonic()), if the caller set one.
+_deadline: ContextVar[float | None] = ContextVar("deadline", default=None)
+
+
+def set_deadline(seconds_remaining: float | None) -> object:
+    return _deadline.set(None if seconds_remaining is None else time.monotonic() + seconds_remaining)
+
+
+def reset_deadline(token: object) -> None:
+    _deadline.reset(token)  # type: ignore[arg-type]
+
+
+def seconds_left(at_most: float) -> float:
+    """``at_most``, or less when the current call's deadline comes sooner (never below 0)."""
+    deadline = _deadline.get()
+    if deadline is None:
+        return at_most
+    return max(0.0, min(at_most, deadline - time.monotonic()))

@@ -58,6 +58,12 @@ def tenant_of(schema: str) -> str:
     return schema.removeprefix(SCHEMA_PREFIX).replace("_", "-")
 
 
+def cold_pool_size(pool_size: int) -> int:
+    """Connections of the SQLAlchemy pool (cold paths, migrations) beside a request pool of
+    ``pool_size``; as many again may overflow."""
+    return max(1, pool_size // 4)
+
+
 def plain_url(url: str, database: str) -> str:
     """``url`` as asyncpg takes it (no SQLAlchemy driver name), for ``database``."""
     return make_url(url).set(drivername="postgresql", database=database).render_as_string(hide_password=False)
@@ -108,20 +114,30 @@ def looking_around() -> Iterator[None]:
 class Database:
     """The service's engine plus the set of tenant schemas that exist in it."""
 
-    def __init__(self, server_url: str, database: str, pool_size: int = 10) -> None:
+    def __init__(self, server_url: str, database: str, pool_size: int = 10, probe_timeout: float = 2.0,
+                 listen_url: str | None = None, ddl_url: str | None = None) -> None:
         self.database = database
         self.server_url = server_url
+        # Where connections that LISTEN go (the server itself when server_url is a pooler).
+        self.listen_url = listen_url or server_url
         self.pool_size = pool_size
         # Cold paths and migrations: a few connections are plenty.
-        cold = max(1, pool_size // 4)
+        cold = cold_pool_size(pool_size)
         self.engine: AsyncEngine = create_async_engine(
             async_url(server_url, database), pool_size=cold, max_overflow=cold,
             # A connection the server dropped (a PostgreSQL restart) is replaced before use, not failed.
             pool_pre_ping=True, pool_timeout=5,
             connect_args={"timeout": 3, "server_settings": {"application_name": database}},
         )
+        # Schema changes (migrations, a new tenant's schema) as the role that may make them
+        # (COMMERCE_MIGRATION_DATABASE_URL); the request paths never use it. Opened on first use.
+        self._ddl_url = ddl_url
+        self._ddl_engine: AsyncEngine | None = None
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
+        # Health's own connection (ping), apart from the pool.
+        self._probe: asyncpg.Connection | None = None
+        self.probe_timeout = probe_timeout
         self._schemas: set[str] = set()
         self._schemas_lock = asyncio.Lock()
         self._handoff: Handoff | None = None
@@ -133,6 +149,17 @@ class Database:
         self._pending_gauge = PENDING_MIGRATIONS.labels(database)
         # When this process last used each schema (busy.py: where loops over every tenant look first).
         self.used_at: dict[str, float] = {}
+
+    @property
+    def ddl_engine(self) -> AsyncEngine:
+        """The engine schema changes run on: the DDL role's, or ``engine`` when none is set."""
+        if self._ddl_url is None:
+            return self.engine
+        if self._ddl_engine is None:
+            self._ddl_engine = create_async_engine(
+                async_url(self._ddl_url, self.database), pool_size=1, max_overflow=1, pool_timeout=30,
+                connect_args={"timeout": 5, "server_settings": {"application_name": f"{self.database}-ddl"}})
+        return self._ddl_engine
 
     # --- hot path (asyncpg) ---------------------------------------------------------------
 
@@ -202,15 +229,27 @@ class Database:
                 yield session
         self._committed(schema, session.events)
 
-    async def ping(self, limit_seconds: float = 1.0) -> bool:
+    async def ping(self, limit_seconds: float | None = None) -> bool:
+        """Health's probe of the database, on one connection of its own (opened again after any
+        failure): never one of the request pool, which load may hold entirely for a while
+        without anything being down."""
+        limit = self.probe_timeout if limit_seconds is None else limit_seconds
         try:
-            async with asyncio.timeout(limit_seconds):
-                pool = await self.pool()
-                async with pool.acquire() as conn:
-                    await conn.fetchval("SELECT 1")
+            async with asyncio.timeout(limit):
+                if self._probe is None or self._probe.is_closed():
+                    self._probe = await asyncpg.connect(
+                        plain_url(self.server_url, self.database), timeout=limit, statement_cache_size=0,
+                        server_settings={"application_name": f"{self.database}-health"})
+                await self._probe.fetchval("SELECT 1")
             return True
         except Exception:
+            self._drop_probe()
             return False
+
+    def _drop_probe(self) -> None:
+        if self._probe is not None:
+            self._probe.terminate()
+            self._probe = None
 
     # --- schemas ------------------------------------------------------------------------
 
@@ -342,6 +381,10 @@ class Database:
         if self._background is not None:
             self._background.cancel()
             await asyncio.gather(self._background, return_exceptions=True)
+        self._drop_probe()
+        if self._ddl_engine is not None:
+            await self._ddl_engine.dispose()
+            self._ddl_engine = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None

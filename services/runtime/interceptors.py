@@ -17,7 +17,7 @@ from prometheus_client import Counter, Histogram
 
 from services.runtime import telemetry
 from services.runtime.access import AccessRule
-from services.runtime.context import ANONYMOUS, Caller, reset_caller, set_caller
+from services.runtime.context import ANONYMOUS, Caller, reset_caller, reset_deadline, set_caller, set_deadline
 from services.runtime.errors import (
     DomainError,
     InvalidArgument,
@@ -193,9 +193,11 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 token = set_caller(caller)
                 telemetry.set_tenant(caller.tenant_id)
                 trace = set_traceparent(metadata.get("traceparent", ""))
+                deadline = set_deadline(context.time_remaining())
                 try:
                     return await behavior(request, context)
                 finally:
+                    reset_deadline(deadline)
                     reset_traceparent(trace)
                     reset_caller(token)
             except DomainError as error:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import grpc
 from commerce.tenant.v1 import tenant_pb2, tenant_pb2_grpc
 
+from services.runtime.channels import internal_channel
 from services.runtime.tokens import Jwk, JwksFetcher
 
 
@@ -16,7 +17,7 @@ def remote_jwks(tenant_address: str) -> JwksFetcher:
     async def fetch() -> Sequence[Jwk]:
         nonlocal channel
         if channel is None:
-            channel = grpc.aio.insecure_channel(tenant_address)
+            channel = internal_channel(tenant_address)
         stub = tenant_pb2_grpc.TenantServiceStub(channel)
         response = await stub.GetJwks(tenant_pb2.GetJwksRequest(), timeout=3)
         return [{"kty": k.kty, "kid": k.kid, "use": k.use, "alg": k.alg, "n": k.n, "e": k.e}

@@ -33,7 +33,7 @@ from prometheus_client import Counter, Gauge
 
 from services.runtime.errors import Unauthenticated
 from services.runtime.events import naming
-from services.runtime.events.connection import NatsConnection
+from services.runtime.events.connection import NatsAuth, NatsConnection
 from services.runtime.tasks import cancel_and_wait
 
 log = structlog.get_logger("commerce.revocations")
@@ -121,10 +121,11 @@ class RevocationFeed:
     afresh from ``remember_seconds`` back (applying an event twice changes nothing),
     so an outage of NATS or a lost consumer cannot leave a gap."""
 
-    def __init__(self, revocations: RevocationList, nats_url: str, name: str, replicas: int = 1) -> None:
+    def __init__(self, revocations: RevocationList, nats_url: str, name: str, replicas: int = 1,
+                 auth: NatsAuth | None = None) -> None:
         self.revocations = revocations
         self._nats = NatsConnection(nats_url, f"{name}-revocations", replicas=replicas,
-                                    on_connected=self._connected)
+                                    on_connected=self._connected, auth=auth)
         self._subscriptions: list[Any] = []
         self._task: asyncio.Task[None] | None = None
         self.subscribed = asyncio.Event()

@@ -33,6 +33,7 @@ log = structlog.get_logger("commerce.server")
 Hook = Callable[[], Awaitable[None]]
 STOP_HOOK_SECONDS = 5.0
 REVOCATIONS_FACET = "revocations"
+MAX_CONNECTION_AGE_MS = 60_000
 
 # Bounded streams per connection make Envoy and our own channels open more than
 # one HTTP/2 connection under load, spreading it across replicas.
@@ -42,6 +43,10 @@ SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", 4 * 1024 * 1024),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    # Clients (our balanced channels, services/runtime/channels.py) reconnect at least this
+    # often, and so resolve the service's name again and find pods added since. No grace
+    # limit: streams open on an old connection (WatchOrder) finish undisturbed.
+    ("grpc.max_connection_age_ms", MAX_CONNECTION_AGE_MS),
 ]
 
 
@@ -69,7 +74,10 @@ class Running:
     app: App
 
     async def stop(self, grace: float) -> None:
+        """NOT_SERVING, then calls in flight get ``grace`` to finish (new ones are refused), and
+        only then the stop hooks close what those calls use (the relay, the database)."""
         await self.health.shutdown()
+        await self.server.stop(grace)
         for hook in [*self.app.on_stop, self.app.verifier.stop]:
             # asyncio.wait, not wait_for: a hook that swallows its cancellation must not hang shutdown.
             task = asyncio.ensure_future(hook())
@@ -79,10 +87,10 @@ class Running:
                 log.warning("stop hook did not finish in time; going on", hook=getattr(hook, "__qualname__", hook))
             elif not task.cancelled() and task.exception() is not None:
                 log.error("stop hook failed", error=repr(task.exception()))
-        await self.server.stop(grace)
 
 
-async def create_server(app: App, address: str, probe_seconds: float = 1.0) -> Running:
+async def create_server(app: App, address: str, probe_seconds: float = 1.0, *,
+                        failures_to_not_serving: int = 3, stall_seconds: float = 5.0) -> Running:
     # Tracing's interceptor (none when it is off) comes first, so the call's span is current in ours.
     server = grpc.aio.server(
         interceptors=[*telemetry.server_interceptors(), ServiceInterceptor(app.verifier, rules_for(app.services))],
@@ -93,7 +101,7 @@ async def create_server(app: App, address: str, probe_seconds: float = 1.0) -> R
     facets = dict(app.facets)
     if app.verifier.revocations is not None:
         facets[REVOCATIONS_FACET] = app.verifier.revocations.following_probe
-    reporter = HealthReporter(names, app.probes, probe_seconds, facets)
+    reporter = HealthReporter(names, app.probes, probe_seconds, facets, failures_to_not_serving, stall_seconds)
     health_pb2_grpc.add_HealthServicer_to_server(reporter.servicer, server)
     reflection.enable_server_reflection(
         [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
@@ -119,7 +127,9 @@ async def _main(name: str, build: Callable[[Settings], Awaitable[App]]) -> None:
     port = settings.port_of(name)
     if settings.metrics_port_offset:
         start_http_server(port + settings.metrics_port_offset, addr=settings.host)
-    running = await create_server(app, f"{settings.host}:{port}", settings.health_probe_seconds)
+    running = await create_server(app, f"{settings.host}:{port}", settings.health_probe_seconds,
+                                  failures_to_not_serving=settings.health_failures_to_not_serving,
+                                  stall_seconds=settings.liveness_stall_seconds)
     log.info("serving", address=f"{settings.host}:{running.port}", services=[s.full_name for s in app.services])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

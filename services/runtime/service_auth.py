@@ -19,6 +19,7 @@ import grpc
 from commerce.tenant.v1 import service_token_pb2, service_token_pb2_grpc
 
 from services.runtime import telemetry
+from services.runtime.channels import internal_channel
 from services.runtime.events import tracing
 from services.runtime.settings import Settings
 
@@ -71,7 +72,7 @@ class ServiceTokens:
 
     async def _issue_remote(self) -> tuple[str, int]:
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self._settings.address_of("tenant"))
+            self._channel = internal_channel(self._settings.address_of("tenant"))
         stub = service_token_pb2_grpc.ServiceTokenServiceStub(self._channel)
         response = await stub.IssueServiceToken(
             service_token_pb2.IssueServiceTokenRequest(

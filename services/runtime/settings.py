@@ -26,10 +26,38 @@ class Settings(BaseSettings):
     )
     # Prefix of each service's database name: "<prefix>_<service>".
     database_prefix: str = "commerce"
-    db_pool_size: int = 10
+    # PostgreSQL for the connections that keep a session of their own: LISTEN (the catalog's
+    # cache invalidation, the order service's WatchOrder feed). LISTEN does not work through
+    # PgBouncer in transaction mode, so with a pooler in DATABASE_URL point this at the server
+    # itself. Unset: DATABASE_URL.
+    database_listen_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_LISTEN_URL", "COMMERCE_DATABASE_LISTEN_URL"))
+    # The role that may change schemas (CREATE, ALTER): the migration step
+    # (python -m services.migrate) and the creation of a new tenant's schema run as it; the
+    # request paths never do. Unset: DATABASE_URL's role does everything.
+    migration_database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("MIGRATION_DATABASE_URL", "COMMERCE_MIGRATION_DATABASE_URL"))
+    # True (make run, the tests): each service brings every tenant schema to its latest revision
+    # at start. False (Kubernetes, compose): the migration step did it before the rollout; a
+    # service refuses to start on a schema older than it needs (migrations.SchemaBehind).
+    migrate_on_start: bool = True
+    # Connections of a service process's request pool (asyncpg); a quarter more (twice, with
+    # overflow) for cold paths. db_pool_sizes overrides it per service, e.g. {"order": 8}: the
+    # connection budget (services/runtime/budget.py, deploy/README.md) is computed from them.
+    db_pool_size: int = Field(default=10, ge=1)
+    db_pool_sizes: dict[str, int] = Field(default_factory=dict)
     nats_url: str = Field(
         default="nats://127.0.0.1:14222", validation_alias=AliasChoices("NATS_URL", "COMMERCE_NATS_URL")
     )
+    # This process's NATS user and password (each service has its own, allowed to publish only its
+    # own events: deploy/README.md, "NATS"); empty: no authentication. With a CA file, the
+    # connection is TLS, the server's certificate checked against it.
+    nats_user: str = ""
+    nats_password: SecretStr = SecretStr("")
+    nats_tls_ca_file: Path | None = None
+    # Most bytes the event stream keeps (oldest events go first beyond it; the dead-letter stream
+    # gets an eighth); -1: only the 7-day age limit. Keep the sum under JetStream's max_file_store.
+    nats_stream_max_bytes: int = -1
     # Copies JetStream keeps of the event streams (3 on a 3-node NATS cluster).
     nats_stream_replicas: int = 1
 
@@ -60,6 +88,12 @@ class Settings(BaseSettings):
     # added, so every verifier (Envoy keeps the JWKS edge_jwks_cache_seconds) knows it first.
     # Unset: edge_jwks_cache_seconds + keys_reload_seconds + 5 (see key_activation_seconds()).
     keys_activation_seconds: float | None = Field(default=None, ge=0)
+
+    # Password hashes (argon2, 64 MiB each while it runs) the tenant service computes at once, and
+    # how long a login waits for a free slot (less if its deadline is sooner) before
+    # RESOURCE_EXHAUSTED. Memory per tenant process: its base + concurrency x 66 MiB (deploy/README.md).
+    login_hash_concurrency: int = Field(default=2, ge=1)
+    login_queue_seconds: float = Field(default=2.0, ge=0)
 
     jwt_issuer: str = "commerce-mesh"
     # Shared secret the mesh's services present to the tenant service for service tokens
@@ -93,6 +127,14 @@ class Settings(BaseSettings):
     # Streams per upstream HTTP/2 connection; beyond it Envoy opens another connection,
     # so load spreads over a service's replicas.
     edge_upstream_max_streams: int = 100
+    # Circuit breakers of each Envoy replica, per upstream cluster: calls in flight (unary calls of
+    # one service), calls waiting for a connection, connections. Server streams (WatchOrder) have
+    # a cluster of their own with edge_max_streams, so watchers never take checkout's capacity.
+    # Over a limit Envoy answers 503 / UNAVAILABLE at once.
+    edge_max_requests: int = Field(default=1024, ge=1)
+    edge_max_pending_requests: int = Field(default=1024, ge=1)
+    edge_max_connections: int = Field(default=1024, ge=1)
+    edge_max_streams: int = Field(default=10000, ge=1)
     # How long the edge keeps the JWKS before fetching it again (key rotation needs no restart).
     edge_jwks_cache_seconds: int = 30
     # Proxies in front of the edge whose X-Forwarded-For names the client (0: the peer is the client).
@@ -122,7 +164,15 @@ class Settings(BaseSettings):
     # SMTP sessions the notifications worker keeps open, and so emails it sends at once.
     smtp_sessions: int = Field(default=8, ge=1, le=64)
 
-    health_probe_seconds: float = 1.0
+    # Health (services/runtime/health.py): the database is probed every health_probe_seconds on a
+    # connection of its own, each probe given health_probe_timeout_seconds; the names turn
+    # NOT_SERVING after health_failures_to_not_serving failed probes in a row. The `liveness`
+    # name turns NOT_SERVING when the event loop went longer than liveness_stall_seconds
+    # without running its heartbeat.
+    health_probe_seconds: float = Field(default=1.0, gt=0)
+    health_probe_timeout_seconds: float = Field(default=2.0, gt=0)
+    health_failures_to_not_serving: int = Field(default=3, ge=1)
+    liveness_stall_seconds: float = Field(default=5.0, gt=0)
     shutdown_grace_seconds: float = 5.0
     log_level: str = "INFO"
     log_format: str = "console"  # or "json"
@@ -180,6 +230,9 @@ class Settings(BaseSettings):
     def address_of(self, service: str) -> str:
         host = self.service_hosts.get(service, "127.0.0.1" if self.host == "0.0.0.0" else self.host)
         return f"{host}:{self.port_of(service)}"
+
+    def pool_size_of(self, service: str) -> int:
+        return self.db_pool_sizes.get(service, self.db_pool_size)
 
     def database_name(self, service: str) -> str:
         return f"{self.database_prefix}_{service}"

@@ -10,7 +10,6 @@ from commerce.tenant.v1 import service_token_pb2_grpc, tenant_pb2_grpc
 
 from services.runtime.bootstrap import open_database, revocation_feed
 from services.runtime.events.relay import OutboxRelay
-from services.runtime.migrations import upgrade_schema
 from services.runtime.server import App
 from services.runtime.settings import Settings
 from services.runtime.tokens import Jwk, KeySet, TokenVerifier
@@ -31,8 +30,7 @@ NAME = "tenant"
 async def open_platform(settings: Settings) -> PlatformStore:
     """The tenant database, created if needed, with the platform schema and every
     tenant schema at the latest revision."""
-    db = await open_database(settings, NAME, migrations.TENANT)
-    await upgrade_schema(db, SCHEMA, migrations.PLATFORM)
+    db = await open_database(settings, NAME, migrations.TENANT, {SCHEMA: migrations.PLATFORM})
     return PlatformStore(db)
 
 
@@ -54,7 +52,8 @@ async def build(settings: Settings) -> App:
     keys.ensure_key()
     issuer = TokenIssuer(keys, settings.jwt_issuer, settings.jwt_audience,
                          settings.access_token_ttl_seconds, settings.guest_token_ttl_seconds)
-    passwords = Passwords()
+    passwords = Passwords(concurrency=settings.login_hash_concurrency,
+                          queue_seconds=settings.login_queue_seconds)
     await passwords.prepare()
     targets = [(name, settings.address_of(name)) for name in settings.provision_services]
     provisioner = Provisioner(db, platform, migrations.TENANT, targets, issuer.service_token,
@@ -70,5 +69,5 @@ async def build(settings: Settings) -> App:
     return App(
         name=NAME, services=[SERVICE, SERVICE_DESCRIPTOR], register=register, verifier=local_verifier(settings, keys),
         probes={"database": db.ping}, facets=db.facets(), on_start=[provisioner.start, relay.start],
-        on_stop=[relay.stop, provisioner.stop, db.dispose],
+        on_stop=[relay.stop, provisioner.stop, db.dispose, passwords.close],
     )

@@ -18,7 +18,7 @@ import grpc
 import structlog
 from commerce.tenant.v1 import provisioning_pb2, provisioning_pb2_grpc
 
-from services.runtime import telemetry
+from services.runtime.channels import internal_channel
 from services.runtime.db import Database
 from services.runtime.migrations import upgrade_tenant
 from services.runtime.tasks import cancel_and_wait
@@ -75,7 +75,7 @@ class Provisioner:
     async def _call(self, name: str, address: str, tenant: Tenant) -> None:
         # A fresh channel per attempt: a cached one would sit in reconnect back-off
         # long after the service came back.
-        async with grpc.aio.insecure_channel(address, interceptors=telemetry.client_interceptors()) as channel:
+        async with internal_channel(address) as channel:
             stub = provisioning_pb2_grpc.ProvisioningServiceStub(channel)
             response = await stub.ProvisionTenant(
                 provisioning_pb2.ProvisionTenantRequest(tenant_id=tenant.tenant_id,

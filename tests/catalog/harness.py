@@ -21,12 +21,13 @@ Metadata = tuple[tuple[str, str], ...]
 
 
 async def start_catalog(settings: Settings, keys: TestKeys, probe_seconds: float = 0.2, *,
-                        events: bool = False) -> tuple[Running, Database]:
+                        events: bool = False, stall_seconds: float = 5.0) -> tuple[Running, Database]:
     """``events``: with the outbox relay, so the catalog's events reach NATS (as the
     cart's copy of the catalog needs); without, they stay in the outbox."""
     db = await open_database(settings, "catalog", MIGRATIONS)
     relay = OutboxRelay(db, settings) if events else None
-    running = await create_server(assemble(db, keys.verifier(), relay=relay), "127.0.0.1:0", probe_seconds)
+    running = await create_server(assemble(db, keys.verifier(), relay=relay), "127.0.0.1:0", probe_seconds,
+                                  stall_seconds=stall_seconds)
     return running, db
 
 

@@ -14,6 +14,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.devmesh.postgres import Postgres
+from services.runtime.health import LIVENESS
 from services.runtime.settings import Settings
 from tests.catalog.harness import start_catalog
 from tests.conftest import free_port, server_folder
@@ -63,6 +64,9 @@ async def test_health_follows_the_database(own_postgres: Postgres, health: healt
 
     await asyncio.to_thread(_stop_fast, own_postgres)
     await _wait_for(health, NOT_SERVING, within=5)
+    # Liveness is about the process, not its database: an outage must not restart every pod.
+    liveness = await health.Check(health_pb2.HealthCheckRequest(service=LIVENESS), timeout=2)
+    assert liveness.status == SERVING
 
     await asyncio.to_thread(own_postgres.start)
     await _wait_for(health, SERVING, within=10)

@@ -64,11 +64,44 @@ def kustomization() -> Body:
     return body
 
 
+def env_file(path: Path) -> dict[str, str]:
+    """A kustomize env file (KEY=VALUE lines; # comments) as a dict."""
+    data = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            data[key.strip()] = value
+    return data
+
+
+def generator_sources() -> list[str]:
+    """The files kustomization.yaml's configMapGenerator reads, relative to deploy/k8s."""
+    return [source for generator in kustomization().get("configMapGenerator", [])
+            for source in [*generator.get("envs", []), *generator.get("files", [])]]
+
+
+def _generated() -> list[Manifest]:
+    """The ConfigMaps configMapGenerator makes (under their plain names; kustomize adds a hash)."""
+    made = []
+    for generator in kustomization().get("configMapGenerator", []):
+        data: dict[str, str] = {}
+        for source in generator.get("envs", []):
+            data |= env_file(K8S / source)
+        for source in generator.get("files", []):
+            data[Path(source).name] = (K8S / source).read_text()
+        first = [*generator.get("envs", []), *generator.get("files", [])][0]
+        made.append(Manifest(K8S / first, {"apiVersion": "v1", "kind": "ConfigMap",
+                                           "metadata": {"name": generator["name"]}, "data": data}))
+    return made
+
+
 @cache
 def k8s_manifests() -> tuple[Manifest, ...]:
-    """Every object `kubectl apply -k deploy/k8s` sends, in kustomization order."""
-    return tuple(Manifest(K8S / name, doc)
-                 for name in kustomization()["resources"] for doc in load_yaml_documents(K8S / name))
+    """Every object `kubectl apply -k deploy/k8s` sends, in kustomization order (then the
+    generated ConfigMaps)."""
+    return tuple([Manifest(K8S / name, doc)
+                  for name in kustomization()["resources"] for doc in load_yaml_documents(K8S / name)]
+                 + _generated())
 
 
 @cache

@@ -177,7 +177,9 @@ def test_envoy_publishes_the_settings_port() -> None:
 def test_every_container_is_started_again_when_it_exits(name: str) -> None:
     """As under `make run`: a process that exits (crash, kill, a database restart it did not
     survive) comes back by itself; only `docker compose stop` keeps it down."""
-    assert compose()["services"][name].get("restart") in ("always", "unless-stopped"), name
+    restart = compose()["services"][name].get("restart")
+    # the one-shot migration step runs once before the services (its failure stops the start)
+    assert restart == "no" if name == "migrate" else restart in ("always", "unless-stopped"), name
 
 
 def test_no_deployment_switches_on_the_sandbox_outage_of_the_chaos_run() -> None:
@@ -185,3 +187,15 @@ def test_no_deployment_switches_on_the_sandbox_outage_of_the_chaos_run() -> None
     root = Path(__file__).resolve().parents[2]
     for path in [root / "docker-compose.yml", *sorted((root / "deploy").rglob("*.yaml"))]:
         assert "SANDBOX_OUTAGE" not in path.read_text(), path
+
+
+def test_every_long_running_container_has_a_healthcheck_and_dependents_wait_for_it() -> None:
+    services = compose()["services"]
+    one_shot = {name for name, s in services.items() if s.get("restart") == "no"}
+    assert one_shot == {"migrate"}
+    for name, service in services.items():
+        if name not in one_shot:
+            assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+        for dependency, condition in (service.get("depends_on") or {}).items():
+            wanted = "service_completed_successfully" if dependency in one_shot else "service_healthy"
+            assert condition == {"condition": wanted}, (name, dependency)

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from services.edge.render import JWKS_CLUSTER, config
+from services.runtime.settings import Settings
 from tests.conftest import free_port
 from tests.deploy.manifests import ROOT, Body, configmap_env, environment, find, pod_spec, settings_from
 
@@ -127,3 +128,34 @@ def test_readiness_probe_passes_once_envoy_serves_and_fails_after_the_prestop_dr
         time.sleep(0.2)
     assert _run(pre_stop, env) == 0
     assert _run(ready, env) != 0, "a draining Envoy must leave the Service's endpoints"
+
+
+def _configmap_settings() -> Settings:
+    return settings_from(configmap_env())
+
+
+def test_production_edge_limits_replace_the_test_sized_defaults() -> None:
+    settings, defaults = _configmap_settings(), Settings()
+    for name in ("user", "tenant", "anonymous"):
+        for kind in ("per_second", "burst"):
+            field = f"ratelimit_{name}_{kind}"
+            assert getattr(settings, field) < getattr(defaults, field) / 10, field
+    assert settings.edge_xff_trusted_hops == 1  # behind the Ingress / L7 load balancer deploy/README.md names
+
+
+def test_server_streams_have_clusters_of_their_own_and_every_cluster_explicit_breakers() -> None:
+    settings = _configmap_settings()
+    with environment(configmap_env()):
+        rendered = config(settings)
+    clusters = {c["name"]: c for c in rendered["static_resources"]["clusters"]}
+    for cluster in clusters.values():
+        (thresholds,) = cluster["circuit_breakers"]["thresholds"]
+        assert {"max_connections", "max_pending_requests", "max_requests", "max_retries"} <= set(thresholds)
+    assert clusters["order"]["circuit_breakers"]["thresholds"][0]["max_requests"] == settings.edge_max_requests
+    assert clusters["order-streams"]["circuit_breakers"]["thresholds"][0]["max_requests"] == settings.edge_max_streams
+    routes = rendered["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"][
+        "route_config"]["virtual_hosts"][0]["routes"]
+    watch = next(r for r in routes if r["match"].get("path") == "/commerce.order.v1.OrderService/WatchOrder")
+    assert watch["route"]["cluster"] == "order-streams"
+    unary = next(r for r in routes if r["match"].get("prefix") == "/commerce.order.v1.OrderService/")
+    assert unary["route"]["cluster"] == "order"

@@ -16,6 +16,7 @@ from tests.deploy.manifests import (
     NAMESPACE,
     Manifest,
     example_manifests,
+    generator_sources,
     k8s_manifests,
     kustomization,
     of_kind,
@@ -53,8 +54,9 @@ def test_a_misspelt_field_fails_validation() -> None:
 
 
 def test_kustomization_lists_every_manifest_in_its_folder_and_nothing_else() -> None:
-    on_disk = {p.name for p in K8S.iterdir() if p.is_file() and p.name != "kustomization.yaml"}
-    listed = kustomization()["resources"]
+    on_disk = {str(p.relative_to(K8S)) for p in K8S.rglob("*") if p.is_file() and p.name != "kustomization.yaml"
+               and p.parent.name != "migrate"}
+    listed = [*kustomization()["resources"], *generator_sources()]
     assert len(listed) == len(set(listed)), "a resource is listed twice"
     assert set(listed) == on_disk
 
@@ -72,12 +74,12 @@ def test_object_names_are_unique_per_kind() -> None:
 
 def test_every_image_is_the_project_image_kustomize_sets_or_a_pinned_upstream_tag() -> None:
     project_images = {entry["name"] for entry in kustomization()["images"]}
-    assert project_images == {"commerce-mesh"}
+    assert project_images == {"commerce-mesh", "commerce-mesh-edge"}
     for workload in workloads():
         spec = pod_spec(workload)
         for container in spec["containers"] + spec.get("initContainers", []):
             image = container["image"]
-            pinned = re.fullmatch(r"[a-z0-9./-]+:\d+\.\d+[\w.-]*", image) is not None
+            pinned = re.fullmatch(r"[a-z0-9./-]+:v?\d+\.\d+[\w.-]*", image) is not None
             assert image in project_images or pinned, f"{workload['metadata']['name']}: {image}"
 
 
@@ -101,7 +103,8 @@ def test_no_secret_is_committed_and_each_one_used_is_created_by_the_readme() -> 
     assert of_kind("Secret") == []
     referenced = _referenced_secrets()
     assert referenced == {"commerce-database", "commerce-signing-keys", "commerce-service-secret",
-                          "commerce-payment-webhook", "commerce-smtp"}
+                          "commerce-payment-webhook", "commerce-smtp", "commerce-pgbouncer-users",
+                          "commerce-database-ddl", "commerce-nats-users", "commerce-nats-tls"}
     readme = (DEPLOY / "README.md").read_text()
     for name in referenced:
         assert re.search(rf"create secret generic {name}\b", readme), f"deploy/README.md does not create {name}"

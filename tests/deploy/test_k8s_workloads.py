@@ -12,6 +12,7 @@ import pytest
 
 from services.edge.descriptors import edge_services, load_descriptor_set
 from services.edge.render import descriptor_file
+from services.runtime.health import LIVENESS
 from services.runtime.settings import SERVICE_PORTS, Settings
 from tests.deploy.manifests import (
     PROCESSES,
@@ -30,7 +31,11 @@ from tests.deploy.manifests import (
 )
 
 MESH_HEALTH = "grpc.health.v1.Health"  # meshinfo answers this name itself
-AUTOSCALED = {"catalog", "cart", "order", "payment", "envoy"}
+AUTOSCALED = {"tenant", "catalog", "cart", "order", "payment", "envoy"}
+# Measured by `python -m bench.passwords` (argon2-cffi defaults): resident memory of a process
+# with the tenant service's modules loaded, and what each concurrent hash adds at its peak.
+TENANT_BASE_MIB, MIB_PER_HASH = 106, 64
+SERVING_MARGIN_MIB = 128  # pools, gRPC buffers, caches of a serving process
 PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
 
 
@@ -101,6 +106,17 @@ def test_service_container_listens_and_is_probed_on_its_settings_port(service: s
     readiness = probes["readinessProbe"]["grpc"]
     assert (readiness["port"], readiness.get("service", "")) == (port, _health_names(settings)[service])
     assert set(readiness) <= {"port", "service"}
+
+
+@pytest.mark.parametrize("service", sorted(set(_service_deployments()) - {"meshinfo"}))
+def test_liveness_asks_the_heartbeat_name_over_grpc_not_the_database(service: str) -> None:
+    """A TCP connect succeeds while the event loop is stuck; the readiness name follows the
+    database (an outage must not restart every pod). `liveness` is neither."""
+    container = pod_spec(_service_deployments()[service])["containers"][0]
+    assert container["livenessProbe"]["grpc"] == {"port": _settings().port_of(service), "service": LIVENESS}
+    # Long enough for the heartbeat's stall limit to be seen, short enough to act on it.
+    probe = container["livenessProbe"]
+    assert probe["periodSeconds"] * probe["failureThreshold"] > _settings().liveness_stall_seconds
 
 
 @pytest.mark.parametrize("service", sorted(_service_deployments()))
@@ -183,7 +199,7 @@ def test_pods_meet_the_restricted_pod_security_standard(workload: Body) -> None:
                            "capabilities": {"drop": ["ALL"]}}, container["name"]
         resources = container["resources"]
         assert set(resources["requests"]) == set(resources["limits"]) == {"cpu", "memory"}, container["name"]
-    if spec["containers"][0]["image"] == "commerce-mesh":
+    if spec["containers"][0]["image"] in ("commerce-mesh", "commerce-mesh-edge"):
         assert spec["securityContext"]["runAsUser"] == 10001  # the Dockerfile's user
 
 
@@ -196,8 +212,10 @@ def test_pods_drain_before_they_stop_and_get_time_to_finish(deployment: Body) ->
     assert found, f"preStop does not sleep: {pre_stop}"
     sleep = int(found.group(1))
     assert sleep >= 5
-    envoy = modules_of(container["command"])[0] == "services.edge.render"  # exits at once on SIGTERM
-    after_sigterm = 0 if envoy else _settings().shutdown_grace_seconds
+    # Envoy and PgBouncer close at once on SIGTERM: the sleep is their drain.
+    modules = modules_of(container["command"])
+    immediate = not modules or modules[0] == "services.edge.render"
+    after_sigterm = 0 if immediate else _settings().shutdown_grace_seconds
     assert spec["terminationGracePeriodSeconds"] >= sleep + after_sigterm
 
 
@@ -225,5 +243,20 @@ def test_every_container_is_restarted_when_it_exits_or_stops_answering(workload:
     assert spec.get("restartPolicy", "Always") == "Always"
     for container in spec["containers"]:
         probe = container["livenessProbe"]
-        # a service's own names follow its database; meshinfo answers MESH_HEALTH itself
-        assert "grpc" not in probe or probe["grpc"].get("service", "") == MESH_HEALTH, container["name"]
+        # a service's own names follow its database: liveness asks the event loop's heartbeat
+        # (health name `liveness`); meshinfo answers MESH_HEALTH itself
+        assert "grpc" not in probe or probe["grpc"].get("service", "") in (LIVENESS, MESH_HEALTH), container["name"]
+
+
+def _mebibytes(quantity: str) -> float:
+    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}
+    return float(quantity[:-2]) * units[quantity[-2:]]
+
+
+def test_tenant_memory_limit_fits_the_hashing_cap_measured() -> None:
+    settings = _settings()
+    container = pod_spec(_service_deployments()["tenant"])["containers"][0]
+    limit = _mebibytes(container["resources"]["limits"]["memory"])
+    needed = TENANT_BASE_MIB + settings.login_hash_concurrency * MIB_PER_HASH + SERVING_MARGIN_MIB
+    assert limit >= needed, f"{limit} MiB < {needed} MiB for {settings.login_hash_concurrency} hashes at once"
+    assert settings.login_hash_concurrency == 2  # the figure tenant.yaml's comment and deploy/README.md give

@@ -5,7 +5,7 @@ and CatalogService.GetProduct, each fake implementing only what the edge tests n
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from pathlib import Path
 
@@ -43,14 +43,18 @@ class Catalog(catalog_pb2_grpc.CatalogServiceServicer):
         return catalog_pb2.GetProductResponse(product=product)
 
 
-def upstream_server(keys: TestKeys, port: int) -> grpc.Server:
-    """TenantService.GetJwks, CatalogService.GetProduct and health (every name SERVING) on ``port``."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+def upstream_server(keys: TestKeys, port: int, extra: Callable[[grpc.Server], None] | None = None,
+                    extra_names: tuple[str, ...] = (), workers: int = 8) -> grpc.Server:
+    """TenantService.GetJwks, CatalogService.GetProduct and health (every name SERVING) on ``port``;
+    ``extra`` adds servicers whose health names are ``extra_names``."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers))
     # Only GetJwks and GetProduct: every other method answers UNIMPLEMENTED (abstract for the typed stubs).
     tenant_pb2_grpc.add_TenantServiceServicer_to_server(Tenants(keys), server)  # type: ignore[abstract]
     catalog_pb2_grpc.add_CatalogServiceServicer_to_server(Catalog(), server)  # type: ignore[abstract]
+    if extra is not None:
+        extra(server)
     health_servicer = health.HealthServicer()
-    for name in ("", TENANT, CATALOG):
+    for name in ("", TENANT, CATALOG, *extra_names):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     server.add_insecure_port(f"127.0.0.1:{port}")

@@ -127,7 +127,7 @@ def test_internal_services_are_not_routed_by_the_edge() -> None:
 def test_watch_order_streams_without_a_route_timeout_in_the_default_config() -> None:
     routes = _listener(config(DefaultSettings()))["route_config"]["virtual_hosts"][0]["routes"]
     watch = next(r for r in routes if r["match"].get("path") == "/commerce.order.v1.OrderService/WatchOrder")
-    assert watch["route"]["cluster"] == "order" and watch["route"]["timeout"] == "0s"
+    assert watch["route"]["cluster"] == "order-streams" and watch["route"]["timeout"] == "0s"
 
 
 def test_every_service_cluster_is_health_checked_by_its_grpc_service_name() -> None:

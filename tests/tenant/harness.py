@@ -68,6 +68,16 @@ async def start_tenant(settings: Settings) -> Running:
     return await create_server(await build(settings), "127.0.0.1:0", probe_seconds=0.5)
 
 
+async def one_slot_tenant(postgres_url: str, nats_url: str, prefix: str, tmp: Path,
+                          queue_seconds: float) -> tuple[Running, Client]:
+    """A tenant service with a platform admin and one password-hashing slot, and a client of it."""
+    settings = make_settings(postgres_url, prefix, tmp, nats_url=nats_url, login_hash_concurrency=1,
+                             login_queue_seconds=queue_seconds)
+    await add_admin(settings)
+    running = await start_tenant(settings)
+    return running, Client(running.port)
+
+
 async def add_admin(settings: Settings, email: str = ADMIN_EMAIL, password: str = ADMIN_PASSWORD) -> None:
     platform = await open_platform(settings)
     try:

@@ -43,7 +43,7 @@ from services.runtime import telemetry
 from services.runtime.db import TENANT_ID_PATTERN, Database
 from services.runtime.errors import NotFound
 from services.runtime.events import naming, registry, tracing
-from services.runtime.events.connection import NatsConnection
+from services.runtime.events.connection import NatsAuth, NatsConnection
 from services.runtime.migrations import upgrade_tenant
 from services.runtime.settings import Settings
 from services.runtime.sql import Session, Sql
@@ -149,7 +149,7 @@ class EventConsumer:
         self._nak_max = nak_max_seconds
         self._script_location = script_location
         self.nats = NatsConnection(nats_url or settings.nats_url, f"{db.database}-{durable}",
-                                   replicas=settings.nats_stream_replicas)
+                                   replicas=settings.nats_stream_replicas, auth=NatsAuth.of(settings))
         self._inbox_retention = inbox_retention_seconds
         self._cleanup_every = cleanup_every_seconds
         self._tasks: list[asyncio.Task[None]] = []

@@ -20,7 +20,7 @@ _MAX_RETRY_SECONDS = 5.0
 
 
 def listener_dsn(db: Database) -> str:
-    url = make_url(db.server_url).set(drivername="postgresql", database=db.database)
+    url = make_url(db.listen_url).set(drivername="postgresql", database=db.database)
     return url.render_as_string(hide_password=False)
 
 

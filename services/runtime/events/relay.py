@@ -42,7 +42,7 @@ from services.runtime import telemetry
 from services.runtime.busy import BusySchemas
 from services.runtime.db import Database, looking_around
 from services.runtime.events import naming
-from services.runtime.events.connection import NatsConnection
+from services.runtime.events.connection import NatsAuth, NatsConnection
 from services.runtime.events.outbox import OutboxRow
 from services.runtime.events.schema import PENDING, SENT
 from services.runtime.settings import Settings
@@ -100,7 +100,8 @@ class OutboxRelay:
         self._publish_timeout = publish_timeout
         self._max_handed_off = max_handed_off
         self.nats = NatsConnection(nats_url or settings.nats_url, f"{db.database}-relay",
-                                   replicas=settings.nats_stream_replicas, on_connected=self._nats_connected)
+                                   replicas=settings.nats_stream_replicas, on_connected=self._nats_connected,
+                                   auth=NatsAuth.of(settings))
         self._handed: deque[tuple[str, OutboxRow]] = deque()
         self._wake = asyncio.Event()
         self._poll_now = False
