@@ -80,7 +80,7 @@ def run_ports() -> dict[int, str]:
     """`make run`'s default ports (port -> the variable that moves it): no test may bind one."""
     defaults = Settings.model_fields
     ports = {int(field.default): f"COMMERCE_{name.upper()}" for name, field in defaults.items()
-             if name.endswith("_port") and isinstance(field.default, int)}
+             if name.endswith("_port") and isinstance(field.default, int) and field.default}  # 0: none
     offset = int(defaults["metrics_port_offset"].default)
     ports.update({port + offset: f"COMMERCE_METRICS_PORT_OFFSET (+ {variable})"
                   for port, variable in list(ports.items()) if port + offset not in ports})
