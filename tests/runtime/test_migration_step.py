@@ -147,13 +147,25 @@ async def test_a_schema_older_than_the_code_needs_is_refused_and_a_newer_one_ser
 # --- the previous release on the new schema ---------------------------------------------------
 
 
+def _commit(ref: str) -> str | None:
+    found = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], cwd=ROOT,
+                           capture_output=True, text=True, check=False)
+    return found.stdout.strip() if found.returncode == 0 else None
+
+
 def _previous_release() -> str:
-    ref = os.environ.get("COMMERCE_PREVIOUS_RELEASE", "main")
-    found = subprocess.run(["git", "rev-parse", "--verify", f"{ref}^{{commit}}"], cwd=ROOT, capture_output=True,
-                           text=True, check=False)
-    if found.returncode != 0:
+    """COMMERCE_PREVIOUS_RELEASE, else where this code left main (a branch), else main before
+    its last change (main itself: the first parent of HEAD)."""
+    ref = os.environ.get("COMMERCE_PREVIOUS_RELEASE")
+    if not ref:
+        head, main = _commit("HEAD"), _commit("main")
+        base = subprocess.run(["git", "merge-base", "HEAD", "main"], cwd=ROOT, capture_output=True, text=True,
+                              check=False).stdout.strip() if main else ""
+        ref = base if base and base != head else "HEAD^1"
+    commit = _commit(ref)
+    if commit is None:
         pytest.skip(f"no git commit {ref!r} to take the previous release from")
-    return found.stdout.strip()
+    return commit
 
 
 @pytest.fixture
@@ -164,6 +176,10 @@ def previous_code(tmp_path: Path) -> Path:
     archive = subprocess.run(["git", "archive", commit, "services", "gen/python"], cwd=ROOT, capture_output=True,
                              check=True)
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    if not (folder / "services" / "migrate").is_dir():
+        # Releases before the migration step run Alembic on every schema at start themselves and
+        # cannot serve one a later release migrated; the promise starts with the step.
+        pytest.skip(f"the previous release ({commit[:10]}) predates the migration step")
     return folder
 
 

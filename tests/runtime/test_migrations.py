@@ -57,17 +57,19 @@ async def test_start_up_serves_schemas_at_the_latest_revision_at_once_and_migrat
 
     db = Database(postgres.url, "rt_lazy", pool_size=2)
     try:
+        head = migrations.head_revision(CATALOG_SCRIPTS)
+        assert head not in ("", "c0001")
         assert await migrations.check_all(db, CATALOG_SCRIPTS) == (2, 2)
         assert await db.migrations_done() is False
         # a request for a tenant behind gets its schema migrated first
         assert await db.schema_of("lazy-old") == "t_lazy_old"
         async with db.engine.connect() as conn:
-            assert await conn.scalar(text('SELECT version_num FROM "t_lazy_old".alembic_version')) == "c0003"
+            assert await conn.scalar(text('SELECT version_num FROM "t_lazy_old".alembic_version')) == head
         deadline = asyncio.get_running_loop().time() + 30
         while not await db.migrations_done():
             assert asyncio.get_running_loop().time() < deadline, "the background migration never finished"
             await asyncio.sleep(0.05)
         revisions = await migrations.schema_revisions(db)
-        assert {revisions[s] for s in ("t_lazy_a", "t_lazy_b", "t_lazy_old", "t_lazy_older")} == {"c0003"}
+        assert {revisions[s] for s in ("t_lazy_a", "t_lazy_b", "t_lazy_old", "t_lazy_older")} == {head}
     finally:
         await db.dispose()
