@@ -123,3 +123,24 @@ def test_clients_reach_only_envoy_from_outside() -> None:
         if name != "envoy":
             for port in (15050, 15051, 15052, 15053, 15054, 15055, 15056, 6432, 4222):
                 assert not _allowed("Ingress", pod_labels(workload), outside, port), (name, port)
+
+
+def _from_monitoring(peers: list[Body]) -> bool:
+    return any(p.get("namespaceSelector", {}).get("matchLabels") == {"kubernetes.io/metadata.name": "monitoring"}
+               for p in peers)
+
+
+@pytest.mark.parametrize("workload", [w["metadata"]["name"] for w in workloads()])
+def test_every_pod_may_send_spans_to_the_collector_and_be_scraped_from_monitoring(workload: str) -> None:
+    """Traces leave for the OTLP collector in `monitoring` (4318), and Prometheus there reaches
+    the pod's metrics port (Envoy: its stats on 9902): default deny would drop both silently."""
+    labels = _labels(workload)
+    policies = [p["spec"] for p in of_kind("NetworkPolicy") if _matches(p["spec"]["podSelector"], labels)]
+    assert any(_from_monitoring(rule.get("to", [])) and any(p["port"] == 4318 for p in rule.get("ports", []))
+               for spec in policies if "Egress" in spec["policyTypes"] for rule in spec.get("egress", []))
+    (workload_body,) = [w for w in workloads() if w["metadata"]["name"] == workload]
+    annotations = workload_body["spec"]["template"]["metadata"].get("annotations", {})
+    if "prometheus.io/port" in annotations:
+        port = int(annotations["prometheus.io/port"])
+        assert any(_from_monitoring(rule.get("from", [])) and any(p["port"] == port for p in rule.get("ports", []))
+                   for spec in policies if "Ingress" in spec["policyTypes"] for rule in spec.get("ingress", []))
