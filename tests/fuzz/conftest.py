@@ -5,6 +5,7 @@ counts or per-address limits the e2e tests rely on. One shop with a seller and a
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 
 from services.devmesh.mesh import Mesh
 from services.devmesh.postgres import Postgres
-from tests.e2e.harness import Shop, create_admin, open_shop, run_mesh, service_dsn
+from tests.e2e.harness import Account, Shop, create_admin, login, ok, open_shop, run_mesh, service_dsn
 
 TENANT = "fuzz-shop"
 
@@ -31,8 +32,22 @@ def fuzz_rest(fuzz_mesh: Mesh) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture(scope="session")
-def fuzz_shop(fuzz_mesh: Mesh, fuzz_rest: httpx.Client) -> Shop:
-    return open_shop(fuzz_rest, create_admin(fuzz_mesh, fuzz_rest, "admin@fuzz.test"), TENANT)
+def fuzz_admin(fuzz_mesh: Mesh, fuzz_rest: httpx.Client) -> Account:
+    return create_admin(fuzz_mesh, fuzz_rest, "admin@fuzz.test")
+
+
+@pytest.fixture(scope="session")
+def fuzz_shop(fuzz_rest: httpx.Client, fuzz_admin: Account) -> Shop:
+    return open_shop(fuzz_rest, fuzz_admin, TENANT)
+
+
+@pytest.fixture(scope="session")
+def fuzz_owner(fuzz_rest: httpx.Client, fuzz_admin: Account, fuzz_shop: Shop) -> Account:
+    """The shop's owner: calls only owners (and admins) may make are fuzzed with its token."""
+    email, password = f"owner@{TENANT}.test", secrets.token_urlsafe(12)
+    ok(fuzz_rest.post(f"/v1/tenants/{TENANT}/users", headers=fuzz_admin.auth,
+                      json={"email": email, "password": password, "role": "USER_ROLE_OWNER"}))
+    return Account(TENANT, email, password, login(fuzz_rest, TENANT, email, password))
 
 
 async def _row_counts(mesh: Mesh, tenant_id: str) -> dict[str, int]:
