@@ -105,12 +105,13 @@ def test_postgres_restarted_under_checkout_load_says_not_serving_then_every_orde
         postgres.process.send_signal(signal.SIGINT)  # fast shutdown: sessions are cut
         postgres.process.wait(30)
         order = mesh.address_of("order")
+        services = [mesh.address_of(name) for name in ("tenant", "catalog", "cart", "order", "payment")]
+        # each notices at its next probe (every second, each ping given a second): not all at once
         wait_until("the order service NOT_SERVING", lambda: grpc_health(order, ORDER) == "NOT_SERVING", 10)
-        assert grpc_health(mesh.address_of("catalog"), "") == "NOT_SERVING"
+        wait_until("every service NOT_SERVING", lambda: all(grpc_health(a) == "NOT_SERVING" for a in services), 10)
         before = len(placed)
         time.sleep(1.0)
         postgres.start()
-        services = [mesh.address_of(name) for name in ("tenant", "catalog", "cart", "order", "payment")]
         wait_until("every service SERVING again", lambda: all(grpc_health(a) == "SERVING" for a in services), 30)
         wait_until("orders placed after the restart", lambda: len(placed) >= before + 8, 60)
         stop.set()
