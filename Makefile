@@ -44,7 +44,7 @@ test: $(STAMP) $(CLIENT)  ## the whole suite: starts its own PostgreSQL, NATS an
 run: $(STAMP) $(CLIENT)  ## the whole mesh on this machine, with a demo tenant
 	$(PY) -m services.devmesh run
 
-BENCHMARKS := getproduct placeorder search
+BENCHMARKS := getproduct placeorder search tracing
 bench: $(STAMP) $(CLIENT)  ## benchmarks (figures; exits 1 only when a consistency check fails); `make bench search` runs one
 	$(PY) -m bench $(filter $(BENCHMARKS),$(MAKECMDGOALS))
 
