@@ -25,7 +25,14 @@ import grpc
 
 from services.runtime import telemetry
 
-SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
+# A replica that stops may cancel a call it had taken in just as it began its shutdown (before
+# its GOAWAY reached the caller), or answer UNAVAILABLE: such a call is tried again on another
+# replica, twice at most, after 50-200 ms. Every call between the mesh's services may be
+# repeated (reads, or writes carrying a request_id), and a caller's deadline still bounds it.
+RETRY_POLICY = {"maxAttempts": 3, "initialBackoff": "0.05s", "maxBackoff": "0.2s", "backoffMultiplier": 2,
+                "retryableStatusCodes": ["UNAVAILABLE", "CANCELLED"]}
+SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}],
+                             "methodConfig": [{"name": [{}], "retryPolicy": RETRY_POLICY}]})
 # Keepalive pings stay above the servers' min_ping_interval (server.SERVER_OPTIONS: 10 s).
 CHANNEL_OPTIONS: list[tuple[str, str | int]] = [
     ("grpc.service_config", SERVICE_CONFIG),
