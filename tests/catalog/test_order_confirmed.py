@@ -54,6 +54,7 @@ class Consuming:
     nc: Client
     js: JetStreamContext
     durable: str
+    published: int = 0  # the stream sequence of the last event published here
 
     async def stockroom(self, keys: TestKeys) -> Stockroom:
         return Stockroom(await new_shop(self.channel, keys), inventory_pb2_grpc.InventoryServiceStub(self.channel))
@@ -68,18 +69,21 @@ class Consuming:
                                              .full_name, tenant_id=tenant, aggregate_id=order_id),
             order=order_pb2.Order(order_id=order_id, status=order_pb2.ORDER_STATUS_CONFIRMED,
                                   lines=[order_pb2.OrderLine(product_id=p, quantity=q) for p, q in lines]))
-        await self.js.publish(naming.subject_for(event.DESCRIPTOR, tenant),
-                              event.SerializeToString() if payload is None else payload,
-                              headers={naming.MSG_ID: str(uuid.uuid4()), naming.EVENT_TYPE: event.DESCRIPTOR.full_name,
-                                       naming.TENANT: tenant})
+        ack = await self.js.publish(naming.subject_for(event.DESCRIPTOR, tenant),
+                                    event.SerializeToString() if payload is None else payload,
+                                    headers={naming.MSG_ID: str(uuid.uuid4()),
+                                             naming.EVENT_TYPE: event.DESCRIPTOR.full_name, naming.TENANT: tenant})
+        self.published = max(self.published, ack.seq)
         return event_id
 
     async def drained(self, within: float = 15.0) -> None:
-        """Until the consumer has acknowledged everything published so far."""
+        """Until the consumer has acknowledged everything published so far (its ack floor past the
+        last event published here: right after a publish, the consumer may not count it yet)."""
         deadline = time.monotonic() + within
         while True:
             info = await self.js.consumer_info(naming.STREAM, self.durable)
-            if not info.num_pending and not info.num_ack_pending:
+            acked = info.ack_floor.stream_seq if info.ack_floor and info.ack_floor.stream_seq else 0
+            if not info.num_pending and not info.num_ack_pending and acked >= self.published:
                 return
             if time.monotonic() > deadline:
                 raise AssertionError(f"consumer not drained within {within}s: {info}")
