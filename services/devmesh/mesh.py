@@ -46,10 +46,29 @@ class MeshError(RuntimeError):
     """Starting the mesh failed; the message says what and where to look."""
 
 
+# The ports free_port hands out (the tests', the benchmarks'): below the kernel's ephemeral range,
+# so an outgoing connection, which takes its port from that range, can never take one between
+# free_port choosing it and a child process binding it (a port bound to 0 comes from that range:
+# a meshinfo once failed to start on one); above `make run`'s fixed ports.
+FREE_PORTS = (20000, 28000)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nothing is bound to now, from FREE_PORTS, never the same twice in a process."""
+    low, high = FREE_PORTS
+    for _ in range(2000):
+        port = random.randrange(low, high)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise MeshError(f"found no free port in {low}-{high - 1}")
 
 
 def ephemeral_ports() -> tuple[int, int]:
@@ -73,8 +92,10 @@ def _port_taken(host: str, port: int) -> bool:
 
 def free_metrics_offset(ports: dict[str, Any], served: list[int]) -> int:
     """A metrics port offset for which every port of ``served`` + offset is free and not in ``ports``."""
+    # below the ephemeral range too, when the served ports leave room for it (free_port's do)
+    top = ephemeral_ports()[0] if max(served) + 1000 < ephemeral_ports()[0] else 65535
     for _ in range(200):
-        offset = random.randrange(1000, 65535 - max(served))
+        offset = random.randrange(1000, top - max(served))
         if all(not _port_taken("127.0.0.1", port + offset) and port + offset not in ports.values()
                for port in served):
             return offset
