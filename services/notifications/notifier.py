@@ -52,7 +52,7 @@ class Notifier:
             return
         try:
             await self._mailer.send(message_for(email, self._mailer.sender, event_id, tenant_id))
-        except BaseException:
+        except Exception:
             EMAILS.labels(email.kind, "failed").inc()
             raise
         EMAILS.labels(email.kind, "sent").inc()

@@ -26,11 +26,13 @@ import grpc
 from services.runtime import telemetry
 
 # A replica that stops may cancel a call it had taken in just as it began its shutdown (before
-# its GOAWAY reached the caller), or answer UNAVAILABLE: such a call is tried again on another
-# replica, twice at most, after 50-200 ms. Every call between the mesh's services may be
-# repeated (reads, or writes carrying a request_id), and a caller's deadline still bounds it.
+# its GOAWAY reached the caller): such a call is tried again on another replica, twice at most,
+# after 50-200 ms. Every call between the mesh's services may be repeated (reads, or writes
+# carrying a request_id), and a caller's deadline still bounds it. UNAVAILABLE is not retried
+# here: a call refused by a stopping server is retried by gRPC transparently, and a peer that is
+# down is the caller's to handle (the order saga retries its steps with back-off itself).
 RETRY_POLICY = {"maxAttempts": 3, "initialBackoff": "0.05s", "maxBackoff": "0.2s", "backoffMultiplier": 2,
-                "retryableStatusCodes": ["UNAVAILABLE", "CANCELLED"]}
+                "retryableStatusCodes": ["CANCELLED"]}
 SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}],
                              "methodConfig": [{"name": [{}], "retryPolicy": RETRY_POLICY}]})
 # Keepalive pings stay above the servers' min_ping_interval (server.SERVER_OPTIONS: 10 s).

@@ -307,10 +307,6 @@ class Database:
         if self._pending and (self._background is None or self._background.done()):
             self._background = asyncio.create_task(self._migrate_pending(), name=f"migrate-{self.database}")
 
-    @property
-    def pending_migrations(self) -> int:
-        return len(self._pending)
-
     def facets(self) -> dict[str, Callable[[], Awaitable[bool]]]:
         """Health names this database answers beside the service's own (health.py)."""
         return {"migrations": self.migrations_done}

@@ -46,13 +46,11 @@ class Heartbeat:
         self.stall_seconds = stall_seconds
         self.last_beat = time.monotonic()
         self._stalled_at = float("-inf")
-        self.longest_gap = 0.0
         self._task: asyncio.Task[None] | None = None
 
     def beat(self) -> None:
         now = time.monotonic()
         gap = now - self.last_beat
-        self.longest_gap = max(self.longest_gap, gap)
         if gap > self.stall_seconds:
             self._stalled_at = now
             log.error("event loop was stuck", seconds=round(gap, 3))

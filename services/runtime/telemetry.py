@@ -25,7 +25,7 @@ No span attribute holds a token, a payment token, a password or a secret.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -139,16 +139,6 @@ def span(name: str, attributes: Mapping[str, Any] | None = None, *, kind: SpanKi
         return _NOOP
     context = remote_parent(parent) if parent is not None else None
     return tracer.start_as_current_span(name, context=context, kind=kind, attributes=attributes, links=links)
-
-
-@contextlib.contextmanager
-def detached(name: str, attributes: Mapping[str, Any], parent: str, kind: SpanKind) -> Iterator[Span]:
-    """A span continuing ``parent`` that is not made current (a relay publishing a batch)."""
-    started = tracer.start_span(name, context=remote_parent(parent), kind=kind, attributes=attributes)
-    try:
-        yield started
-    finally:
-        started.end()
 
 
 def _no_root_statements() -> Any:

@@ -36,7 +36,6 @@ _TARGET_ENV = "from services.runtime.alembic_env import run\n\nrun()\n"
 _TARGET_REVISION = '''
 from alembic import op
 import sqlalchemy as sa
-from tests.errors import reason_of, rich_status, violated_fields
 
 revision = "c0001"
 down_revision = None

@@ -187,7 +187,9 @@ class OutboxRelay:
             try:
                 rows, oldest = 0, 0.0
                 for schema in await self._schemas():
-                    with contextlib.suppress(asyncpg.UndefinedTableError):
+                    # looking_around: measuring is not using; else every schema would count as busy
+                    # (services/runtime/busy.py) and the loops over every tenant would look everywhere
+                    with contextlib.suppress(asyncpg.UndefinedTableError), looking_around():
                         async with self._db.session_in(schema) as session:
                             found = await session.fetchrow(BACKLOG_SQL)
                         if found is not None:
