@@ -50,7 +50,8 @@ def assemble(db: Database, verifier: TokenVerifier, cache_entries: int = CACHE_E
     invalidator = CacheInvalidator(listener_dsn(db), cache, searches)
     catalog = Catalog(db, cache, searches)
     languages = SearchLanguages(db, searches)
-    servicer = CatalogServicer(catalog, ProductSearch(db, searches), Importer(db, cache, searches), languages)
+    search = ProductSearch(db, searches, languages.reindex)
+    servicer = CatalogServicer(catalog, search, Importer(db, cache, searches), languages)
     inventory = Inventory(db)
     sweeper = ReservationSweeper(db, inventory, sweep_seconds)
 

@@ -1,5 +1,5 @@
 """The tenant's search language (Get/UpdateSearchSettings) and the re-indexing a
-change of it starts.
+change of it starts (as does migration c0005, to give every product its attribute_pairs).
 
 Re-indexing runs in the background of the replica that took the change, a batch per
 transaction (store/search_settings.py), and is picked up again by every replica at
@@ -61,7 +61,7 @@ class SearchLanguages:
                     more = await store.reindex_batch(session, self._batch)
                 self._searches.invalidate(tenant_id)
                 if not more:
-                    log.info("search index rebuilt in the new language", tenant=tenant_id)
+                    log.info("search index rebuilt", tenant=tenant_id)
                     return
         except asyncio.CancelledError:
             raise

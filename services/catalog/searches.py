@@ -1,8 +1,10 @@
 """ListProducts: a page of a search (text, filter, order) and its facets, in one call.
 
 A page is read in the caller's tenant schema only (``db.session(tenant)``): one
-statement for the query's language and the widening of unknown words (and one for which
-of the attribute keys the filter asks for are common, when it asks for any), then the page
+statement for the query's language and the widening of unknown words (and, when the filter
+restricts attributes, one for how: which of its keys are common, and whether the products'
+``attribute_pairs`` are complete; if they are not, the re-indexing that completes them is
+started here, should no replica be running it), then the page
 (store/pages.py: an estimate, then one or two bounded statements per relevance tier or
 order) and, on a second connection at the same time, the facets (an estimate, then an
 exact count or a sample). Answers are cached per replica (SearchCache) until the tenant's
@@ -12,7 +14,7 @@ next product write.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from services.catalog.cache import SearchCache
@@ -51,9 +53,12 @@ class Listing:
 
 
 class ProductSearch:
-    def __init__(self, db: Database, cache: SearchCache) -> None:
+    def __init__(self, db: Database, cache: SearchCache, reindex: Callable[[str], None] = lambda _: None) -> None:
+        """``reindex(tenant_id)``: starts the tenant's re-indexing unless it runs here already
+        (SearchLanguages.reindex)."""
         self._db = db
         self._cache = cache
+        self._reindex = reindex
 
     async def list_products(self, caller: Caller, tenant_id: str, request: ListRequest) -> Listing:
         search = domain.build(caller, request.query, request.filter, request.order_by, request.category,
@@ -77,10 +82,12 @@ class ProductSearch:
             limit = max(0, min(limit, domain.RELEVANCE_MAX - returned))
         async with self._db.session(tenant_id) as session:
             text = await store.text_query(session, search.text)
-            common = await store.common_keys(session, store.filter_keys(search.filter))
+            index = await store.attribute_index(session, search.filter)
+        if store.has_attributes(search.filter) and not index.pairs:
+            self._reindex(tenant_id)
         # The page and the facets at once, on two connections: the answer waits for the slower.
-        result, counted = await asyncio.gather(self._page(tenant_id, search, text, cursor, limit, common),
-                                               self._facets(tenant_id, search, text, spec, common))
+        result, counted = await asyncio.gather(self._page(tenant_id, search, text, cursor, limit, index),
+                                               self._facets(tenant_id, search, text, spec, index))
         shown = result.found[:limit]
         capped = search.ordering.key is SortKey.RELEVANCE and returned + len(shown) >= domain.RELEVANCE_MAX
         token = ""
@@ -97,15 +104,15 @@ class ProductSearch:
         return Listing([f.product for f in shown], token, facets)
 
     async def _page(self, tenant_id: str, search: Search, text: store.TextQuery | None, cursor: Cursor | None,
-                    limit: int, common: frozenset[str]) -> store.Result:
+                    limit: int, index: store.AttributeIndex) -> store.Result:
         if not limit:
             return store.Result([])
         async with self._db.session(tenant_id) as session:
-            return await store.page(session, search, text, cursor, limit + 1, common)
+            return await store.page(session, search, text, cursor, limit + 1, index)
 
     async def _facets(self, tenant_id: str, search: Search, text: store.TextQuery | None,
-                      spec: FacetSpec, common: frozenset[str]) -> store.Counted | None:
+                      spec: FacetSpec, index: store.AttributeIndex) -> store.Counted | None:
         if not spec.wanted:
             return None
         async with self._db.session(tenant_id) as session:
-            return await store.facets(session, search, text, spec, common)
+            return await store.facets(session, search, text, spec, index)

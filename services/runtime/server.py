@@ -22,7 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
-from services.runtime import logs, telemetry
+from services.runtime import gc_policy, logs, telemetry
 from services.runtime.access import rules_for
 from services.runtime.health import HealthReporter, Probe
 from services.runtime.interceptors import ServiceInterceptor
@@ -130,6 +130,7 @@ async def _main(name: str, build: Callable[[Settings], Awaitable[App]]) -> None:
     running = await create_server(app, f"{settings.host}:{port}", settings.health_probe_seconds,
                                   failures_to_not_serving=settings.health_failures_to_not_serving,
                                   stall_seconds=settings.liveness_stall_seconds)
+    gc_policy.settle_after_start()
     log.info("serving", address=f"{settings.host}:{running.port}", services=[s.full_name for s in app.services])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.catalog.domain import search as search_rules
+from services.catalog.domain.filtering import parse
 from services.catalog.store import search as search_store
 from services.runtime.db import Database
 from services.runtime.settings import Settings
@@ -302,9 +303,11 @@ async def test_a_key_most_products_have_is_tested_on_the_rows_not_read_from_its_
     reply = await shop.stub.ImportProducts(pb.ImportProductsRequest(entries=entries), metadata=shop.seller)
     ids = [r.product_id for r in reply.results]
     async with catalog_db.session(shop.tenant) as session:
-        assert await search_store.common_keys(session, frozenset({"material", "warranty"})) == frozenset()  # no stats
+        both = parse("attributes:material AND attributes:warranty")
+        assert (await search_store.attribute_index(session, both)).common == frozenset()  # no statistics yet
         await session.conn.execute(f'ANALYZE "{session.schema}".products')
-        assert await search_store.common_keys(session, frozenset({"material", "warranty", "absent"})) == {"material"}
+        three = parse("attributes:material OR attributes:warranty OR attributes.absent:*")
+        assert (await search_store.attribute_index(session, three)).common == {"material"}
     cases: list[tuple[str, Callable[[int], bool]]] = [
         ('category = "c1" AND attributes:material', lambda n: n % 3 == 1 and n % 5 != 0),
         ("attributes.material:* AND NOT attributes:warranty", lambda n: n % 5 != 0),

@@ -72,18 +72,27 @@ LEFT JOIN LATERAL (
 """)
 
 
-def condition(expr: Expr, p: Params, common: frozenset[str] = frozenset()) -> str:
-    """The SQL of a filter tree: its structure in the text, its values as parameters.
-    ``common``: attribute keys too common to be worth their index (``common_keys``)."""
+@dataclass(frozen=True)
+class AttributeIndex:
+    """How a filter's attribute restrictions are read (``attribute_index``): the keys too
+    common to be worth their index, and whether every product has its ``attribute_pairs``
+    (migration c0005; until the re-indexing it started ends, ``attributes`` is tested)."""
+
+    common: frozenset[str] = frozenset()
+    pairs: bool = False
+
+
+def condition(expr: Expr, p: Params, index: AttributeIndex = AttributeIndex()) -> str:
+    """The SQL of a filter tree: its structure in the text, its values as parameters."""
     if isinstance(expr, AllOf):
-        return "(" + " AND ".join(condition(o, p, common) for o in expr.operands) + ")"
+        return "(" + " AND ".join(condition(o, p, index) for o in expr.operands) + ")"
     if isinstance(expr, AnyOf):
-        return "(" + " OR ".join(condition(o, p, common) for o in expr.operands) + ")"
+        return "(" + " OR ".join(condition(o, p, index) for o in expr.operands) + ")"
     if isinstance(expr, Not):
-        return f"(NOT {condition(expr.operand, p, common)})"
+        return f"(NOT {condition(expr.operand, p, index)})"
     if isinstance(expr, HasKey):
-        return _has_key(expr.key, p, common)
-    return _compare(expr, p, common)
+        return _has_key(expr.key, p, index.common)
+    return _compare(expr, p, index)
 
 
 def _has_key(key: str, p: Params, common: frozenset[str]) -> str:
@@ -94,6 +103,17 @@ def _has_key(key: str, p: Params, common: frozenset[str]) -> str:
     with the other restrictions' few, which costs more than testing those few rows."""
     has = f"(attribute_keys @> ARRAY[{p(key, 'text')}])"
     return f"({has} IS TRUE)" if key in common else has
+
+
+def has_attributes(expr: Expr | None) -> bool:
+    """The filter restricts attributes (keys or values)."""
+    if expr is None:
+        return False
+    if isinstance(expr, AllOf | AnyOf):
+        return any(has_attributes(o) for o in expr.operands)
+    if isinstance(expr, Not):
+        return has_attributes(expr.operand)
+    return isinstance(expr, HasKey) or expr.member.name == "attribute"
 
 
 def filter_keys(expr: Expr | None) -> frozenset[str]:
@@ -113,33 +133,44 @@ def filter_keys(expr: Expr | None) -> frozenset[str]:
 
 # Keys more than this share of the tenant's products have (by the planner's statistics).
 COMMON_KEY_SHARE = 0.05
-COMMON_KEYS = Sql("""
-SELECT e.key FROM pg_stats s,
-     unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) AS e(key, share)
-WHERE s.schemaname = $1 AND s.tablename = 'products' AND s.attname = 'attribute_keys'
-  AND e.key = ANY($2::text[]) AND e.share > $3
+ATTRIBUTE_INDEX = Sql("""
+SELECT (SELECT reindex_after IS NULL FROM {schema}.search_settings) AS pairs, ARRAY(
+    SELECT e.key FROM pg_stats s,
+         unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) AS e(key, share)
+    WHERE s.schemaname = $1 AND s.tablename = 'products' AND s.attname = 'attribute_keys'
+      AND e.key = ANY($2::text[]) AND e.share > $3) AS common
 """)
 
 
-async def common_keys(session: Session, keys: frozenset[str]) -> frozenset[str]:
-    """Those of ``keys`` that more than COMMON_KEY_SHARE of the products have, by the table's
-    statistics (no statement when there are no keys)."""
-    if not keys:
-        return frozenset()
-    rows = await session.fetch(COMMON_KEYS, session.schema, sorted(keys), COMMON_KEY_SHARE)
-    return frozenset(r["key"] for r in rows)
+async def attribute_index(session: Session, expr: Expr | None) -> AttributeIndex:
+    """How ``expr``'s attribute restrictions are best read: those of its keys that more than
+    COMMON_KEY_SHARE of the products have, by the table's statistics, and whether
+    ``attribute_pairs`` is complete (one statement; none when it restricts no attribute)."""
+    if not has_attributes(expr):
+        return AttributeIndex()
+    row = await session.fetchrow(ATTRIBUTE_INDEX, session.schema, sorted(filter_keys(expr)), COMMON_KEY_SHARE)
+    assert row is not None
+    return AttributeIndex(frozenset(row["common"]), bool(row["pairs"]))
 
 
-def _compare(c: Compare, p: Params, common: frozenset[str]) -> str:
+def attribute_pair(key: str, value: str) -> str:
+    """The ``attribute_pairs`` element of an attribute (no key or value holds a control character)."""
+    return f"{key}\x1f{value}"
+
+
+def _compare(c: Compare, p: Params, index: AttributeIndex) -> str:
     name, value = c.member.name, c.value
     if name != "attribute":
         shown = value.value if isinstance(value, ProductStatus) else value
         return f"({_COLUMNS_OF[name]} {_SQL_OPS[c.op]} {p(shown, _CASTS[name])})"
     key = c.member.key
     if value is None:  # attributes.key:*
-        return _has_key(key, p, common)
+        return _has_key(key, p, index.common)
     if c.op in ("=", ":", "!="):
-        contains = f"(attributes @> {p(json.dumps({key: str(value)}), 'jsonb')})"
+        if index.pairs:
+            contains = f"(attribute_pairs @> ARRAY[{p(attribute_pair(key, str(value)), 'text')}])"
+        else:
+            contains = f"(attributes @> {p(json.dumps({key: str(value)}), 'jsonb')})"
         return f"(NOT {contains})" if c.op == "!=" else contains
     if isinstance(value, str):
         return f"((attributes ->> {p(key, 'text')}) {_SQL_OPS[c.op]} {p(value, 'text')})"
@@ -184,7 +215,7 @@ async def text_query(session: Session, text: str) -> TextQuery | None:
 
 
 def _where(search: Search, q: str | None, p: Params, along: str = "",
-           common: frozenset[str] = frozenset()) -> tuple[list[str], list[str]]:
+           index: AttributeIndex = AttributeIndex()) -> tuple[list[str], list[str]]:
     """What every matching product satisfies (visibility, filter, text), and the part of it
     that restricts the sort column ``along`` (``price``, ``create_time``) alone."""
     parts: list[str] = []
@@ -193,7 +224,7 @@ def _where(search: Search, q: str | None, p: Params, along: str = "",
         parts.append(f"status = ANY({p(sorted(s.value for s in search.statuses), 'text[]')})")
     if search.filter is not None:
         for conjunct in search.filter.operands if isinstance(search.filter, AllOf) else (search.filter,):
-            sql = condition(conjunct, p, common)
+            sql = condition(conjunct, p, index)
             parts.append(sql)
             if along and isinstance(conjunct, Compare) and conjunct.member.name == along:
                 on_key.append(sql)
@@ -229,15 +260,15 @@ def _after(key: str, cast: str, descending: bool, value: Any, product_id: str, p
 
 
 async def page(session: Session, search: Search, text: TextQuery | None, cursor: Cursor | None,
-               limit: int, common: frozenset[str] = frozenset()) -> Result:
+               limit: int, index: AttributeIndex = AttributeIndex()) -> Result:
     """Up to ``limit`` products after ``cursor`` in the search's order (the caller asks one
     more than it shows, to know whether another page follows)."""
     if search.ordering.key is SortKey.RELEVANCE:
         assert text is not None
-        return await _by_relevance(session, search, text, cursor, limit, common)
+        return await _by_relevance(session, search, text, cursor, limit, index)
     key, cast, along = _KEYS[search.ordering.key]
     p = Params()
-    where, on_key = _where(search, text.sql(p) if text is not None else None, p, along, common)
+    where, on_key = _where(search, text.sql(p) if text is not None else None, p, along, index)
     after = (_after(key, cast, search.ordering.descending, cursor.key, cursor.product_id, p)
              if cursor is not None else None)
     found = await bounded(session, PageQuery(p, where, on_key, None, key, search.ordering.descending, after), limit)
@@ -252,7 +283,7 @@ _NEGATION = re.compile(r"(^|\s)-")
 
 
 async def _by_relevance(session: Session, search: Search, text: TextQuery, cursor: Cursor | None,
-                        limit: int, common: frozenset[str]) -> Result:
+                        limit: int, index: AttributeIndex) -> Result:
     """Rank 1: the title alone matches (when the query excludes words, the whole product must
     match too); rank 2: the other matches. Within a rank newest first (oldest first when the
     order is reversed)."""
@@ -263,7 +294,7 @@ async def _by_relevance(session: Session, search: Search, text: TextQuery, curso
     for rank in ranks:
         p = Params()
         q = text.sql(p)
-        where, _ = _where(search, q if rank == 2 or _NEGATION.search(text.text) else None, p, common=common)
+        where, _ = _where(search, q if rank == 2 or _NEGATION.search(text.text) else None, p, index=index)
         title = title_match(q)
         if rank == 1:
             where.append(title)
@@ -308,11 +339,11 @@ def _facet_sql(spec: FacetSpec, source: str, p: Params) -> str:
 
 
 async def facets(session: Session, search: Search, text: TextQuery | None, spec: FacetSpec,
-                 common: frozenset[str] = frozenset()) -> Counted:
+                 index: AttributeIndex = AttributeIndex()) -> Counted:
     """Counts by category, attribute values and price bucket of every product the search matches:
     exact when at most FACET_EXACT_MAX match, else estimated from a fixed sample of the table."""
     p = Params()
-    parts, _ = _where(search, text.sql(p) if text is not None else None, p, common=common)
+    parts, _ = _where(search, text.sql(p) if text is not None else None, p, index=index)
     where = f" WHERE {' AND '.join(parts)}" if parts else ""
     matching, _ = await estimate(session, parts, p)
     if matching <= 2 * FACET_EXACT_MAX:  # the estimate may be off either way: try
@@ -324,7 +355,7 @@ async def facets(session: Session, search: Search, text: TextQuery | None, spec:
     pages = await session.fetchval(PAGES)
     percent = min(100.0, 100.0 * FACET_SAMPLE_PAGES / max(int(pages or 1), 1))
     p = Params()
-    parts, _ = _where(search, text.sql(p) if text is not None else None, p, common=common)
+    parts, _ = _where(search, text.sql(p) if text is not None else None, p, index=index)
     where = f" WHERE {' AND '.join(parts)}" if parts else ""
     sampled = (f"SELECT category, attributes, price_minor FROM {{schema}}.products "
                f"TABLESAMPLE SYSTEM ({p(percent, 'float8')}) REPEATABLE ({SAMPLE_SEED}){where}")
