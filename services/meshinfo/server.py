@@ -20,6 +20,7 @@ from services.meshinfo.health import MeshHealth
 from services.meshinfo.httpcheck import CheckServer
 from services.meshinfo.openapi import load_documents
 from services.meshinfo.reflection import HEALTH, REFLECTION, mesh_pool, reflected_names
+from services.runtime import gc_policy
 from services.runtime.settings import Settings
 
 log = structlog.get_logger("commerce.meshinfo")
@@ -63,6 +64,7 @@ async def create_server(settings: Settings, address: str, check_port: int | None
 
 async def serve(settings: Settings) -> None:
     running = await create_server(settings, f"{settings.host}:{settings.meshinfo_port}")
+    gc_policy.settle_after_start()
     log.info("serving", address=f"{settings.host}:{running.port}", body_check_port=running.check_port,
              services=settings.edge_services)
     stop = asyncio.Event()
