@@ -10,6 +10,7 @@ work on the same tenant take turns batch by batch.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import structlog
 
@@ -22,6 +23,7 @@ from services.runtime.tasks import cancel_and_wait
 
 log = structlog.get_logger("commerce.catalog.search")
 REINDEX_BATCH = 2000
+RETRY_SECONDS = 60.0  # a re-indexing that failed here is not resumed by searches before this
 
 
 class SearchLanguages:
@@ -30,6 +32,7 @@ class SearchLanguages:
         self._searches = searches
         self._batch = batch
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._failed: dict[str, float] = {}  # tenant -> when its re-indexing last failed here (monotonic)
         self._resume: asyncio.Task[None] | None = None
 
     async def get(self, tenant_id: str) -> tuple[Settings, list[str]]:
@@ -54,6 +57,14 @@ class SearchLanguages:
         if running is None or running.done():
             self._tasks[tenant_id] = asyncio.create_task(self._reindex(tenant_id), name=f"reindex-{tenant_id}")
 
+    def resume(self, tenant_id: str) -> None:
+        """Like ``reindex``, for a search that found the tenant's re-indexing unfinished (it may
+        run on another replica, or have been left by a migration after this one started), but
+        not again within RETRY_SECONDS of a failure here: searches come many a second."""
+        failed = self._failed.get(tenant_id)
+        if failed is None or time.monotonic() - failed >= RETRY_SECONDS:
+            self.reindex(tenant_id)
+
     async def _reindex(self, tenant_id: str) -> None:
         try:
             while True:
@@ -65,9 +76,10 @@ class SearchLanguages:
                     return
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # picked up again at the next start
-            log.warning("re-indexing stopped; it resumes when the service starts again", tenant=tenant_id,
-                        error=str(exc))
+        except Exception as exc:  # picked up again at the next start, or by a search (resume)
+            self._failed[tenant_id] = time.monotonic()
+            log.warning("re-indexing stopped; it resumes at the next start, or at a search a minute from now",
+                        tenant=tenant_id, error=str(exc))
 
     async def start(self) -> None:
         self._resume = asyncio.create_task(self._resume_unfinished(), name="reindex-resume")

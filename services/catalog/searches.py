@@ -54,8 +54,8 @@ class Listing:
 
 class ProductSearch:
     def __init__(self, db: Database, cache: SearchCache, reindex: Callable[[str], None] = lambda _: None) -> None:
-        """``reindex(tenant_id)``: starts the tenant's re-indexing unless it runs here already
-        (SearchLanguages.reindex)."""
+        """``reindex(tenant_id)``: resumes the tenant's unfinished re-indexing unless it runs here
+        already (SearchLanguages.resume)."""
         self._db = db
         self._cache = cache
         self._reindex = reindex

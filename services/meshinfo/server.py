@@ -63,8 +63,8 @@ async def create_server(settings: Settings, address: str, check_port: int | None
 
 
 async def serve(settings: Settings) -> None:
-    running = await create_server(settings, f"{settings.host}:{settings.meshinfo_port}")
     gc_policy.settle_after_start()
+    running = await create_server(settings, f"{settings.host}:{settings.meshinfo_port}")
     log.info("serving", address=f"{settings.host}:{running.port}", body_check_port=running.check_port,
              services=settings.edge_services)
     stop = asyncio.Event()

@@ -124,13 +124,13 @@ async def _main(name: str, build: Callable[[Settings], Awaitable[App]]) -> None:
     if telemetry.configure(name, settings):
         log.info("tracing on", endpoint=settings.otlp_traces_url(), sampler=settings.otel_traces_sampler or "default")
     app = await build(settings)
+    gc_policy.settle_after_start()
     port = settings.port_of(name)
     if settings.metrics_port_offset:
         start_http_server(port + settings.metrics_port_offset, addr=settings.host)
     running = await create_server(app, f"{settings.host}:{port}", settings.health_probe_seconds,
                                   failures_to_not_serving=settings.health_failures_to_not_serving,
                                   stall_seconds=settings.liveness_stall_seconds)
-    gc_policy.settle_after_start()
     log.info("serving", address=f"{settings.host}:{running.port}", services=[s.full_name for s in app.services])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

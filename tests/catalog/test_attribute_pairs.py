@@ -17,18 +17,22 @@ import asyncio
 import json
 from collections.abc import Callable
 
+import pytest
 from alembic import command
 from commerce.catalog.v1 import catalog_pb2 as pb
 from google.protobuf import field_mask_pb2
 from sqlalchemy import Connection, text
 
+from services.catalog.cache import SearchCache
 from services.catalog.domain.filtering import parse
+from services.catalog.languages import RETRY_SECONDS, SearchLanguages
 from services.catalog.store import search as search_store
 from services.catalog.store import search_settings
 from services.catalog.store.pages import Params
 from services.devmesh.postgres import Postgres
 from services.runtime import migrations
 from services.runtime.db import Database, ensure_database
+from services.runtime.sql import Session
 from tests.catalog.conftest import Shop, product
 from tests.runtime.test_migrations import CATALOG_SCRIPTS
 
@@ -235,3 +239,40 @@ async def test_the_migration_starts_a_reindexing_only_where_products_exist_and_d
                                           "WHERE product_id = 'prd_new'")) == ["color"]
     finally:
         await db.dispose()
+
+
+async def test_searches_resume_an_unfinished_reindexing_but_not_again_right_after_it_failed(
+        shop: Shop, catalog_db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every attribute search of a tenant whose re-indexing is unfinished asks to resume it: a
+    failing one (a timeout, say) must not be started again by each of them."""
+    attempts: list[str] = []
+
+    async def failing(session: Session, size: int) -> bool:
+        attempts.append(session.schema)
+        raise RuntimeError("canceling statement due to statement timeout")
+
+    monkeypatch.setattr(search_settings, "reindex_batch", failing)
+    languages = SearchLanguages(catalog_db, SearchCache())
+    languages.resume(shop.tenant)
+    await _settled(languages)
+    assert len(attempts) == 1
+    for _ in range(5):
+        languages.resume(shop.tenant)
+        await _settled(languages)
+    assert len(attempts) == 1  # within RETRY_SECONDS of the failure
+    languages.reindex(shop.tenant)  # a change of language (or a start) does not wait
+    await _settled(languages)
+    assert len(attempts) == 2
+    languages._failed[shop.tenant] -= RETRY_SECONDS
+    languages.resume(shop.tenant)
+    await _settled(languages)
+    assert len(attempts) == 3
+    await languages.stop()
+
+
+async def _settled(languages: SearchLanguages) -> None:
+    for _ in range(100):
+        if all(task.done() for task in languages._tasks.values()):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the re-indexing task never ended")

@@ -5,8 +5,9 @@ against the tests' real PostgreSQL:
   brought to the head, and cannot change a schema itself;
 - a service started without migrating refuses a schema older than it needs, naming it and the
   step to run; a schema at a revision it does not know (a later release) is served;
-- the previous release's catalog (the code of `main`, or COMMERCE_PREVIOUS_RELEASE) serves on a
-  schema migrated by this code: the expand/contract rule holds."""
+- the previous release's catalog (the code of `main`, on `main` the code just before its newest
+  migration, or COMMERCE_PREVIOUS_RELEASE) serves on a schema migrated by this code: the
+  expand/contract rule holds."""
 
 from __future__ import annotations
 
@@ -153,15 +154,23 @@ def _commit(ref: str) -> str | None:
     return found.stdout.strip() if found.returncode == 0 else None
 
 
+def _before_newest_migration() -> str:
+    """The first parent of the newest commit that changed a service's migrations (main itself:
+    the code that last ran on the schema before it), or HEAD^1 when git cannot tell."""
+    newest = subprocess.run(["git", "log", "-1", "--format=%H", "HEAD", "--", "services/*/migrations/versions/*"],
+                            cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+    return f"{newest}^1" if newest else "HEAD^1"
+
+
 def _previous_release() -> str:
     """COMMERCE_PREVIOUS_RELEASE, else where this code left main (a branch), else main before
-    its last change (main itself: the first parent of HEAD)."""
+    its newest migration."""
     ref = os.environ.get("COMMERCE_PREVIOUS_RELEASE")
     if not ref:
         head, main = _commit("HEAD"), _commit("main")
         base = subprocess.run(["git", "merge-base", "HEAD", "main"], cwd=ROOT, capture_output=True, text=True,
                               check=False).stdout.strip() if main else ""
-        ref = base if base and base != head else "HEAD^1"
+        ref = base if base and base != head else _before_newest_migration()
     commit = _commit(ref)
     if commit is None:
         pytest.skip(f"no git commit {ref!r} to take the previous release from")
