@@ -21,7 +21,10 @@ from dataclasses import dataclass
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
-DOMAIN = "commerce-mesh"
+from services.edge.ratelimit import RETRY_AFTER_SECONDS
+from services.runtime.errors import ERROR_DOMAIN
+
+DOMAIN = ERROR_DOMAIN
 # JSON nested deeper than this is refused before anything runs (no request message nests half as deep).
 MAX_JSON_DEPTH = 32
 MAX_BODY_BYTES = 1024 * 1024
@@ -98,7 +101,7 @@ REFUSALS: tuple[Refusal, ...] = (
             "a JWT whose header or claims cannot be read",
             'response.code_details.startsWith("jwt_authn_access_denied")'),
     Refusal("RATE_LIMITED", 429, "RESOURCE_EXHAUSTED",
-            "rate limit exceeded: retry after 1 s (see retry-after, x-ratelimit-*)",
+            f"rate limit exceeded: retry after {RETRY_AFTER_SECONDS} s (see retry-after, x-ratelimit-*)",
             "more calls than the user's, tenant's or (without a token) address's bucket holds",
             'response.code_details == "local_rate_limited"'),
     Refusal("UNKNOWN_METHOD", 404, "NOT_FOUND", "no such method or path",

@@ -43,6 +43,8 @@ Migrate = Callable[[str], Awaitable[None]]
 
 # Schemas one statement of ``schemas_where`` looks into.
 SCHEMAS_PER_STATEMENT = 500
+# A background migration that failed is tried again after this, doubling up to the maximum.
+MIGRATION_RETRY_SECONDS, MIGRATION_RETRY_MAX_SECONDS = 1.0, 60.0
 
 TENANT_ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{2,31}$")
 SCHEMA_PREFIX = "t_"
@@ -316,14 +318,23 @@ class Database:
         return not self._pending
 
     async def _migrate_pending(self) -> None:
+        """Passes over the pending schemas in order; one that fails (the database went away, or
+        its migration cannot apply) waits for the next pass, so it never holds up the others.
+        Passes that leave some behind are spaced out, longer each time (up to a minute)."""
         started, total = asyncio.get_running_loop().time(), len(self._pending)
+        pause = MIGRATION_RETRY_SECONDS
         while self._pending:
-            schema = min(self._pending)
-            try:
-                await self._bring_up(schema)
-            except Exception as exc:  # the database went away: try again shortly
-                log.warning("background migration failed; retrying", schema=schema, error=str(exc))
-                await asyncio.sleep(1.0)
+            for schema in sorted(self._pending):
+                if schema not in self._pending:  # a request brought it up meanwhile
+                    continue
+                try:
+                    await self._bring_up(schema)
+                except Exception as exc:
+                    log.warning("background migration failed; it is tried again", schema=schema, error=str(exc),
+                                retry_seconds=pause)
+            if self._pending:
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, MIGRATION_RETRY_MAX_SECONDS)
         log.info("every tenant schema migrated", database=self.database, schemas=total,
                  seconds=round(asyncio.get_running_loop().time() - started, 1))
 

@@ -8,6 +8,9 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+# The ErrorInfo domain of every error the mesh gives, from a service or from the edge.
+ERROR_DOMAIN = "commerce-mesh"
+
 
 @dataclass(frozen=True)
 class FieldViolation:

@@ -19,6 +19,7 @@ from services.runtime import telemetry
 from services.runtime.access import AccessRule
 from services.runtime.context import ANONYMOUS, Caller, reset_caller, reset_deadline, set_caller, set_deadline
 from services.runtime.errors import (
+    ERROR_DOMAIN,
     DomainError,
     InvalidArgument,
     PermissionDenied,
@@ -30,7 +31,6 @@ from services.runtime.events.tracing import reset_traceparent, set_traceparent
 from services.runtime.tokens import TokenVerifier, bearer_token
 
 log = structlog.get_logger("commerce.rpc")
-ERROR_DOMAIN = "commerce-mesh"
 # Methods outside commerce.* (health, reflection) carry no access rule and need no token.
 _OPEN_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
 

@@ -73,3 +73,28 @@ async def test_start_up_serves_schemas_at_the_latest_revision_at_once_and_migrat
         assert {revisions[s] for s in ("t_lazy_a", "t_lazy_b", "t_lazy_old", "t_lazy_older")} == {head}
     finally:
         await db.dispose()
+
+
+async def test_a_schema_whose_migration_keeps_failing_holds_up_no_other(postgres: Postgres) -> None:
+    """The background migration tries the pending schemas in order; one that cannot migrate
+    (here: always) waits for the next pass instead of being retried before the others."""
+    attempts: list[str] = []
+
+    async def migrate(schema: str) -> None:
+        attempts.append(schema)
+        if schema == "t_broken":
+            raise RuntimeError("relation already exists")
+
+    db = Database(postgres.url, "rt_failing", pool_size=1)
+    try:
+        db.migrate_lazily(["t_broken", "t_fine_a", "t_fine_b"], migrate)
+        deadline = asyncio.get_running_loop().time() + 10
+        while not {"t_fine_a", "t_fine_b"} <= set(attempts):
+            assert asyncio.get_running_loop().time() < deadline, attempts
+            await asyncio.sleep(0.01)
+        assert attempts[:3] == ["t_broken", "t_fine_a", "t_fine_b"]  # one pass, in order
+        assert await db.migrations_done() is False  # the broken one is still pending, and said so
+        await asyncio.sleep(1.2)  # the next pass, after its pause: the broken one alone
+        assert attempts[3:] == ["t_broken"]
+    finally:
+        await db.dispose()
