@@ -15,7 +15,7 @@ from google.protobuf.message import Message
 from nats.aio.msg import Msg
 
 from services.devmesh.nats import Nats
-from services.runtime.db import Database
+from services.runtime.db import Database, schema_for
 from services.runtime.events import naming
 from services.runtime.events.consumer import DLQ_REASON, EventConsumer
 from services.runtime.events.outbox import emit
@@ -221,12 +221,18 @@ async def test_inbox_entries_older_than_the_stream_keeps_events_are_forgotten(
     old, now = datetime.now(UTC) - timedelta(days=30), datetime.now(UTC)
     async with db.tenant(tenant) as conn:
         await conn.execute(inbox.insert(), [
-            {"consumer": name, "event_id": "ancient", "processed_time": old},
+            *({"consumer": name, "event_id": f"ancient-{n}", "processed_time": old} for n in range(23)),
             {"consumer": name, "event_id": "recent", "processed_time": now},
             {"consumer": "someone-else", "event_id": "ancient", "processed_time": old},
         ])
+        await conn.execute(sa.text("SET LOCAL enable_seqscan = off"))  # a few rows: the planner would scan
+        plan = "\n".join(r[0] for r in await conn.execute(sa.text(
+            f"EXPLAIN SELECT event_id FROM \"{schema_for(tenant)}\".inbox WHERE consumer = 'c' "
+            "AND processed_time < now()")))
+        assert "inbox_consumer_processed" in plan  # the age index is there, and serves the cleanup's query
     consumer = EventConsumer(db, settings, durable=name, subjects=[f"commerce.order.v1.*.{tenant}"],
-                             handler=recording([]), inbox_retention_seconds=86400, cleanup_every_seconds=0.1)
+                             handler=recording([]), inbox_retention_seconds=86400, cleanup_every_seconds=0.1,
+                             forget_batch=5)  # 23 old entries: five batches
     consumers.append(consumer)
     await consumer.start()
 

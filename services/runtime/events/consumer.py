@@ -60,7 +60,12 @@ FIRST_TIME_SQL = Sql("INSERT INTO {schema}.inbox (consumer, event_id, processed_
 FIRST_TIMES_SQL = Sql("INSERT INTO {schema}.inbox (consumer, event_id, processed_time) "
                       "SELECT $1, e, now() FROM unnest($2::text[]) AS e "
                       "ON CONFLICT DO NOTHING RETURNING event_id")
-FORGET_SQL = Sql("DELETE FROM {schema}.inbox WHERE consumer = $1 AND processed_time < $2")
+# A batch of a consumer's entries older than the cutoff (the inbox's age index finds them).
+FORGET_SQL = Sql("""
+DELETE FROM {schema}.inbox i USING (
+    SELECT consumer, event_id FROM {schema}.inbox WHERE consumer = $1 AND processed_time < $2 LIMIT $3) old
+WHERE i.consumer = old.consumer AND i.event_id = old.event_id""")
+FORGET_BATCH = 5000  # entries deleted a statement (a transaction): short locks, bounded WAL bursts
 
 CONSUMED = Counter("commerce_events_consumed_total", "Events applied by a consumer", ["consumer"])
 DUPLICATES = Counter("commerce_events_duplicate_total", "Redelivered events skipped thanks to the inbox",
@@ -123,11 +128,12 @@ class EventConsumer:
                  script_location: Path | None = None, nats_url: str | None = None,
                  inbox_retention_seconds: float = naming.STREAM_MAX_AGE_SECONDS + 86400.0,
                  cleanup_every_seconds: float = 3600.0, together: bool = True, parallel: int = 1,
-                 prepare: Prepare | None = None) -> None:
+                 prepare: Prepare | None = None, forget_batch: int = FORGET_BATCH) -> None:
         """``script_location``: when given, an event of a tenant whose schema does not
         exist yet in ``db`` creates it (Alembic upgrade) instead of failing.
         Inbox entries older than ``inbox_retention_seconds`` (longer than JetStream keeps
-        events, so their event cannot come back) are deleted every ``cleanup_every_seconds``.
+        events, so their event cannot come back) are deleted every ``cleanup_every_seconds``,
+        ``forget_batch`` a statement.
         ``together``: events of one pull and tenant share a transaction (False: one transaction
         each, for handlers whose effect outside the database must not be repeated when others
         fail; then up to ``parallel`` of them are applied at once, for handlers that wait on
@@ -152,6 +158,7 @@ class EventConsumer:
                                    replicas=settings.nats_stream_replicas, auth=NatsAuth.of(settings))
         self._inbox_retention = inbox_retention_seconds
         self._cleanup_every = cleanup_every_seconds
+        self._forget_batch = forget_batch
         self._tasks: list[asyncio.Task[None]] = []
         self._subscribed = asyncio.Event()
         for series in (CONSUMED, DUPLICATES, FAILED, DEAD):  # at 0 from the start, so rules see them
@@ -176,10 +183,17 @@ class EventConsumer:
             try:
                 for schema in sorted(await self._db.tenant_schemas()):
                     with contextlib.suppress(asyncpg.UndefinedTableError):  # a schema without an inbox
-                        async with self._db.session_in(schema) as session:
-                            await session.execute(FORGET_SQL, self.durable, cutoff)
+                        await self._forget_in(schema, cutoff)
             except Exception as exc:
                 log.warning("inbox cleanup failed; will retry", consumer=self.durable, error=str(exc))
+
+    async def _forget_in(self, schema: str, cutoff: datetime) -> None:
+        """Deletes the consumer's entries of ``schema`` older than ``cutoff``, a batch a statement."""
+        while True:
+            async with self._db.session_in(schema) as session:
+                status = await session.execute(FORGET_SQL, self.durable, cutoff, self._forget_batch)
+            if int(status.split()[-1]) < self._forget_batch:
+                return
 
     async def _measure(self) -> None:
         pending = PENDING.labels(self.durable)
