@@ -69,8 +69,10 @@ def json_path(path: str) -> str:
 
 def in_json_names(error: InvalidArgument) -> InvalidArgument:
     """The same refusal with its field paths (and message) as a REST caller spells them."""
-    return InvalidArgument([FieldViolation(json_path(v.field), v.description) for v in error.violations],
-                           reason=error.reason)
+    renamed = InvalidArgument([FieldViolation(json_path(v.field), v.description) for v in error.violations],
+                              reason=error.reason)
+    renamed.metadata = dict(error.metadata)
+    return renamed
 
 
 class NotFound(DomainError):

@@ -167,6 +167,8 @@ def test_search_with_filter_order_and_facets_through_the_edge(rest: httpx.Client
     bad = rest.get("/v1/products", headers=shop_a.customer.auth, params={"filter": "price >"})
     assert bad.status_code == 400
     assert bad.json()["details"][1]["fieldViolations"][0]["field"] == "filter"
+    info = bad.json()["details"][0]  # the same ErrorInfo a gRPC caller gets, its metadata included
+    assert info["reason"] == "INVALID_FILTER" and info["metadata"]["position"] == "8", info
 
 
 def test_import_and_export_through_the_edge(rest: httpx.Client, shop_a: Shop) -> None:
