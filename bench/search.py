@@ -128,8 +128,7 @@ AT_REST = ("products", "search_terms")
 async def _settled(harness: Harness) -> str:
     """Waits until autovacuum has vacuumed and analyzed the products and the search vocabulary
     after the import, as it does on its own (or does it, after STATS_WAIT_S): the searches are
-    measured on tables at rest, not beside their first vacuum. (Before the vocabulary has
-    statistics, the planner reads all of it for a word it does not know: 60-130 ms a search.)"""
+    measured on tables at rest, not beside their first vacuum."""
     conn = await asyncpg.connect(harness.dsn(harness.database_of("catalog")))
     try:
         query = ("SELECT t.relname, t.n_live_tup, t.n_mod_since_analyze, t.n_ins_since_vacuum, t.last_autoanalyze, "
