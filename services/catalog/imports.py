@@ -72,7 +72,8 @@ class Importer:
         if not items:
             return results
         async with self._db.transaction(tenant_id) as session:
-            written = await store.write(session, items, LOW_STOCK_THRESHOLD)
+            written = await store.write(session, items, LOW_STOCK_THRESHOLD,
+                                        {e.product_id for e in found.values()})
             rows = events.products_imported_rows(tenant_id, written.created, written.updated)
             skus = {p.fields.sku: p.product_id for p in (*written.created, *written.updated)}
             known = {**{sku: e.product_id for sku, e in found.items()}, **skus}

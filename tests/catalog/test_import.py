@@ -173,3 +173,18 @@ async def test_concurrent_imports_and_reservations_of_the_same_products_never_de
     for product_id in ids:
         on_hand, reserved, available = await stockroom.stock(product_id)
         assert on_hand in (40, 45) and 0 <= reserved <= on_hand and available == on_hand - reserved
+
+
+async def test_the_same_new_entries_imported_twice_at_once_are_created_once_and_neither_call_fails(
+        shop: Shop, stockroom: Stockroom) -> None:
+    """A client retrying an import whose first call is still running: both calls found the skus
+    new, one creates them, the other finds them created alike (and leaves their stock as set)."""
+    for round_ in range(5):
+        entries = [_entry(f"TWICE-{round_}-{n}", 5, title=f"Twice {n}") for n in range(20)]
+        replies = await asyncio.gather(_import(shop, *entries), _import(shop, *entries))
+        ids = [[r.product_id for r in reply.results] for reply in replies]
+        assert ids[0] == ids[1] and all(ids[0])
+        assert sorted(o for reply in replies for o in set(_outcomes(reply))) in (["CREATED", "UNCHANGED"],
+                                                                                 ["CREATED"], ["UNCHANGED"])
+        assert sum(reply.created_count for reply in replies) == 20
+        assert {await stockroom.stock(pid) for pid in ids[0]} == {(5, 0, 5)}

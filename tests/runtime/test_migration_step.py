@@ -63,6 +63,18 @@ async def _as_superuser(postgres: Postgres, database: str, *statements: str) -> 
         await conn.close()
 
 
+async def _serves(port: int, keys: TestKeys, tenant: str, sku: str) -> None:
+    """The catalog on ``port`` writes and reads the tenant's schema: a product created, read back
+    and listed (the tenant has no other)."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = catalog_pb2_grpc.CatalogServiceStub(channel)
+        seller = keys.metadata(tenant=tenant, roles=["seller"])
+        created = (await stub.CreateProduct(pb.CreateProductRequest(product=product(sku)), metadata=seller)).product
+        read = await stub.GetProduct(pb.GetProductRequest(product_id=created.product_id), metadata=seller)
+        listed = await stub.ListProducts(pb.ListProductsRequest(page_size=10), metadata=seller)
+        assert read.product.sku == sku and [p.sku for p in listed.products] == [sku]
+
+
 async def test_every_service_is_migrated_by_the_step_and_a_second_run_changes_nothing(postgres: Postgres) -> None:
     settings = Settings(database_url=postgres.url, database_prefix=_prefix())
     for service, (scripts, extra) in STEPS.items():
@@ -100,13 +112,7 @@ async def test_a_service_without_ddl_rights_serves_on_schemas_the_step_migrated(
     running, _ = await start_catalog(Settings(database_url=dml_url, database_prefix=prefix, migrate_on_start=False),
                                      keys)
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-            stub = catalog_pb2_grpc.CatalogServiceStub(channel)
-            seller = keys.metadata(tenant="shop-dml", roles=["seller"])
-            created = (await stub.CreateProduct(pb.CreateProductRequest(product=product("DML-1")),
-                                                metadata=seller)).product
-            read = await stub.GetProduct(pb.GetProductRequest(product_id=created.product_id), metadata=seller)
-            assert read.product.sku == "DML-1"
+        await _serves(running.port, keys, "shop-dml", "DML-1")
     finally:
         await running.stop(0)
     conn = await asyncpg.connect(dml_url.replace("/postgres", f"/{database}"))
@@ -240,14 +246,7 @@ async def test_the_previous_release_serves_on_a_schema_this_code_migrated(
     process = await asyncio.to_thread(_start, previous_code, env, log)
     try:
         await asyncio.to_thread(_wait_serving, port, process, log)
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = catalog_pb2_grpc.CatalogServiceStub(channel)
-            seller = keys.metadata(tenant="shop-prev", roles=["seller"])
-            created = (await stub.CreateProduct(pb.CreateProductRequest(product=product("PREV-1")),
-                                                metadata=seller)).product
-            read = await stub.GetProduct(pb.GetProductRequest(product_id=created.product_id), metadata=seller)
-            listed = await stub.ListProducts(pb.ListProductsRequest(page_size=10), metadata=seller)
-            assert read.product.sku == "PREV-1" and [p.sku for p in listed.products] == ["PREV-1"]
+        await _serves(port, keys, "shop-prev", "PREV-1")
     finally:
         process.terminate()
         await asyncio.to_thread(process.wait, 15)

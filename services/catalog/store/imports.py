@@ -89,9 +89,10 @@ async def existing(session: Session, skus: Sequence[str]) -> dict[str, Existing]
 
 
 async def write(session: Session, items: Sequence[tuple[Accepted, str, str]],
-                low_stock_threshold: int) -> Written:
+                low_stock_threshold: int, existed: set[str]) -> Written:
     """Writes ``items`` (entry, product id to create it with, status to write) in the session's
-    transaction. Raises asyncpg.CheckViolationError when an on_hand is now below what is reserved."""
+    transaction; ``existed``: those ids that are of products already there. Raises
+    asyncpg.CheckViolationError when an on_hand is now below what is reserved."""
     rows = await session.fetch(
         UPSERT, [pid for _, pid, _ in items], [a.fields.sku for a, _, _ in items],
         [a.fields.title for a, _, _ in items], [a.fields.description for a, _, _ in items],
@@ -107,7 +108,8 @@ async def write(session: Session, items: Sequence[tuple[Accepted, str, str]],
         sku = accepted.fields.sku
         if sku in new_ids:
             stock[new_ids[sku]] = accepted.on_hand or 0
-        elif accepted.on_hand is not None:
+        elif accepted.on_hand is not None and (sku in ids_of or product_id in existed):
+            # (neither: another import created it alike since we looked; it is left as that one set it)
             stock[ids_of.get(sku, product_id)] = accepted.on_hand
     changed: list[asyncpg.Record] = []
     if stock:
