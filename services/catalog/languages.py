@@ -17,7 +17,7 @@ import structlog
 from services.catalog.cache import SearchCache
 from services.catalog.store import search_settings as store
 from services.catalog.store.search_settings import Settings
-from services.runtime.db import Database, tenant_of
+from services.runtime.db import Database, looking_around, tenant_of
 from services.runtime.errors import InvalidArgument
 from services.runtime.tasks import cancel_and_wait
 
@@ -86,10 +86,14 @@ class SearchLanguages:
 
     async def _resume_unfinished(self) -> None:
         try:
-            for schema in sorted(await self._db.tenant_schemas()):
-                async with self._db.session_in(schema) as session:
-                    if (await store.get(session)).reindexing:
-                        self.reindex(tenant_of(schema))
+            unfinished = []
+            with looking_around():  # reading every tenant's settings is not a use of its schema
+                for schema in sorted(await self._db.tenant_schemas()):
+                    async with self._db.session_in(schema) as session:
+                        if (await store.get(session)).reindexing:
+                            unfinished.append(tenant_of(schema))
+            for tenant_id in unfinished:
+                self.reindex(tenant_id)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

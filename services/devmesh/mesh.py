@@ -93,7 +93,8 @@ def _port_taken(host: str, port: int) -> bool:
 def free_metrics_offset(ports: dict[str, Any], served: list[int]) -> int:
     """A metrics port offset for which every port of ``served`` + offset is free and not in ``ports``."""
     # below the ephemeral range too, when the served ports leave room for it (free_port's do)
-    top = ephemeral_ports()[0] if max(served) + 1000 < ephemeral_ports()[0] else 65535
+    ephemeral = ephemeral_ports()[0]
+    top = ephemeral if max(served) + 1000 < ephemeral else 65535
     for _ in range(200):
         offset = random.randrange(1000, top - max(served))
         if all(not _port_taken("127.0.0.1", port + offset) and port + offset not in ports.values()
@@ -494,17 +495,6 @@ class Mesh:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    def dead(self) -> list[str]:
-        """Processes that stopped on their own, with their exit codes."""
-        out = [f"{name} (exit {p.exit_code()}, log {p.log_file})" for name, p in self.processes.items()
-               if not p.alive()]
-        if self.envoy is not None and not self.envoy.process.alive():
-            out.append(f"envoy (exit {self.envoy.process.exit_code()}, log {self.envoy.process.log_file})")
-        for server, label in ((self.postgres, "postgres"), (self.nats, "nats")):
-            if server is not None and server.process is not None and server.process.poll() is not None:
-                out.append(f"{label} (exit {server.process.returncode}, log {server.log_file})")
-        return out
 
 
 def _poll(server: Postgres | Nats) -> Callable[[], int | None]:

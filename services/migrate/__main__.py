@@ -11,13 +11,12 @@ import structlog
 from services.migrate import STEPS
 from services.runtime import logs
 from services.runtime.bootstrap import migrate_database
-from services.runtime.settings import load_settings
+from services.runtime.settings import Settings, load_settings
 
 log = structlog.get_logger("commerce.migrate")
 
 
-async def _run(services: list[str]) -> None:
-    settings = load_settings()
+async def _run(settings: Settings, services: list[str]) -> None:
     for service in services:
         started = time.monotonic()
         scripts, extra = STEPS[service]
@@ -33,7 +32,7 @@ def main(argv: list[str]) -> int:
     if unknown or "-h" in argv or "--help" in argv:
         print(__doc__.replace("see services/migrate/__init__.py", "services: " + ", ".join(STEPS)), file=sys.stderr)
         return 0 if not unknown else 2
-    asyncio.run(_run(argv or list(STEPS)))
+    asyncio.run(_run(settings, argv or list(STEPS)))
     return 0
 
 

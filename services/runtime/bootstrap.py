@@ -51,7 +51,7 @@ async def migrate_database(settings: Settings, service: str, script_location: Pa
     name = settings.database_name(service)
     url = settings.migration_database_url or settings.database_url
     await ensure_database(url, name)
-    db = Database(url, name, 1, ddl_url=url)
+    db = Database(url, name, 1)  # its DDL engine is this one
     try:
         for schema, scripts in (extra_schemas or {}).items():
             await upgrade_schema(db, schema, scripts)

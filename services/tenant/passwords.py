@@ -9,7 +9,7 @@ at most ``concurrency`` run at once, on threads of their own (never the loop's d
 executor, which allows cores + 4). A call waits for a free slot at most ``queue_seconds``
 (less when its gRPC deadline comes sooner), then answers RESOURCE_EXHAUSTED
 ``PASSWORD_HASHING_BUSY``: a burst of logins costs time, never the pod's memory
-(measured by ``python -m bench passwords``; the tenant pod's limit is sized from it).
+(measured by ``python -m bench.passwords``; the tenant pod's limit is sized from it).
 """
 
 from __future__ import annotations

@@ -30,7 +30,10 @@ STALL = 1.0
 
 @pytest.fixture
 async def catalog(postgres: Postgres, keys: TestKeys) -> AsyncIterator[tuple[Running, Database]]:
-    settings = Settings(database_url=postgres.url, database_prefix="cathealthload", db_pool_size=2)
+    # a short probe timeout: were the probe to use the saturated pool, three failures would come
+    # within the test's window (with the default 2 s, after it)
+    settings = Settings(database_url=postgres.url, database_prefix="cathealthload", db_pool_size=2,
+                        health_probe_timeout_seconds=0.2)
     running, db = await start_catalog(settings, keys, probe_seconds=0.1, stall_seconds=STALL)
     yield running, db
     await running.stop(0)

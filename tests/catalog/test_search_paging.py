@@ -136,3 +136,17 @@ async def test_a_token_is_refused_with_another_query_filter_or_order_and_kept_ac
         await shop.stub.ListProducts(pb.ListProductsRequest(query="pebble", filter="price >= 0", order_by="price",
                                                             page_token=token), metadata=shop.seller)
     assert violated_fields(caught.value) == ["page_token"]
+
+
+async def test_a_page_token_after_the_longest_title_of_emoji_is_accepted(shop: Shop) -> None:
+    """The token holds the title sorted on; JSON writes each emoji as 12 bytes."""
+    titles = ["\U0001F600" * 200, "\U0001F601" * 200]
+    for n, title in enumerate(titles):
+        await shop.stub.CreateProduct(pb.CreateProductRequest(product=product(f"EMO-{n}", title=title)),
+                                      metadata=shop.seller)
+    first = await shop.stub.ListProducts(pb.ListProductsRequest(order_by="title", page_size=1), metadata=shop.customer)
+    assert first.next_page_token
+    second = await shop.stub.ListProducts(pb.ListProductsRequest(order_by="title", page_size=1,
+                                                                 page_token=first.next_page_token),
+                                          metadata=shop.customer)
+    assert [p.title for p in (*first.products, *second.products)] == titles

@@ -4,8 +4,6 @@ a deleted customer's cart is gone."""
 
 from __future__ import annotations
 
-import time
-
 import httpx
 
 from services.devmesh.mesh import Mesh
@@ -67,9 +65,7 @@ def test_deleting_a_customer_deletes_their_cart(mesh: Mesh, rest: httpx.Client, 
     assert carts_of(buyer) == 1
     deleted = rest.delete(f"/v1/tenants/{shop.tenant_id}/users/{buyer.subject}", headers=admin.auth)
     assert deleted.status_code == 200, deleted.text
-    started = time.monotonic()
     wait_until("the deleted customer's cart deleted", lambda: carts_of(buyer) == 0, 15)
-    assert time.monotonic() - started < 15
     assert count(mesh, "cart", f"SELECT count(*) FROM {schema}.cart_lines l JOIN {schema}.carts c "
                                f"USING (cart_id) WHERE c.customer_id = '{buyer.subject}'") == 0
     assert carts_of(other) == 1  # nobody else's

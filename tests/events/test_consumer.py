@@ -238,8 +238,10 @@ async def test_inbox_entries_older_than_the_stream_keeps_events_are_forgotten(
 
     async def forgotten() -> bool:
         return int(await scalar(db, tenant, "SELECT count(*) FROM {schema}.inbox WHERE consumer = :c", c=name)) == 1
+    db.used_at.clear()
     await eventually(forgotten)
     assert await scalar(db, tenant, "SELECT event_id FROM {schema}.inbox WHERE consumer = :c", c=name) == "recent"
+    assert schema_for(tenant) not in db.used_at  # a chore, not a use (busy.py would look there for work)
     assert await scalar(db, tenant, "SELECT count(*) FROM {schema}.inbox WHERE consumer = 'someone-else'") == 1
 
 

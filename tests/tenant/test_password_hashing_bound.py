@@ -26,9 +26,10 @@ from tests.tenant.harness import ADMIN_EMAIL, ADMIN_PASSWORD, failure_of, one_sl
 class _CountingHasher(PasswordHasher):
     """argon2 as it is, counting how many hashes run at the same moment."""
 
-    def __init__(self) -> None:
+    def __init__(self, gate: threading.Event | None = None) -> None:
         super().__init__()
         self._lock = threading.Lock()
+        self._gate = gate  # when given, a verification does not end before it is set
         self.running = 0
         self.most = 0
 
@@ -37,6 +38,8 @@ class _CountingHasher(PasswordHasher):
             self.running += 1
             self.most = max(self.most, self.running)
         try:
+            if self._gate is not None:
+                self._gate.wait(10)
             return super().verify(hash, password)
         finally:
             with self._lock:
@@ -54,14 +57,21 @@ async def test_a_burst_of_verifications_runs_at_most_the_cap_at_once_and_all_fin
 
 
 async def test_a_cancelled_login_keeps_its_slot_until_its_hash_is_done() -> None:
-    hasher = _CountingHasher()
-    passwords = Passwords(hasher, concurrency=1, queue_seconds=60)
+    gate = threading.Event()
+    hasher = _CountingHasher(gate)
+    passwords = Passwords(hasher, concurrency=1, queue_seconds=0.2)
     stored = await passwords.hash("secret")
     first = asyncio.create_task(passwords.verify(stored, "secret"))
-    await asyncio.sleep(0.005)
+    for _ in range(500):  # until its hash runs (holding the one slot)
+        if hasher.running:
+            break
+        await asyncio.sleep(0.01)
     first.cancel()
-    second = await passwords.verify(stored, "secret")
-    assert second is True and hasher.most == 1
+    with pytest.raises(ResourceExhausted):  # its hash still runs: the slot is not free
+        await passwords.verify(stored, "secret")
+    gate.set()
+    assert await passwords.verify(stored, "secret") is True  # free once that hash is done
+    assert hasher.most == 1
     await passwords.close()
 
 

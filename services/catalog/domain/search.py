@@ -24,7 +24,14 @@ from typing import Any
 from services.catalog.domain import filtering
 from services.catalog.domain.filtering import AllOf, Compare, Expr, Member
 from services.catalog.domain.ids import is_product_id
-from services.catalog.domain.product import ATTRIBUTE_KEY_MAX, CATEGORY_MAX, PRICE_MAX, ProductStatus, requested_status
+from services.catalog.domain.product import (
+    ATTRIBUTE_KEY_MAX,
+    CATEGORY_MAX,
+    PRICE_MAX,
+    TITLE_MAX,
+    ProductStatus,
+    requested_status,
+)
 from services.catalog.domain.visibility import SHOPPER_VISIBLE, listed_statuses, sees_every_status
 from services.runtime import paging
 from services.runtime.context import Caller
@@ -35,7 +42,9 @@ QUERY_MAX = 200
 # The relevance order returns this many results at most (like every search engine does):
 # the best ones. Sort by another key, or narrow the filter, to go through more.
 RELEVANCE_MAX = 10_000
-TOKEN_MAX = 2400
+# A token holds the sort key: a title sorted on is up to TITLE_MAX characters, each up to 12 bytes
+# in JSON (an emoji is two \u escapes), plus ~300 of the rest, then base64 (4/3).
+TOKEN_MAX = 4 * (TITLE_MAX * 12 + 300) // 3
 FACETS_MAX = 10
 PRICE_BUCKETS_MAX = 20
 DEFAULT_PRICE_BUCKETS = (1000, 2500, 5000, 10000, 25000, 50000, 100000)
@@ -96,7 +105,6 @@ class FacetSpec:
         return self.category or bool(self.attributes) or bool(self.price_buckets)
 
 
-NO_FACETS = FacetSpec(False, (), ())
 
 
 def facet_spec(facets: list[str], price_buckets: list[int]) -> FacetSpec:

@@ -48,7 +48,6 @@ _COLUMNS_OF = {"category": "category", "sku": "sku", "price": "price_minor", "cu
 _CASTS = {"category": "text", "sku": "text", "price": "bigint", "currency": "text", "status": "text",
           "create_time": "timestamptz"}
 _SQL_OPS = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
-_SORT_COLUMNS = {SortKey.PRICE: "price_minor", SortKey.CREATE_TIME: "create_time", SortKey.TITLE: "lower(title)"}
 
 # The tenant's language, and the words of a query that no product's title, category or
 # attribute values hold, each with the known words closest to it: those it begins (as

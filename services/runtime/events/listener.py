@@ -10,9 +10,8 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import structlog
-from sqlalchemy.engine import make_url
 
-from services.runtime.db import Database
+from services.runtime.db import Database, plain_url
 from services.runtime.tasks import cancel_and_wait
 
 log = structlog.get_logger("commerce.events.listener")
@@ -20,8 +19,7 @@ _MAX_RETRY_SECONDS = 5.0
 
 
 def listener_dsn(db: Database) -> str:
-    url = make_url(db.listen_url).set(drivername="postgresql", database=db.database)
-    return url.render_as_string(hide_password=False)
+    return plain_url(db.listen_url, db.database)
 
 
 class Listener:
